@@ -1,0 +1,29 @@
+# The doors: `make run`, `make test`, `make bench`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+WORKSPACE ?= workspace
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint demo clean-workspace
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m core demo-workspace $(WORKSPACE)
+	CXR_WORKSPACE=$(WORKSPACE) $(PY) -m streamlit run streamlit_app.py
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m benchmarks $(if $(QUICK),--quick,)
+
+lint: $(STAMP)
+	$(PY) -m ruff check core pages tests benchmarks streamlit_app.py
+
+demo: $(STAMP)
+	$(PY) -m core demo-workspace $(WORKSPACE)
