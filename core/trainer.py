@@ -156,7 +156,7 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
-                running += float(loss) * v1.shape[0]
+                running += loss.item() * v1.shape[0]
                 n += v1.shape[0]
                 images_seen += v1.shape[0]
                 done = epoch * self.steps_per_epoch + step + 1
