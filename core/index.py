@@ -1,0 +1,363 @@
+"""FAISS inner-product index over L2-normalised embeddings, saved with a run.
+
+Inner product on unit vectors is cosine similarity. Two kinds:
+- 'exact': `faiss.IndexFlatIP`, brute force with BLAS; right up to a few hundred thousand
+  vectors (4 * D bytes per vector).
+- 'hnsw': `faiss.IndexHNSWFlat(d, M, METRIC_INNER_PRODUCT)`, a graph index for millions of
+  vectors; approximate, with recall set by `efSearch` at query time. It stores the vectors
+  plus about 8 * M bytes of links per vector.
+'auto' picks exact below `exact_below` vectors and HNSW above.
+
+`save(path)` writes the FAISS file at `path` and its settings (kind, M, efSearch) beside it
+in `path + '.json'`, so `load` restores the search settings FAISS does not persist.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+import faiss
+import numpy as np
+
+KINDS = ("exact", "hnsw")
+_NORM_TOL = 1e-2
+_FORMAT = 1
+_ADD_CHUNK = 65_536  # rows copied to float32 at a time when streaming shards
+
+
+class Neighbours(NamedTuple):
+    """Top-k search result; unpacks as `(scores, ids)`.
+
+    scores: (Q, k) float32 cosine similarities, best first, -inf where padded.
+    ids: (Q, k) int64 positions in the index, -1 where padded (k > ntotal, or HNSW found fewer).
+    """
+
+    scores: np.ndarray
+    ids: np.ndarray
+
+
+def validate_vectors(
+    vectors: np.ndarray, dim: int | None = None, name: str = "vectors"
+) -> np.ndarray:
+    """Check an embedding matrix and return it as contiguous float32.
+
+    Args:
+        vectors: (N, D) array of L2-normalised rows (N may be 0).
+        dim: expected D, or None to accept any D >= 1.
+        name: what to call the array in error messages.
+
+    Returns:
+        (N, D) C-contiguous float32 array (the input itself when already so).
+
+    Raises:
+        ValueError: wrong shape or dimension, NaN/inf values, or rows not of unit norm.
+    """
+    arr = np.asarray(vectors)
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must be a 2-D (N, D) array, got shape {arr.shape}")
+    if dim is not None and arr.shape[1] != dim:
+        raise ValueError(f"{name} have dimension {arr.shape[1]}, the index has {dim}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{name} must be floating point, got {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contain NaN or infinite values")
+    if arr.shape[0]:
+        norms = np.linalg.norm(arr, axis=1)  # (N,)
+        worst = int(np.abs(norms - 1.0).argmax())
+        if abs(norms[worst] - 1.0) > _NORM_TOL:
+            raise ValueError(
+                f"{name} must be L2-normalised: row {worst} has norm {norms[worst]:.4f}"
+            )
+    return arr
+
+
+def _choose_kind(kind: str, n: int, exact_below: int) -> str:
+    if kind == "auto":
+        return "exact" if n < exact_below else "hnsw"
+    if kind not in KINDS:
+        raise ValueError(f"unknown index kind {kind!r}; choose auto, exact or hnsw")
+    return kind
+
+
+class VectorIndex:
+    """A FAISS cosine-similarity index with its kind and search settings."""
+
+    def __init__(self, index: faiss.Index, kind: str, hnsw_m: int = 32, ef_search: int = 128):
+        """Wrap an existing FAISS index; prefer `create`, `build` or `load`."""
+        self._index = index
+        self._kind = kind
+        self._hnsw_m = hnsw_m
+        self.ef_search = ef_search
+
+    @property
+    def ef_search(self) -> int:
+        """HNSW candidate list size at query time (unused for 'exact')."""
+        return self._ef_search
+
+    @ef_search.setter
+    def ef_search(self, value: int) -> None:
+        if int(value) < 1:
+            raise ValueError(f"ef_search must be >= 1, got {value}")
+        self._ef_search = int(value)
+
+    @classmethod
+    def create(
+        cls,
+        dim: int,
+        kind: str = "exact",
+        *,
+        hnsw_m: int = 32,
+        ef_search: int = 128,
+        ef_construction: int = 100,
+    ) -> VectorIndex:
+        """Make an empty index to `add` vectors to.
+
+        Args:
+            dim: vector dimension D.
+            kind: 'exact' or 'hnsw'.
+            hnsw_m: HNSW links per node (memory ~8*M bytes/vector; higher = better recall).
+            ef_search: HNSW candidate list size at query time (higher = better recall, slower).
+            ef_construction: HNSW candidate list size while building.
+
+        Returns:
+            An empty VectorIndex.
+        """
+        if dim < 1:
+            raise ValueError(f"dimension must be >= 1, got {dim}")
+        kind = _choose_kind(kind, 0, 1)
+        if kind == "exact":
+            return cls(faiss.IndexFlatIP(dim), "exact", hnsw_m, ef_search)
+        if hnsw_m < 2 or ef_search < 1 or ef_construction < 1:
+            raise ValueError("hnsw_m must be >= 2 and ef_search, ef_construction >= 1")
+        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = ef_construction
+        return cls(index, "hnsw", hnsw_m, ef_search)
+
+    @classmethod
+    def build(
+        cls,
+        vectors: np.ndarray,
+        kind: str = "auto",
+        *,
+        exact_below: int = 200_000,
+        hnsw_m: int = 32,
+        ef_search: int = 128,
+        ef_construction: int = 100,
+    ) -> VectorIndex:
+        """Build an index over a matrix of embeddings.
+
+        Args:
+            vectors: (N, D) float32 L2-normalised embeddings; row i gets id i.
+            kind: 'auto' (exact if N < exact_below, else HNSW), 'exact' or 'hnsw'.
+            exact_below: size at which 'auto' switches to HNSW.
+            hnsw_m, ef_search, ef_construction: HNSW settings (see `create`).
+
+        Returns:
+            The filled VectorIndex.
+        """
+        vecs = validate_vectors(vectors)
+        if vecs.shape[0] == 0:
+            raise ValueError("cannot build an index from zero vectors")
+        index = cls.create(
+            vecs.shape[1],
+            _choose_kind(kind, vecs.shape[0], exact_below),
+            hnsw_m=hnsw_m,
+            ef_search=ef_search,
+            ef_construction=ef_construction,
+        )
+        index.add(vecs)
+        return index
+
+    @classmethod
+    def build_from_shards(
+        cls,
+        shard_paths: Iterable[str | os.PathLike],
+        kind: str = "auto",
+        *,
+        exact_below: int = 200_000,
+        hnsw_m: int = 32,
+        ef_search: int = 128,
+        ef_construction: int = 100,
+    ) -> VectorIndex:
+        """Build an index from .npy shards without loading them all into memory.
+
+        Each shard is memory-mapped and added in chunks, so peak memory is the index plus
+        one chunk. Ids follow the shard order: shard 0 rows first.
+
+        Args:
+            shard_paths: .npy files, each an (N_i, D) array of L2-normalised rows, same D.
+            kind, exact_below, hnsw_m, ef_search, ef_construction: as in `build`, with 'auto'
+                deciding on the total row count.
+
+        Returns:
+            The filled VectorIndex.
+        """
+        shards = []
+        for path in shard_paths:
+            try:
+                shard = np.load(path, mmap_mode="r")  # header only; rows stay on disk
+            except (OSError, ValueError) as err:
+                raise ValueError(f"cannot read embedding shard {path}: {err}") from err
+            if shard.ndim != 2 or shard.shape[1] == 0:
+                raise ValueError(f"embedding shard {path} is not an (N, D) array: {shard.shape}")
+            if shards and shard.shape[1] != shards[0][1].shape[1]:
+                raise ValueError(
+                    f"embedding shard {path} has dimension {shard.shape[1]}, "
+                    f"{shards[0][0]} has {shards[0][1].shape[1]}"
+                )
+            shards.append((path, shard))
+        if not shards:
+            raise ValueError("no embedding shards given")
+        total = sum(shard.shape[0] for _, shard in shards)
+        if total == 0:
+            raise ValueError("the embedding shards hold zero vectors")
+        index = cls.create(
+            shards[0][1].shape[1],
+            _choose_kind(kind, total, exact_below),
+            hnsw_m=hnsw_m,
+            ef_search=ef_search,
+            ef_construction=ef_construction,
+        )
+        for path, shard in shards:
+            for start in range(0, shard.shape[0], _ADD_CHUNK):
+                chunk = shard[start : start + _ADD_CHUNK]  # (<=chunk, D) read from disk
+                try:
+                    index.add(chunk)
+                except ValueError as err:
+                    raise ValueError(f"embedding shard {path}, rows from {start}: {err}") from err
+        return index
+
+    def add(self, vectors: np.ndarray) -> None:
+        """Append vectors; they get ids ntotal, ntotal + 1, ...
+
+        Args:
+            vectors: (N, D) float32 L2-normalised rows.
+        """
+        vecs = validate_vectors(vectors, self.dim)
+        if vecs.shape[0]:
+            self._index.add(vecs)
+
+    def search(self, queries: np.ndarray, k: int) -> Neighbours:
+        """Find the k most similar indexed vectors for each query.
+
+        Args:
+            queries: (Q, D) or (D,) float32 L2-normalised queries.
+            k: neighbours per query, >= 1. FAISS is asked for min(k, ntotal); columns past
+                that are padded with id -1 and score -inf.
+
+        Returns:
+            Neighbours(scores (Q, k), ids (Q, k)), best first.
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        q = np.asarray(queries)
+        q = validate_vectors(q[None, :] if q.ndim == 1 else q, self.dim, name="queries")
+        scores = np.full((q.shape[0], k), -np.inf, dtype=np.float32)  # (Q, k)
+        ids = np.full((q.shape[0], k), -1, dtype=np.int64)  # (Q, k)
+        k_eff = min(k, self.ntotal)
+        if k_eff == 0 or q.shape[0] == 0:
+            return Neighbours(scores, ids)
+        if self._kind == "hnsw":
+            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k_eff))
+            found_s, found_i = self._index.search(q, k_eff, params=params)  # (Q, k_eff)
+        else:
+            found_s, found_i = self._index.search(q, k_eff)  # (Q, k_eff)
+        scores[:, :k_eff] = np.where(found_i >= 0, found_s, -np.inf)
+        ids[:, :k_eff] = found_i
+        return Neighbours(scores, ids)
+
+    @property
+    def kind(self) -> str:
+        """'exact' or 'hnsw'."""
+        return self._kind
+
+    @property
+    def ntotal(self) -> int:
+        """Number of indexed vectors."""
+        return int(self._index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension D."""
+        return int(self._index.d)
+
+    @property
+    def hnsw_m(self) -> int:
+        """HNSW links per node (unused for 'exact')."""
+        return self._hnsw_m
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the index to `path` and its settings to `path + '.json'`, each atomically.
+
+        Args:
+            path: destination file, e.g. run_dir / 'index.faiss'.
+        """
+        path = Path(path)
+        meta = {
+            "format": _FORMAT,
+            "kind": self._kind,
+            "dim": self.dim,
+            "ntotal": self.ntotal,
+            "hnsw_m": self._hnsw_m,
+            "ef_search": self.ef_search,
+            "faiss_version": faiss.__version__,
+        }
+        if self._kind == "hnsw":
+            self._index.hnsw.efSearch = self.ef_search  # so a bare faiss.read_index has it too
+        # Write to a temporary name then rename, so a crash never leaves half an index.
+        tmp = path.with_name(path.name + ".tmp")
+        faiss.write_index(self._index, str(tmp))
+        os.replace(tmp, path)
+        meta_path = _meta_path(path)
+        tmp_meta = meta_path.with_name(meta_path.name + ".tmp")
+        tmp_meta.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp_meta, meta_path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> VectorIndex:
+        """Read an index written by `save`.
+
+        Args:
+            path: the FAISS file given to `save`.
+
+        Returns:
+            The VectorIndex with its saved kind and efSearch.
+
+        Raises:
+            FileNotFoundError: the index or its settings file is missing.
+            ValueError: either file is unreadable or they disagree.
+        """
+        path = Path(path)
+        meta_path = _meta_path(path)
+        for p in (path, meta_path):
+            if not p.is_file():
+                raise FileNotFoundError(f"no index file at {p}")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            kind, hnsw_m, ef_search = meta["kind"], int(meta["hnsw_m"]), int(meta["ef_search"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"index settings {meta_path} are unreadable: {err}") from err
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as err:
+            raise ValueError(f"index file {path} is unreadable or corrupt") from err
+        expected = faiss.IndexHNSWFlat if kind == "hnsw" else faiss.IndexFlatIP
+        if kind not in KINDS or not isinstance(index, expected):
+            raise ValueError(f"index file {path} does not hold a {kind!r} index")
+        if index.metric_type != faiss.METRIC_INNER_PRODUCT:
+            raise ValueError(f"index file {path} does not use inner-product similarity")
+        if index.ntotal != meta.get("ntotal") or index.d != meta.get("dim"):
+            raise ValueError(f"index file {path} does not match its settings {meta_path}")
+        return cls(index, kind, hnsw_m, ef_search)
+
+    def __repr__(self) -> str:
+        return f"VectorIndex(kind={self._kind!r}, ntotal={self.ntotal}, dim={self.dim})"
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
