@@ -21,8 +21,14 @@ def resolve_device(name: str = "auto") -> torch.device:
 def cpu_has_bf16() -> bool:
     """True when the CPU runs bf16 matmuls natively (AVX512-BF16 or AMX)."""
     try:
-        return bool(torch._C._cpu._is_avx512_bf16_supported() or torch._C._cpu._is_amx_tile_supported())
-    except AttributeError:
+        flags = open("/proc/cpuinfo").read()
+        if "avx512_bf16" in flags or "amx_bf16" in flags:
+            return True
+    except OSError:
+        pass
+    try:  # elsewhere (macOS, Windows) ask oneDNN
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
         return False
 
 
