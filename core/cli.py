@@ -13,11 +13,12 @@ from pathlib import Path
 
 from core.config import ARCHS, PRESETS, ConfigError
 from core.data import DatasetError
+from core.demo_data import DemoDataError
 from core.imageio import ImageReadError
 from core.model import WeightsError
 from core.runs import RunError
 
-USER_ERRORS = (DatasetError, ConfigError, RunError, WeightsError, ImageReadError,
+USER_ERRORS = (DatasetError, DemoDataError, ConfigError, RunError, WeightsError, ImageReadError,
                FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 

@@ -15,8 +15,8 @@ from core.imageio import load_image
 from core.index import VectorIndex
 from core.model import SimCLRModel, WeightsError, build_model
 from core.runs import RunError, RunPaths
-from core.transforms import eval_view
 from core.trainer import load_checkpoint
+from core.transforms import eval_view
 
 
 @dataclass(frozen=True)

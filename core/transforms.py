@@ -47,7 +47,8 @@ class XRayViews:
     Input: (1, S, S) uint8 tensor. Output: two (1, size, size) float32 tensors.
     """
 
-    def __init__(self, size: int, cfg: AugmentConfig = AugmentConfig()) -> None:
+    def __init__(self, size: int, cfg: AugmentConfig | None = None) -> None:
+        cfg = cfg or AugmentConfig()
         steps: list = [
             v2.RandomResizedCrop(size, scale=(cfg.crop_scale_min, 1.0), ratio=(0.85, 1.18),
                                  antialias=True),

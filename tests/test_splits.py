@@ -24,7 +24,7 @@ def test_patient_disjoint():
     s = _samples()
     splits = assign_splits(s, seed=3)
     where = {}
-    for sample, split in zip(s, splits):
+    for sample, split in zip(s, splits, strict=False):
         where.setdefault(sample.patient_id, set()).add(split)
     assert all(len(v) == 1 for v in where.values())
 
@@ -33,7 +33,7 @@ def test_stratified_near_80_10_10():
     s = _samples(n_per_class=100, per_patient=1)
     splits = assign_splits(s, seed=0)
     for label in ("A", "B", "C"):
-        counts = Counter(sp for sm, sp in zip(s, splits) if sm.label == label)
+        counts = Counter(sp for sm, sp in zip(s, splits, strict=False) if sm.label == label)
         assert counts == {"train": 80, "val": 10, "test": 10}
 
 
