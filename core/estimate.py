@@ -35,19 +35,25 @@ def _builtin_rate(image_size: int, arch: str, device: str) -> float:
 
 
 def measured_rate(runs_dir: Path, image_size: int, arch: str, device: str) -> tuple[float, str] | None:
-    """Images/s of the newest past run with the same arch and device, scaled to `image_size`."""
+    """Images/s of the newest past run with the same arch and device, scaled to `image_size`.
+
+    Only runs at an image size within a factor of two count: at very small sizes the
+    per-epoch overhead (loader start, validation) dominates and the px^2 scaling breaks.
+    The first epoch (warm-up) is left out when there are later ones.
+    """
     for run in list_runs(runs_dir):
         config = read_json(run / "config.json", default={}) or {}
         report = read_json(run / "report.json", default={}) or {}
         rates = [r["images_per_s"] for r in read_jsonl(run / "metrics.jsonl") if r.get("images_per_s")]
+        rates = rates[1:] or rates
         run_device = str(report.get("device") or config.get("train", {}).get("device", "cpu"))
         size = config.get("train", {}).get("image_size")
         if not rates or not size or config.get("model", {}).get("arch") != arch:
             continue
-        if run_device.split(":")[0] != device:
+        if run_device.split(":")[0] != device or not 0.5 <= size / image_size <= 2:
             continue
         rate = statistics.median(rates) * (size / image_size) ** 2
-        return rate, f"measured on run '{run.name}' ({statistics.median(rates):.1f} img/s at {size} px)"
+        return rate, f"measured on run '{run.name}', {statistics.median(rates):.1f} img/s at {size} px"
     return None
 
 
@@ -70,7 +76,8 @@ def estimate_training(n_images: int, epochs: int, image_size: int, arch: str = "
         rate, basis = found
     else:
         rate = _builtin_rate(image_size, arch, device)
-        basis = f"built-in figure for {arch} on {device} ({rate:.1f} img/s at {image_size} px)"
+        where = "a GPU" if device == "cuda" else f"{os.cpu_count() or 2} CPU cores"
+        basis = f"a built-in figure for {arch} on {where}, {rate:.1f} img/s at {image_size} px"
     per_epoch = n_images * (TRAIN_SHARE + VAL_SHARE * FORWARD_ONLY)
     seconds = (epochs * per_epoch + n_images * FORWARD_ONLY) / max(rate, 1e-9)
     return TrainEstimate(round(seconds, 1), round(rate, 2), found is not None, basis)

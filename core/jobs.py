@@ -330,3 +330,21 @@ def first_start(workspace: Workspace) -> Job | None:
         if workspace.dataset_path is None and not list_runs(workspace.runs_dir):
             ensure_demo_workspace(workspace.root)
         return start_demo_if_empty(workspace)
+
+
+def log_tail(run_dir: Path, lines: int = 40, max_bytes: int = 64_000) -> str:
+    """The last `lines` lines of the run's train.log ('' when there is none yet).
+
+    Reads only the file's last `max_bytes`, so a long log costs the same as a short one.
+    """
+    path = RunPaths(Path(run_dir)).log
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace").replace("\r", "\n")  # tqdm redraws with \r
+    return "\n".join([t for t in text.splitlines() if t.strip()][-lines:])

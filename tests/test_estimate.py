@@ -26,11 +26,12 @@ def test_measured_run_gives_the_rate(tmp_path: Path) -> None:
         {"model": {"arch": "resnet18"}, "train": {"image_size": 32, "device": "auto"}}))
     (run / "report.json").write_text(json.dumps({"device": "cpu"}))
     (run / "metrics.jsonl").write_text("".join(
-        json.dumps({"epoch": i, "images_per_s": r}) + "\n" for i, r in enumerate((30.0, 40.0, 50.0))))
+        json.dumps({"epoch": i, "images_per_s": r}) + "\n" for i, r in enumerate((5.0, 30.0, 50.0))))
     e = estimate_training(100, 3, 64, runs_dir=tmp_path / "runs")
     assert e.measured and "r1" in e.basis
-    assert e.images_per_s == pytest.approx(40.0 / 4)  # median, scaled by (32/64)^2
+    assert e.images_per_s == pytest.approx(40.0 / 4)  # median after warm-up, scaled by (32/64)^2
     # 3 epochs x (80 train + 10 val / 3) + 100 embedded / 3, at 10 img/s
     assert e.seconds == pytest.approx((3 * (80 + 10 / 3) + 100 / 3) / 10, abs=0.1)
     assert not estimate_training(100, 3, 64, arch="resnet50", runs_dir=tmp_path / "runs").measured
     assert not estimate_training(100, 3, 64, device="cuda", runs_dir=tmp_path / "runs").measured
+    assert not estimate_training(100, 3, 224, runs_dir=tmp_path / "runs").measured  # 32 px is too far

@@ -149,3 +149,10 @@ def test_demo_run_not_started_on_a_users_dataset(tmp_path: Path, demo_set: Path)
     assert jobs.start_demo_if_empty(ws) is None
     assert jobs.first_start(ws) is None
     assert not ws.runs_dir.exists()
+
+
+def test_log_tail_reads_the_last_lines(tmp_path: Path) -> None:
+    assert jobs.log_tail(tmp_path) == ""
+    (tmp_path / "train.log").write_text("".join(f"line {i}\n" for i in range(1000)) + "a\rb\n")
+    assert jobs.log_tail(tmp_path, lines=3) == "line 999\na\nb"
+    assert jobs.log_tail(tmp_path, lines=5, max_bytes=20).splitlines()[-1] == "b"

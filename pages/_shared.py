@@ -1,0 +1,244 @@
+"""View helpers shared by every page: the workspace sidebar, cached loaders, small widgets.
+
+Each page starts with `ws = workspace_ui()` (it draws the sidebar once and returns the
+Workspace), then reads through the cached loaders below. Nothing the app needs lives only
+in session state: the workspace folder is also kept in the URL (`?workspace=...`), and
+everything else in the workspace folder itself.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core.data import DatasetError, scan_dataset
+from core.embeddings import Embeddings
+from core.folder_access import FolderNotAllowed, allowed_roots, check_allowed
+from core.retrieval import Searcher
+from core.runs import RunPaths, list_runs, read_json, read_jsonl, read_status
+from core.workspace import Workspace, run_summary, workspace_root
+
+_WS_KEY = "cxr_workspace"  # the chosen folder (session state + URL), not a widget key
+SYNTHETIC_NOTE = "SYNTHETIC demo data: computer-generated phantoms, not patient images."
+
+
+def _stamp(path: Path) -> float:
+    """A file's mtime (0 when missing): part of cache keys, so a retrained run reloads."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+# ---- workspace and active run -------------------------------------------------------------
+
+def _chosen_folder(default: Path) -> Path:
+    """The session's folder, else the URL's (after a refresh), else $CXR_WORKSPACE/./workspace."""
+    value = st.session_state.get(_WS_KEY) or st.query_params.get("workspace")
+    if value:
+        try:
+            return check_allowed(value, allowed_roots(default))
+        except FolderNotAllowed as e:
+            st.sidebar.error(str(e))
+    return default
+
+
+def workspace_ui() -> Workspace:
+    """Sidebar: the workspace folder (changeable, remembered in the URL) and the active run.
+
+    Returns:
+        The Workspace the page should show.
+    """
+    default = workspace_root()
+    folder = _chosen_folder(default)
+    st.session_state[_WS_KEY] = str(folder)
+    if folder != default:  # navigation clears the URL's parameters: put it back every run
+        st.query_params["workspace"] = str(folder)
+    elif "workspace" in st.query_params:
+        del st.query_params["workspace"]
+    with st.sidebar:
+        typed = st.text_input("Workspace folder", value=str(folder),
+                              help="Datasets, runs and reviews live here. "
+                                   "Default: $CXR_WORKSPACE or ./workspace.")
+        if typed.strip() and typed.strip() != str(folder):
+            try:
+                new = check_allowed(typed, allowed_roots(default))
+                st.session_state[_WS_KEY] = str(new)
+                st.rerun()
+            except FolderNotAllowed as e:
+                st.error(str(e))
+        ws = Workspace(folder)
+        _active_run_sidebar(ws)
+    return ws
+
+
+def finished_runs(ws: Workspace) -> list[Path]:
+    """Runs with an index (usable for search), newest first."""
+    return [r for r in list_runs(ws.runs_dir) if RunPaths(r).index.is_file()]
+
+
+def _active_run_sidebar(ws: Workspace) -> None:
+    runs = finished_runs(ws)
+    if not runs:
+        st.caption("Active model: none yet (train one on the Train page).")
+        return
+    active = ws.active_run
+    names = [r.name for r in runs]
+    index = names.index(active.name) if active is not None and active.name in names else 0
+    choice = st.selectbox("Active model", names, index=index,
+                          help="The run whose model and index Search, the Map and Duplicates use.")
+    if active is None or choice != active.name:
+        ws.update(active_run=str(runs[names.index(choice)]))
+    row = load_run_summary(runs[names.index(choice)])
+    if row.get("map_at_r") is not None:
+        st.caption(f"P@5 {row['precision_at_5']:.3f} · mAP@R {row['map_at_r']:.3f}")
+
+
+def dataset_is_synthetic(ws: Workspace) -> bool:
+    """True when the workspace's dataset is the generated demo set."""
+    path = ws.dataset_path
+    return bool(ws.settings().get("synthetic")) or (path is not None and (path / "demo.json").is_file())
+
+
+def synthetic_banner(ws: Workspace) -> None:
+    """Say, where demo data shows, that it is SYNTHETIC."""
+    if dataset_is_synthetic(ws):
+        st.info(SYNTHETIC_NOTE, icon=":material/science:")
+
+
+# ---- cached loaders -------------------------------------------------------------------------
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model and its index…")
+def _searcher(run_dir: str, stamp: float) -> Searcher:
+    return Searcher(run_dir)
+
+
+def get_searcher(run_dir: Path) -> Searcher:
+    """The run's Searcher, shared by all sessions (eval mode; do not mutate it)."""
+    return _searcher(str(run_dir), _stamp(RunPaths(run_dir).index))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _embeddings(run_dir: str, stamp: float) -> Embeddings:
+    return Embeddings.load(run_dir)
+
+
+def load_embeddings(run_dir: Path) -> Embeddings:
+    """The run's embeddings (paths, labels, splits, vectors), cached per file version."""
+    return _embeddings(str(run_dir), _stamp(RunPaths(run_dir).embeddings))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _json(path: str, stamp: float) -> Any:
+    return read_json(Path(path), default=None)
+
+
+def load_json(path: Path) -> Any:
+    """A JSON file (None when missing or unreadable), cached per file version."""
+    return _json(str(path), _stamp(path))
+
+
+def load_run_summary(run_dir: Path) -> dict[str, Any]:
+    """core.workspace.run_summary, recomputed only when the run's report or evaluation changes."""
+    paths = RunPaths(run_dir)
+    return _summary(str(run_dir), _stamp(paths.report), _stamp(paths.evaluation), _stamp(paths.status))
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _summary(run_dir: str, *stamps: float) -> dict[str, Any]:
+    return run_summary(Path(run_dir))
+
+
+@st.cache_data(max_entries=8, ttl=30, show_spinner="Reading the dataset folder…")
+def _dataset_overview(path: str, stamp: float) -> dict[str, Any]:
+    try:
+        d = scan_dataset(path)
+    except DatasetError as e:
+        return {"error": str(e)}
+    return {"name": d.root.name, "path": str(d.root), "layout": d.layout, "n_images": len(d.samples),
+            "class_counts": d.class_counts(), "n_skipped": len(d.skipped),
+            "skipped": [(s.path, s.reason) for s in d.skipped[:200]], "has_patients": d.has_patients()}
+
+
+def dataset_overview(path: Path) -> dict[str, Any]:
+    """Name, layout, image and class counts of a dataset folder, or {"error": one line}."""
+    return _dataset_overview(str(path), _stamp(path) + _stamp(path / "manifest.csv"))
+
+
+def runs_table(ws: Workspace) -> pd.DataFrame:
+    """One row per run (core.workspace.run_summary), newest first."""
+    return pd.DataFrame([load_run_summary(r) for r in list_runs(ws.runs_dir)])
+
+
+# ---- small widgets -----------------------------------------------------------------------
+
+def format_seconds(seconds: float | None) -> str:
+    """90 -> '1 min 30 s'; None -> '—'."""
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "—"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def progress_line(run_dir: Path) -> tuple[float, str]:
+    """Fraction done and one line (state, epoch, step, ETA) for a run's progress bar."""
+    status = read_status(run_dir)
+    state = status.get("state", "new")
+    step, total = status.get("step") or 0, status.get("total") or 0
+    if state in ("embedding", "evaluating", "finished"):
+        fraction = 1.0
+    else:
+        fraction = min(step / total, 1.0) if total else 0.0
+    parts = [state]
+    if status.get("epochs"):
+        parts.append(f"epoch {status.get('epoch', 0)}/{status['epochs']}")
+    if total and state == "running":
+        parts.append(f"step {step}/{total}")
+        parts.append(f"ETA {format_seconds(status.get('eta_s'))}")
+    if state == "starting":
+        parts.append("reading images")
+    if status.get("error"):
+        parts.append(f"error: {status['error']}")
+    return fraction, " · ".join(parts)
+
+
+def metrics_frame(run_dir: Path) -> pd.DataFrame:
+    """metrics.jsonl as a table: epoch, train_loss, val_loss, lr, seconds, images_per_s."""
+    return pd.DataFrame(read_jsonl(RunPaths(run_dir).metrics))
+
+
+def pending_pairs(ws: Workspace, run_dir: Path) -> int | None:
+    """Flagged duplicate pairs of the run that no reviewer has judged yet; None if unknown."""
+    try:
+        from core.duplicate_report import load_result
+        from core.reviews import ReviewStore, pair_key
+    except ImportError:  # the duplicate review is not part of this install
+        return None
+    try:
+        result = load_result(run_dir)
+        if result is None:
+            return None
+        flagged = result.flagged
+        if not ws.reviews_db.is_file():
+            return len(flagged)
+        reviewed = ReviewStore(ws.reviews_db, dataset=str(result.data_root)).current()
+        return sum(pair_key(p.a, p.b) not in reviewed for p in flagged)
+    except (OSError, ValueError, KeyError, TypeError, sqlite3.Error):
+        return None
+
+
+def flash(message: str | None = None) -> None:
+    """Keep a success message across st.rerun() (call with a message), or show it (without)."""
+    if message is not None:
+        st.session_state["cxr_flash"] = message
+    elif st.session_state.get("cxr_flash"):
+        st.success(st.session_state.pop("cxr_flash"))

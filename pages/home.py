@@ -1,0 +1,227 @@
+"""Home: the workspace at a glance (dataset, splits, active model, runs) and the ways in."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core import jobs
+from core.archive_zip import ArchiveError, dataset_dir_for, extract_dataset_zip
+from core.data import DatasetError, scan_dataset
+from core.folder_access import FolderNotAllowed, allowed_roots, check_allowed
+from core.runs import RunPaths, list_runs
+from core.workspace import Workspace, ensure_demo_workspace
+from pages._shared import (
+    dataset_is_synthetic,
+    dataset_overview,
+    flash,
+    load_json,
+    load_run_summary,
+    pending_pairs,
+    progress_line,
+    runs_table,
+    synthetic_banner,
+    workspace_ui,
+)
+
+
+def baseline_name(key: str) -> str:
+    """core.evaluate's keys (pixels_32, random_init_resnet18, imagenet_resnet18) in words."""
+    if key.startswith("pixels_"):
+        return f"baseline: raw pixels ({key.split('_')[1]} px)"
+    for prefix, words in (("random_init_", "random-init"), ("imagenet_", "ImageNet")):
+        if key.startswith(prefix):
+            return f"baseline: {words} {key.removeprefix(prefix)}"
+    return f"baseline: {key}"
+
+
+def first_start_ui(ws: Workspace) -> None:
+    """An empty workspace gets the demo set and a demo model training, without a click."""
+    if ws.dataset_path is not None or list_runs(ws.runs_dir):
+        jobs.start_demo_if_empty(ws)  # demo set chosen but never trained (e.g. a failed first start)
+        return
+    with st.spinner("First start: generating the SYNTHETIC demo set and starting a small demo model…"):
+        try:
+            jobs.first_start(ws)
+        except (jobs.JobError, DatasetError, OSError, ValueError) as e:
+            st.error(f"Could not prepare the demo: {e}")
+
+
+def training_panel(ws: Workspace) -> None:
+    """Progress of the running training; a full rerun when it ends (new model, new table)."""
+    job = jobs.running_job(ws)
+    if job is None:
+        if st.session_state.pop("home_watching", None):
+            st.rerun()
+        return
+    st.session_state["home_watching"] = job.name
+    fraction, line = progress_line(job.run_dir)
+    label = "demo model (SYNTHETIC data)" if job.name == jobs.DEMO_RUN else f"run '{job.name}'"
+    st.progress(fraction, text=f"Training the {label}: {line}")
+    st.page_link("pages/train.py", label="Watch the curves and the log on the Train page",
+                 icon=":material/monitoring:")
+
+
+def dataset_section(ws: Workspace) -> None:
+    st.subheader("Dataset")
+    if ws.dataset_path is None:
+        st.info("No dataset yet: use one of the ways in below.")
+        return
+    synthetic_banner(ws)
+    info = dataset_overview(ws.dataset_path)
+    if "error" in info:
+        st.error(info["error"])
+        return
+    cols = st.columns(4)
+    cols[0].metric("Dataset", info["name"] + (" (SYNTHETIC)" if dataset_is_synthetic(ws) else ""))
+    cols[1].metric("Images", f"{info['n_images']:,}")
+    cols[2].metric("Classes", len(info["class_counts"]))
+    cols[3].metric("Files skipped", info["n_skipped"])
+    counts = pd.DataFrame({"class": list(info["class_counts"]), "images": list(info["class_counts"].values())})
+    left, right = st.columns([2, 3])
+    left.dataframe(counts, hide_index=True)
+    right.bar_chart(counts, x="class", y="images", height=220)
+    st.caption(f"{info['path']} · layout: {info['layout']} · patient ids: "
+               f"{'yes (splits keep each patient in one split)' if info['has_patients'] else 'no'}")
+    if info["skipped"]:
+        with st.expander(f"{info['n_skipped']} files skipped"):
+            st.dataframe(pd.DataFrame(info["skipped"], columns=["file", "reason"]), hide_index=True)
+
+
+def active_model_section(ws: Workspace) -> None:
+    st.subheader("Active model")
+    run = ws.active_run
+    if run is None:
+        st.info("No trained model yet. Train one on the Train page (the demo trains by itself).")
+        return
+    row = load_run_summary(run)
+    report = load_json(RunPaths(run).report) or {}
+    evaluation = load_json(RunPaths(run).evaluation) or {}
+    index_meta = load_json(Path(str(RunPaths(run).index) + ".json")) or {}
+    cols = st.columns(5)
+    cols[0].metric("Run", run.name)
+    cols[1].metric("P@5", _fmt(row.get("precision_at_5")))
+    cols[2].metric("mAP", _fmt(row.get("map")))
+    cols[3].metric("mAP@R", _fmt(row.get("map_at_r")))
+    cols[4].metric("Index size", f"{index_meta.get('ntotal', report.get('n_images', 0)):,}")
+    splits = report.get("split_counts") or {}
+    pending = pending_pairs(ws, run)
+    facts = [f"{row.get('preset')} preset, {row.get('arch')}, {row.get('epochs_done')} epochs",
+             "splits: " + ", ".join(f"{k} {v}" for k, v in splits.items())]
+    if pending is not None:
+        facts.append(f"duplicate pairs awaiting review: {pending}")
+    st.caption(" · ".join(facts))
+    if report.get("data") and ws.dataset_path and Path(report["data"]) != ws.dataset_path.resolve():
+        st.warning(f"This model was trained on {report['data']}, not on the current dataset; "
+                   "train one on the Train page to search it.")
+    baselines = evaluation.get("baselines") or {}
+    if baselines:
+        rows = [{"model": f"this run ({run.name})", **_scores(evaluation)}]
+        rows += [{"model": baseline_name(k), **_scores(v)} for k, v in baselines.items()]
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        st.caption(f"Test split as queries ({evaluation.get('n_queries')}) against "
+                   f"{evaluation.get('n_gallery')} images: {evaluation.get('protocol', '')}")
+
+
+def _scores(d: dict) -> dict:
+    return {"P@1": d.get("precision_at_1"), "P@5": d.get("precision_at_5"),
+            "P@10": d.get("precision_at_10"), "mAP": d.get("map"), "mAP@R": d.get("map_at_r")}
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def runs_section(ws: Workspace) -> None:
+    table = runs_table(ws)
+    if table.empty:
+        return
+    st.subheader("Runs")
+    cols = [c for c in ("run", "state", "preset", "arch", "epochs_done", "epochs", "image_size",
+                        "best_val_loss", "precision_at_5", "map", "map_at_r", "wall_seconds")
+            if c in table]
+    st.dataframe(table[cols], hide_index=True, column_config={
+        "precision_at_5": st.column_config.NumberColumn("P@5", format="%.3f"),
+        "map": st.column_config.NumberColumn("mAP", format="%.3f"),
+        "map_at_r": st.column_config.NumberColumn("mAP@R", format="%.3f"),
+        "best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f"),
+        "wall_seconds": st.column_config.NumberColumn("wall time (s)", format="%.0f"),
+    })
+
+
+def use_dataset(ws: Workspace, root: Path, n_images: int, synthetic: bool = False) -> None:
+    ws.update(dataset=str(root), synthetic=synthetic)
+    flash(f"Now using {root.name}: {n_images:,} images. Train a model on it on the Train page.")
+    st.rerun()
+
+
+def ways_in(ws: Workspace) -> None:
+    st.subheader("Bring data in")
+    demo, folder, upload = st.tabs(["Synthetic demo set", "Folder on the server", "Upload a zip"])
+    with demo:
+        st.write("Generated chest-radiograph phantoms in four classes, with planted near-duplicates. "
+                 "**SYNTHETIC: no patient images.** Good for trying every page in minutes.")
+        if st.button("Use the synthetic demo set"):
+            ws.update(dataset=None)
+            with st.spinner("Generating the SYNTHETIC demo set…"):
+                info = ensure_demo_workspace(ws.root)
+            use_dataset(ws, ws.dataset_path or ws.root, info.n_images, synthetic=True)
+    with folder:
+        roots = allowed_roots(ws.root)
+        path = st.text_input("Folder on this server",
+                             placeholder=str(roots[-1] / "chest-xrays"),
+                             help="Class folders (<Label>/*.png|jpg|dcm), the Kaggle COVID-19 "
+                                  "Radiography layout, or a manifest.csv (file,label[,patient_id]).")
+        st.caption("Allowed under: " + ", ".join(f"`{r}`" for r in roots))
+        if st.button("Open folder"):
+            try:
+                dataset = scan_dataset(check_allowed(path, roots))
+            except (FolderNotAllowed, DatasetError) as e:
+                st.error(str(e))
+            else:
+                use_dataset(ws, dataset.root, len(dataset.samples))
+    with upload:
+        upload_ui(ws)
+
+
+def upload_ui(ws: Workspace) -> None:
+    limit_mb = int(st.get_option("server.maxUploadSize"))
+    st.write(f"A zip of class folders (`<Label>/<image>`), up to **{limit_mb} MB**. Larger "
+             "datasets: copy them to the server and use *Folder on the server* (or raise "
+             "`server.maxUploadSize` in `.streamlit/config.toml`).")
+    up = st.file_uploader("Zip of class folders", type=["zip"])
+    if up is None:
+        return
+    if up.size > limit_mb * 1024 * 1024:
+        st.error(f"{up.name} is {up.size / 1e6:.0f} MB, over the {limit_mb} MB upload limit.")
+        return
+    if not st.button(f"Unpack {up.name} and use it"):
+        return
+    dest = dataset_dir_for(ws.datasets_dir, up.name)
+    try:
+        with st.spinner(f"Unpacking {up.name}…"):
+            out = extract_dataset_zip(up, dest)
+        dataset = scan_dataset(out.root)
+    except ArchiveError as e:
+        st.error(str(e))
+        return
+    except DatasetError as e:
+        shutil.rmtree(dest, ignore_errors=True)
+        st.error(f"Unpacked, but not usable as a dataset: {e}")
+        return
+    use_dataset(ws, dataset.root, len(dataset.samples))
+
+
+ws = workspace_ui()
+st.title("Similar and near-duplicate chest X-rays")
+flash()
+first_start_ui(ws)
+running = jobs.running_job(ws) is not None
+st.fragment(training_panel, run_every=2 if running else None)(ws)
+dataset_section(ws)
+active_model_section(ws)
+runs_section(ws)
+ways_in(ws)

@@ -1,0 +1,217 @@
+"""Train: the recipe form, the running job (progress, curves, log), and the past runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import jobs
+from core.config import ARCHS, PRESETS, ConfigError
+from core.device import resolve_device
+from core.estimate import estimate_training
+from core.model import imagenet_weights_available
+from core.runs import RunPaths, list_runs, read_status
+from core.workspace import Workspace
+from pages._shared import (
+    dataset_overview,
+    flash,
+    format_seconds,
+    metrics_frame,
+    progress_line,
+    runs_table,
+    synthetic_banner,
+    workspace_ui,
+)
+
+RECIPES = {"seed": "Seed recipe (resnet18, 224 px, 50 epochs)", "quick": "Quick (96 px, ~5 CPU minutes per 1,000 images)"}
+RESUMABLE = ("stopped", "interrupted", "failed")
+
+
+def loss_figure(run_dir: Path) -> go.Figure | None:
+    """Train and validation NT-Xent per epoch."""
+    m = metrics_frame(run_dir)
+    if m.empty:
+        return None
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=m["epoch"], y=m["train_loss"], name="train", mode="lines+markers"))
+    if "val_loss" in m and m["val_loss"].notna().any():
+        fig.add_trace(go.Scatter(x=m["epoch"], y=m["val_loss"], name="validation", mode="lines+markers"))
+    fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), title="NT-Xent loss",
+                      xaxis_title="epoch", yaxis_title="loss", legend=dict(orientation="h", y=1.15))
+    return fig
+
+
+def live_panel(ws: Workspace, run_dir: Path) -> None:
+    """Progress, curves, throughput and log of one run; Stop and Resume."""
+    running = jobs.is_running(run_dir)
+    if st.session_state.get("train_was_running") and not running:
+        st.session_state["train_was_running"] = False
+        st.rerun()  # it ended: refresh the whole page (runs table, active model)
+    st.session_state["train_was_running"] = running
+    status = read_status(run_dir)
+    fraction, line = progress_line(run_dir)
+    st.progress(fraction, text=f"**{run_dir.name}**: {line}")
+    m = metrics_frame(run_dir)
+    cols = st.columns(4)
+    cols[0].metric("Epochs done", f"{len(m)}/{status.get('epochs') or '?'}")
+    cols[1].metric("Images/s", f"{m['images_per_s'].iloc[-1]:.1f}" if not m.empty else "—")
+    best = m["val_loss"].min() if not m.empty and "val_loss" in m and m["val_loss"].notna().any() else None
+    cols[2].metric("Best val loss", f"{best:.4f}" if best is not None else "—")
+    cols[3].metric("ETA", format_seconds(status.get("eta_s")) if running else "—")
+    fig = loss_figure(run_dir)
+    if fig is not None:
+        st.plotly_chart(fig, key=f"loss-{run_dir.name}")
+    buttons = st.columns([1, 1, 4])
+    if running and buttons[0].button("Stop", icon=":material/stop:", key="stop"):
+        jobs.stop(run_dir)
+        st.toast("Stopping after the current step; Resume continues from the last epoch.")
+    if not running and status.get("state") in RESUMABLE and (run_dir / jobs.JOB_FILE).is_file():
+        if buttons[1].button("Resume", icon=":material/play_arrow:", key="resume"):
+            try:
+                jobs.resume(run_dir, ws)
+            except jobs.JobError as e:
+                st.error(str(e))
+            else:
+                st.rerun()
+    with st.expander("Log", expanded=running or status.get("state") == "failed"):
+        st.code(jobs.log_tail(run_dir, lines=30) or "(no output yet)", language=None)
+
+
+def recipe_ui(ws: Workspace, n_images: int) -> tuple[str, dict, str] | None:
+    """The form: preset, settings, device and an estimate. Returns (preset, options, run name)."""
+    preset = st.segmented_control("Recipe", list(RECIPES), default="seed", required=True,
+                                  format_func=RECIPES.get, key="train_preset")
+    train, _ = PRESETS[preset]
+    k = f"train_{preset}_"  # one set of widgets per preset: switching shows that preset's values
+    c = st.columns(4)
+    arch = c[0].selectbox("Encoder", ARCHS, key=k + "arch")
+    cached = imagenet_weights_available(arch)
+    weights_options = ["imagenet", "none"]
+    default_weights = "imagenet" if preset == "seed" and cached else "none"
+    weights = c[1].selectbox("Initial weights", weights_options, index=weights_options.index(default_weights),
+                             key=k + "weights", format_func={"imagenet": "ImageNet", "none": "random (none)"}.get)
+    c[2].selectbox("Optimiser", ["Adam"], key=k + "opt", help="The trainer uses Adam.")
+    device_choice = c[3].selectbox("Device", ["auto", "cpu", "cuda"], key=k + "device")
+    c = st.columns(5)
+    epochs = c[0].number_input("Epochs", 1, 1000, train.epochs, key=k + "epochs")
+    batch = c[1].number_input("Batch size", 2, 4096, train.batch_size, key=k + "batch")
+    size = c[2].number_input("Image size (px)", 16, 1024, train.image_size, step=16, key=k + "size")
+    lr = c[3].number_input("Learning rate", 1e-6, 1.0, train.lr, format="%.4f", key=k + "lr")
+    temp = c[4].number_input("Temperature", 0.01, 10.0, train.temperature, format="%.2f", key=k + "temp")
+    if not cached:
+        st.caption(f"ImageNet weights for {arch} are not in the local torch cache, and this server may "
+                   "not download them: starting from random weights by default.")
+    elif preset == "quick":
+        st.caption("The quick preset starts from random weights (reproducible offline); ImageNet is an option.")
+    try:
+        device = resolve_device(device_choice)
+    except ConfigError as e:
+        st.error(str(e))
+        return None
+    gpu = f" ({_gpu_name()})" if device.type == "cuda" else " (no CUDA GPU visible)" if device_choice == "auto" else ""
+    est = estimate_training(n_images, int(epochs), int(size), arch, device.type, ws.runs_dir)
+    st.markdown(f"Will train on **{device.type}**{gpu}. Estimated time: **about {format_seconds(est.seconds)}** "
+                f"for {n_images:,} images × {epochs} epochs (an estimate; throughput {est.basis}).")
+    st.session_state.setdefault("train_run_name", f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    name = st.text_input("Run name", key="train_run_name")
+    options = {"epochs": int(epochs), "batch_size": int(batch), "image_size": int(size), "lr": float(lr),
+               "temperature": float(temp), "arch": arch, "weights": weights, "device": device_choice}
+    return preset, options, name
+
+
+def _gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0)
+
+
+def start_ui(ws: Workspace, choice: tuple[str, dict, str] | None, current: jobs.Job | None) -> None:
+    if current is not None:
+        st.warning(f"Run '{current.name}' is training in this workspace. One training at a time: "
+                   "stop it above, or wait until it ends.")
+    if not st.button("Start training", type="primary", icon=":material/play_arrow:",
+                     disabled=current is not None or choice is None):
+        return
+    preset, options, name = choice
+    try:
+        job = jobs.start_training(ws, name.strip(), jobs.train_args(ws.dataset_path, preset, **options))
+    except (ConfigError, jobs.JobError) as e:
+        st.error(str(e))
+        return
+    st.session_state["train_watch"] = job.name
+    del st.session_state["train_run_name"]  # a fresh default name for the next run
+    flash(f"Started '{job.name}'. It runs in its own process: leaving this page does not stop it.")
+    st.rerun()
+
+
+def past_runs_ui(ws: Workspace) -> None:
+    table = runs_table(ws)
+    if table.empty:
+        return
+    st.subheader("Past runs")
+    table = table.drop(columns=["path"])
+    fmt = {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
+           if c.endswith(("p@5", "map@r")) or c in ("precision_at_5", "map", "map_at_r")}
+    st.dataframe(table, hide_index=True, column_config={
+        **fmt, "precision_at_5": st.column_config.NumberColumn("P@5", format="%.3f"),
+        "map": st.column_config.NumberColumn("mAP", format="%.3f"),
+        "map_at_r": st.column_config.NumberColumn("mAP@R", format="%.3f"),
+        "best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f"),
+        "wall_seconds": st.column_config.NumberColumn("wall time (s)", format="%.0f")})
+    finished = [r for r in list_runs(ws.runs_dir) if RunPaths(r).index.is_file()]
+    if not finished:
+        return
+    active = ws.active_run
+    names = [r.name for r in finished]
+    c = st.columns([2, 1, 1, 1])
+    pick = c[0].selectbox("Run", names, index=names.index(active.name) if active and active.name in names else 0,
+                          key="train_pick")
+    run = finished[names.index(pick)]
+    if c[1].button("Make active", disabled=active is not None and run == active,
+                   help="Search, the Map and Duplicates use the active model."):
+        ws.update(active_run=str(run))
+        st.rerun()
+    paths = RunPaths(run)
+    for col, path, label in ((c[2], paths.best, "best.pt"), (c[3], paths.test_embeddings, "test_embeddings.npy")):
+        if path.is_file():
+            col.download_button(label, data=path.read_bytes, file_name=f"{run.name}-{path.name}",
+                                icon=":material/download:", on_click="ignore", key=f"dl-{path.name}")
+
+
+def watched_run(ws: Workspace, current: jobs.Job | None) -> Path | None:
+    """The running job's folder, else the run chosen here before, else the newest."""
+    if current is not None:
+        return current.run_dir
+    runs = list_runs(ws.runs_dir)
+    chosen = st.session_state.get("train_watch")
+    for r in runs:
+        if r.name == chosen:
+            return r
+    return runs[0] if runs else None
+
+
+ws = workspace_ui()
+st.title("Train")
+flash()
+synthetic_banner(ws)
+if ws.dataset_path is None:
+    st.info("No dataset in this workspace yet.")
+    st.page_link("pages/home.py", label="Bring data in on the Home page", icon=":material/home:")
+    st.stop()
+overview = dataset_overview(ws.dataset_path)
+if "error" in overview:
+    st.error(overview["error"])
+    st.stop()
+st.caption(f"Dataset: {overview['name']} · {overview['n_images']:,} images · "
+           f"{len(overview['class_counts'])} classes")
+current = jobs.running_job(ws)
+watch = watched_run(ws, current)
+if watch is not None:
+    st.subheader("Current run" if current else "Latest run")
+    st.fragment(live_panel, run_every=2 if current else None)(ws, watch)
+st.subheader("New run")
+start_ui(ws, recipe_ui(ws, overview["n_images"]), current)
+past_runs_ui(ws)
