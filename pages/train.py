@@ -65,9 +65,18 @@ def live_panel(ws: Workspace, run_dir: Path) -> None:
     if fig is not None:
         st.plotly_chart(fig, key=f"loss-{run_dir.name}")
     buttons = st.columns([1, 1, 4])
-    if running and buttons[0].button("Stop", icon=":material/stop:", key="stop"):
+    stopping = running and st.session_state.get("train_stopping") == str(run_dir)
+    if running and not stopping and buttons[0].button("Stop", icon=":material/stop:", key="stop"):
         jobs.stop(run_dir)
-        st.toast("Stopping after the current step; Resume continues from the last epoch.")
+        st.session_state["train_stopping"] = stopping = str(run_dir)
+    if stopping:
+        buttons[2].caption("Stopping after the current step (embedding and evaluation, once begun, "
+                           "finish first). Resume continues from the last complete epoch.")
+        if buttons[0].button("Kill now", icon=":material/dangerous:", key="kill",
+                             help="End the process at once; Resume still works from the last epoch."):
+            jobs.kill(run_dir)
+    if not running:
+        st.session_state.pop("train_stopping", None)
     if not running and status.get("state") in RESUMABLE and (run_dir / jobs.JOB_FILE).is_file():
         if buttons[1].button("Resume", icon=":material/play_arrow:", key="resume"):
             try:
@@ -115,7 +124,10 @@ def recipe_ui(ws: Workspace, n_images: int) -> tuple[str, dict, str] | None:
     est = estimate_training(n_images, int(epochs), int(size), arch, device.type, ws.runs_dir)
     st.markdown(f"Will train on **{device.type}**{gpu}. Estimated time: **about {format_seconds(est.seconds)}** "
                 f"for {n_images:,} images × {epochs} epochs (an estimate; throughput {est.basis}).")
-    st.session_state.setdefault("train_run_name", f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    auto = st.session_state.get("train_auto_name")
+    if st.session_state.get("train_run_name") in (None, auto) and (auto or "").split("-")[0] != preset:
+        auto = f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"  # follows the preset until edited
+        st.session_state["train_run_name"] = st.session_state["train_auto_name"] = auto
     name = st.text_input("Run name", key="train_run_name")
     options = {"epochs": int(epochs), "batch_size": int(batch), "image_size": int(size), "lr": float(lr),
                "temperature": float(temp), "arch": arch, "weights": weights, "device": device_choice}
@@ -142,7 +154,8 @@ def start_ui(ws: Workspace, choice: tuple[str, dict, str] | None, current: jobs.
         st.error(str(e))
         return
     st.session_state["train_watch"] = job.name
-    del st.session_state["train_run_name"]  # a fresh default name for the next run
+    for key in ("train_run_name", "train_auto_name"):  # a fresh default name for the next run
+        st.session_state.pop(key, None)
     flash(f"Started '{job.name}'. It runs in its own process: leaving this page does not stop it.")
     st.rerun()
 

@@ -206,3 +206,27 @@ def test_workspace_from_the_url_outside_allowed_roots_is_refused(tiny_workspace,
     assert not at.exception
     assert any("outside the folders" in e.value for e in at.sidebar.error)
     assert at.sidebar.text_input[0].value == str(tiny_workspace.root)
+
+
+def test_stop_then_kill_buttons_signal_the_job(tiny_workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(jobs, "running_job", lambda ws: _fake_job(tiny_workspace.run_dir, []))
+    monkeypatch.setattr(jobs, "is_running", lambda run_dir: True)
+    monkeypatch.setattr(jobs, "stop", lambda run_dir: calls.append(f"stop {run_dir.name}") or True)
+    monkeypatch.setattr(jobs, "kill", lambda run_dir: calls.append(f"kill {run_dir.name}") or True)
+    at = _app("pages/train.py")
+    at.button(key="stop").click().run()
+    assert calls == ["stop tiny"]
+    assert any("Stopping after the current step" in c.value for c in at.caption)
+    at.button(key="kill").click().run()
+    assert calls == ["stop tiny", "kill tiny"]
+
+
+def test_run_name_follows_the_preset_until_edited(tiny_workspace) -> None:
+    at = _app("pages/train.py")
+    assert at.text_input(key="train_run_name").value.startswith("seed-")
+    at.button_group(key="train_preset").set_value("quick").run()
+    assert at.text_input(key="train_run_name").value.startswith("quick-")
+    at.text_input(key="train_run_name").set_value("mine").run()
+    at.button_group(key="train_preset").set_value("seed").run()
+    assert at.text_input(key="train_run_name").value == "mine"
