@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from core.cli_duplicates import add_parser as add_duplicates_parser
 from core.config import ARCHS, PRESETS, ConfigError
 from core.data import DatasetError
 from core.demo_data import DemoDataError
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_search)
+    add_duplicates_parser(sub)
     return p
 
 
