@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.cli_duplicates import add_parser as add_duplicates_parser
+from core.cli_project import add_parser as add_project_parser
 from core.config import ARCHS, PRESETS, ConfigError
 from core.data import DatasetError
 from core.demo_data import DemoDataError
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_search)
+    add_project_parser(sub)
     add_duplicates_parser(sub)
     return p
 
