@@ -128,10 +128,8 @@ class Trainer:
         self.net.eval()
         total, count = 0.0, 0
         with torch.random.fork_rng():
-            torch.manual_seed(12345)
-            # workers=0: the fixed seed must drive the augmentations in this process
-            loader = self._loader(self.val_set, epoch=0, shuffle=False, workers=0)
-            for v1, v2 in loader:
+            torch.manual_seed(12345)  # fixed views; loader workers derive their seeds from it too
+            for v1, v2 in self._loader(self.val_set, epoch=-1, shuffle=False):
                 if v1.shape[0] < 2:
                     continue
                 total += float(self._step_loss(v1, v2)) * v1.shape[0]
