@@ -84,28 +84,58 @@ class _TopK:
         self.scores[touched] = all_s[keep].reshape(-1, self.k)
         self.ids[touched] = all_c[keep].reshape(-1, self.k)
 
-    def scan(self, sims: np.ndarray, row_start: int, col_start: int) -> None:
-        """Offer the entries of one tile that can enter their row's top-k.
+    def scan(
+        self, sims: np.ndarray, own_start: int, other_start: int, owners_on_rows: bool
+    ) -> None:
+        """Offer the entries of one tile that can enter their owner's top-k.
 
         Args:
-            sims: (R, C) similarities of rows row_start.. against columns col_start..
-                (may be a transposed view).
+            sims: (R, C) similarities of ids own_start.. (rows) against other_start.. (columns),
+                or the reverse when `owners_on_rows` is False. Column owners are handled in
+                place: passes over a transposed view cost several times more.
+            own_start: id of the first owner.
+            other_start: id of the first candidate.
+            owners_on_rows: whether the owners are the rows (else the columns) of `sims`.
         """
-        floor = self.floor(row_start, row_start + sims.shape[0])  # (R,)
-        live = np.flatnonzero(sims.max(axis=1) >= floor)  # rows with something to offer
+        axis = 1 if owners_on_rows else 0  # the candidates' axis
+        n_own = sims.shape[1 - axis]
+        floor = self.floor(own_start, own_start + n_own)  # (n_own,)
+        live = np.flatnonzero(sims.max(axis=axis) >= floor)  # owners with something to offer
         if live.size == 0:
             return
-        sub = sims[live]  # (L, C)
-        mask = sub >= floor[live][:, None]  # (L, C)
-        heavy = np.flatnonzero(np.count_nonzero(mask, axis=1) > self.k)
+        if live.size * 4 < n_own:  # few live owners: copy just them out
+            tile = sims[live] if owners_on_rows else sims[:, live]
+            floor, owner_ids = floor[live], live
+        else:
+            tile, owner_ids = sims, np.arange(n_own)
+        mask = tile >= (floor[:, None] if owners_on_rows else floor[None, :])
+        if np.count_nonzero(mask) > self.k * owner_ids.size:
+            # Dense (a low threshold, early tiles): cut owners to their tile top-k first.
+            heavy = np.flatnonzero(np.count_nonzero(mask, axis=axis) > self.k)
+            kth = self._kth(tile, heavy, owners_on_rows)
+            if owners_on_rows:
+                mask[heavy] &= tile[heavy] >= kth[:, None]
+            else:
+                mask[:, heavy] &= tile[:, heavy] >= kth[None, :]
+        flat = np.flatnonzero(mask)  # ~10x faster than 2-D np.nonzero
+        r, c = np.divmod(flat, tile.shape[1])
+        scores = tile.ravel()[flat]
+        own, other = (r, c) if owners_on_rows else (c, r)
+        heavy = np.flatnonzero(np.bincount(own, minlength=owner_ids.size) > self.k)
         if heavy.size:
-            # Only the tile's k best can matter; keep ties with the k-th so the merge breaks
-            # them by id.
-            cut = sub.shape[1] - self.k
-            kth = np.partition(sub[heavy], cut, axis=1)[:, cut]  # (H,)
-            mask[heavy] &= sub[heavy] >= kth[:, None]
-        r, c = np.nonzero(mask)
-        self.offer(row_start + live[r], col_start + c, sub[r, c])
+            # Only the tile's k best can matter; ties with the k-th stay for the merge to
+            # break by id.
+            kth = np.full(owner_ids.size, -np.inf, dtype=np.float32)
+            kth[heavy] = self._kth(tile, heavy, owners_on_rows)
+            keep = scores >= kth[own]
+            own, other, scores = own[keep], other[keep], scores[keep]
+        self.offer(own_start + owner_ids[own], other_start + other, scores)
+
+    def _kth(self, tile: np.ndarray, owners: np.ndarray, owners_on_rows: bool) -> np.ndarray:
+        """k-th best score of each given owner in the tile: (len(owners),)."""
+        vals = tile[owners] if owners_on_rows else tile[:, owners].T  # (H, candidates)
+        cut = vals.shape[1] - self.k
+        return np.partition(vals, cut, axis=1)[:, cut]
 
 
 def _exact_neighbours(vecs: np.ndarray, k: int, threshold: float, block: int) -> _TopK:
@@ -122,9 +152,9 @@ def _exact_neighbours(vecs: np.ndarray, k: int, threshold: float, block: int) ->
             np.matmul(rows, cols.T, out=sims)  # (Bi, Bj) one tile
             if i == j:
                 np.fill_diagonal(sims, -np.inf)  # an image is not its own neighbour
-            table.scan(sims, i, j)
+            table.scan(sims, i, j, owners_on_rows=True)
             if i != j:
-                table.scan(sims.T, j, i)  # the same tile serves the columns' rows
+                table.scan(sims, j, i, owners_on_rows=False)  # the tile serves its columns too
     return table
 
 
