@@ -143,6 +143,9 @@ class Trainer:
         total_steps = t.epochs * self.steps_per_epoch
         epoch = self.start_epoch - 1
         for epoch in range(self.start_epoch, t.epochs):
+            if should_stop():
+                stopped = True
+                break
             lr = self._lr(epoch)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
@@ -171,7 +174,8 @@ class Trainer:
             val = self.validate()
             seconds = time.time() - t0
             self._end_epoch(epoch, running / max(n, 1), val, lr, seconds, n / max(seconds, 1e-6))
-        return TrainResult(epoch + 1, self.best_val, self.best_epoch + 1, time.time() - started, stopped)
+        done = epoch if stopped else epoch + 1  # a stopped epoch is not complete
+        return TrainResult(done, self.best_val, self.best_epoch + 1, time.time() - started, stopped)
 
     def _end_epoch(self, epoch: int, train_loss: float, val: float, lr: float, seconds: float,
                    rate: float) -> None:
