@@ -1,0 +1,61 @@
+"""Image grids shared by the Map and Search pages: cached thumbnails, names shown as plain text.
+
+File names and labels come from users' folders, so they are shown with `st.text` (no
+Markdown, no HTML) and never put into captions, which render Markdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from core.imageio import ImageReadError
+from core.thumbnails import THUMB_SIZE, placeholder_png, thumbnail
+
+
+@dataclass(frozen=True)
+class GridItem:
+    """One image of a grid: its dataset path, label and a first line (e.g. rank and cosine)."""
+
+    path: str
+    label: str
+    headline: str = ""
+
+
+@st.cache_data(max_entries=20_000, show_spinner=False)
+def cached_thumbnail(data_root: str, rel_path: str, cache_dir: str, size: int = THUMB_SIZE) -> bytes:
+    """PNG thumbnail of a dataset image (a grey square when it cannot be read)."""
+    try:
+        return thumbnail(data_root, rel_path, cache_dir, size)
+    except ImageReadError:
+        return placeholder_png(size)
+
+
+def image_grid(items: Sequence[GridItem], data_root: Path, run_dir: Path, columns: int = 6,
+               size: int = THUMB_SIZE) -> None:
+    """Thumbnails in rows of `columns`, each with its headline, label and file name."""
+    cache_dir = str(run_dir / "thumbnails")
+    for start in range(0, len(items), columns):
+        cells = st.columns(columns)
+        for cell, item in zip(cells, items[start:start + columns], strict=False):
+            with cell:
+                st.image(cached_thumbnail(str(data_root), item.path, cache_dir, size), width=size)
+                if item.headline:
+                    st.text(item.headline)
+                st.text(item.label)
+                st.text(Path(item.path).name)
+
+
+_MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|:$~=^&\"'")
+
+
+def escape_markdown(text: str) -> str:
+    """Backslash-escape Markdown punctuation, for user text inside st.error/st.warning bodies.
+
+    CommonMark lets any ASCII punctuation be escaped, so the text shows as typed: no links,
+    emphasis, LaTeX or Streamlit directives (':red[...]') can come from a file name.
+    """
+    return "".join("\\" + c if c in _MARKDOWN_SPECIALS else c for c in str(text))

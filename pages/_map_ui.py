@@ -1,0 +1,213 @@
+"""Widgets and small helpers of the Embedding map page (the page itself is pages/map.py)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.embeddings import Embeddings
+from core.projection import Projection, ProjectionSpec, compute_projection, load_projection
+from core.projection_job import projection_status, start_projection
+from core.runs import RunPaths
+
+SPLIT_NAMES = {"all": "All images", "train": "Train", "val": "Validation", "test": "Test"}
+COLOUR_BY = ("label", "split", "duplicate group")
+PERPLEXITIES = (5, 10, 20, 30, 50, 100)
+MAX_GROUP_COLOURS = 20  # more duplicate groups than this share one colour
+
+
+@dataclass(frozen=True)
+class MapChoices:
+    """What the user picked above the map."""
+
+    run: Path
+    split: str
+    view: str  # 't-SNE' or 'PCA'
+    perplexity: float
+    seed: int
+    colour_by: str
+    find: str
+
+
+def map_controls_ui(runs: Sequence[Path], active: Path | None,
+                    has_groups: Callable[[Path], bool]) -> MapChoices:
+    """Run, split, view, colouring and the find box, in one row; t-SNE settings in an expander.
+
+    Args:
+        runs: finished runs, newest first.
+        active: the workspace's active run (the default).
+        has_groups: whether a run has duplicate groups (offers 'colour by duplicate group').
+    """
+    names = [r.name for r in runs]
+    default = names.index(active.name) if active is not None and active.name in names else 0
+    c1, c2, c3, c4, c5 = st.columns([2, 1.2, 1, 1.3, 2])
+    run_name = c1.selectbox("Run", names, index=default, key="map_run",
+                            help="Defaults to the active model.")
+    split = c2.selectbox("Split", list(SPLIT_NAMES), format_func=SPLIT_NAMES.get, key="map_split")
+    view = c3.radio("Map", ("t-SNE", "PCA"), key="map_view", horizontal=True,
+                    help="PCA is instant; t-SNE is computed once in the background and kept with the run.")
+    run = runs[names.index(run_name)]
+    colours = COLOUR_BY if has_groups(run) else COLOUR_BY[:2]
+    colour_by = c4.selectbox("Colour by", colours, key="map_colour")
+    find = c5.text_input("Find a file by name", key="map_find", placeholder="part of a file name")
+    with st.expander("t-SNE settings"):
+        s1, s2 = st.columns(2)
+        perplexity = s1.select_slider("Perplexity", PERPLEXITIES, value=30, key="map_perplexity")
+        seed = int(s2.number_input("Seed", min_value=0, max_value=10_000, value=0, step=1, key="map_seed"))
+    return MapChoices(run, split, view, float(perplexity), seed, colour_by,
+                      find.strip())
+
+
+def _stamp(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing the PCA preview…")
+def _pca(run_dir: str, split: str, stamp: float) -> Projection:
+    spec = ProjectionSpec("pca", split=split)
+    return load_projection(run_dir, spec) or compute_projection(run_dir, spec)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _saved(run_dir: str, spec: ProjectionSpec, stamp: float) -> Projection | None:
+    return load_projection(run_dir, spec)
+
+
+def pca_projection(run_dir: Path, split: str) -> Projection:
+    """The PCA map of a split (instant; cached per embeddings version)."""
+    return _pca(str(run_dir), split, _stamp(RunPaths(run_dir).embeddings))
+
+
+def saved_projection(run_dir: Path, spec: ProjectionSpec) -> Projection | None:
+    """A computed t-SNE map, None until it exists."""
+    from core.projection import projection_path
+
+    path = projection_path(run_dir, spec)
+    return _saved(str(run_dir), spec, _stamp(path) + _stamp(RunPaths(run_dir).embeddings))
+
+
+@st.fragment(run_every=1.0)
+def tsne_progress_ui(run_dir: Path, spec: ProjectionSpec) -> None:
+    """Progress of the background t-SNE; reruns the page when the map is ready."""
+    status = projection_status(run_dir, spec)
+    if status.state == "done":
+        st.rerun()  # the whole page: draw the t-SNE map
+    if status.state == "missing":
+        status = start_projection(run_dir, spec)
+    if status.state == "failed":
+        st.error(f"t-SNE failed: {status.message}")
+        if st.button("Try again", key="map_tsne_retry"):
+            start_projection(run_dir, spec)
+        return
+    st.progress(status.fraction, text=f"Computing t-SNE ({status.message or 'starting'}) — "
+                                      "showing the PCA preview until it is ready.")
+
+
+def selected_rows(event: Mapping[str, Any] | None) -> list[int]:
+    """Embedding rows of the points selected in the chart (from each point's customdata[0]).
+
+    Args:
+        event: what st.plotly_chart returned with on_select='rerun' (or None).
+
+    Returns:
+        Rows in selection order, without repeats.
+    """
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    rows: list[int] = []
+    for p in points:
+        data = p.get("customdata")
+        if isinstance(data, list | tuple) and data:
+            try:
+                row = int(data[0])
+            except (TypeError, ValueError):
+                continue
+            if row not in rows:
+                rows.append(row)
+    return rows
+
+
+def is_area_selection(event: Mapping[str, Any] | None) -> bool:
+    """True for a box or lasso selection (as opposed to a click on a point)."""
+    selection = (event or {}).get("selection") or {}
+    return bool(selection.get("box") or selection.get("lasso"))
+
+
+def find_rows(paths: Sequence[str], rows: np.ndarray, text: str, limit: int = 50) -> list[int]:
+    """Rows among `rows` whose path contains `text` (case-insensitive); exact names, then stems, first.
+
+    Returns:
+        At most `limit` rows.
+    """
+    needle = text.strip().lower()
+    if not needle:
+        return []
+    hits = [int(r) for r in rows if needle in paths[r].lower()]
+
+    def rank(r: int) -> tuple[int, str]:
+        name = Path(paths[r])
+        return (0 if name.name.lower() == needle else 1 if name.stem.lower() == needle else 2, paths[r])
+
+    hits.sort(key=rank)
+    return hits[:limit]
+
+
+def colour_values(emb: Embeddings, rows: np.ndarray, colour_by: str,
+                  group_of: Mapping[str, int]) -> list[str]:
+    """The legend entry of each point for the chosen colouring."""
+    if colour_by == "split":
+        return [emb.splits[r] or "(none)" for r in rows]
+    if colour_by == "duplicate group":
+        out = []
+        for r in rows:
+            g = group_of.get(emb.paths[r])
+            out.append("no group" if g is None else f"group {g}" if g <= MAX_GROUP_COLOURS
+                       else f"groups > {MAX_GROUP_COLOURS}")
+        return out
+    return [emb.labels[r] for r in rows]
+
+
+def map_figure(projection: Projection, emb: Embeddings, colours: Sequence[str],
+               highlight: Sequence[int] = ()) -> go.Figure:
+    """Scatter of the map, one trace per colour; hover shows file name and label.
+
+    Each point's customdata is [row, name, label] (name and label HTML-escaped, since Plotly
+    reads tags in hover text). `highlight` rows get a ring on top.
+    """
+    xy, rows = projection.xy, projection.rows
+    n = rows.size
+    size = 9 if n <= 500 else 6 if n <= 5000 else 4
+    fig = go.Figure()
+    colours_arr = np.array(colours, dtype=object)
+    for value in sorted(set(colours), key=str):
+        mask = colours_arr == value
+        sel = rows[mask]
+        fig.add_trace(go.Scattergl(
+            x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=html.escape(str(value)),
+            marker={"size": size, "opacity": 0.85},
+            customdata=[[int(r), html.escape(Path(emb.paths[r]).name), html.escape(emb.labels[r])]
+                        for r in sel],
+            hovertemplate="%{customdata[1]}<br>%{customdata[2]}<extra></extra>"))
+    where = {int(r): i for i, r in enumerate(rows)}
+    marked = [r for r in highlight if r in where]
+    if marked:
+        idx = [where[r] for r in marked]
+        fig.add_trace(go.Scattergl(
+            x=xy[idx, 0], y=xy[idx, 1], mode="markers", name="found",
+            marker={"size": size + 12, "symbol": "circle-open", "color": "#d62728", "line": {"width": 3}},
+            customdata=[[r, html.escape(Path(emb.paths[r]).name), html.escape(emb.labels[r])]
+                        for r in marked],
+            hovertemplate="%{customdata[1]}<br>%{customdata[2]}<extra>found</extra>"))
+    fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode="lasso",
+                      legend={"itemsizing": "constant"}, xaxis={"visible": False},
+                      yaxis={"visible": False, "scaleanchor": "x"})
+    return fig

@@ -1,0 +1,147 @@
+"""Embedding map: a run's images in 2-D (t-SNE or PCA), with selection, neighbours and quality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.embeddings import Embeddings
+from core.projection import Projection, ProjectionSpec
+from core.run_views import class_quality, duplicate_group_of
+from core.runs import RunPaths
+from pages._images_ui import GridItem, cached_thumbnail, image_grid
+from pages._map_ui import (
+    colour_values,
+    find_rows,
+    is_area_selection,
+    map_controls_ui,
+    map_figure,
+    pca_projection,
+    saved_projection,
+    selected_rows,
+    tsne_progress_ui,
+)
+from pages._shared import (
+    finished_runs,
+    get_searcher,
+    load_embeddings,
+    load_json,
+    synthetic_banner,
+    workspace_ui,
+)
+
+MAX_GRID = 60  # images shown for a selection
+NEIGHBOURS = 8
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _groups(run_dir: str, stamp: float) -> dict[str, int]:
+    return duplicate_group_of(run_dir)
+
+
+def _stamp(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def quality_ui(run_dir: Path) -> None:
+    """Per-class P@5 and mAP of the run's test queries."""
+    st.subheader("Retrieval quality by class")
+    rows = class_quality(run_dir)
+    if not rows:
+        st.caption("No evaluation in this run yet.")
+        return
+    table = pd.DataFrame([{"class": r.label, "P@5": r.precision_at_5, "mAP": r.map,
+                           "mAP@R": r.map_at_r, "queries": r.n_queries} for r in rows])
+    st.dataframe(table, hide_index=True, key="map_quality",
+                 column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                for c in ("P@5", "mAP", "mAP@R")})
+    protocol = (load_json(RunPaths(run_dir).evaluation) or {}).get("protocol")
+    if protocol:
+        st.caption(f"Protocol: {protocol}.")
+
+
+def point_ui(run_dir: Path, emb: Embeddings, row: int, data_root: Path) -> None:
+    """One image, large, with its nearest neighbours in the whole index."""
+    st.subheader("Selected image")
+    cache_dir = str(run_dir / "thumbnails")
+    st.image(cached_thumbnail(str(data_root), emb.paths[row], cache_dir, 256), width=256)
+    st.text(f"{emb.paths[row]}\nlabel: {emb.labels[row]}\nsplit: {emb.splits[row] or '—'}")
+    hits = [h for h in get_searcher(run_dir).search_vector(emb.vectors[row], NEIGHBOURS + 1)
+            if h.index != row][:NEIGHBOURS]
+    st.markdown(f"**{len(hits)} nearest neighbours**")
+    image_grid([GridItem(h.path, h.label, f"#{i} · {h.score:.3f}") for i, h in enumerate(hits, 1)],
+               data_root, run_dir, columns=4)
+
+
+def choose_projection(run_dir: Path, view: str, spec: ProjectionSpec) -> Projection:
+    """The t-SNE map if computed (else start it and show PCA with its progress), or PCA."""
+    if view == "t-SNE":
+        projection = saved_projection(run_dir, spec)
+        if projection is not None:
+            return projection
+        tsne_progress_ui(run_dir, spec)
+    return pca_projection(run_dir, spec.split)
+
+
+ws = workspace_ui()
+st.title("Embedding map")
+synthetic_banner(ws)
+runs = finished_runs(ws)
+if not runs:
+    st.info("No trained model yet: train one on the Train page (the demo model trains by itself "
+            "on first start).")
+    st.stop()
+
+
+
+def groups_of(run: Path) -> dict[str, int]:
+    """Duplicate group of each grouped image of the run ({} before a duplicate search)."""
+    return _groups(str(run), _stamp(run / "duplicates.json"))
+
+
+choices = map_controls_ui(runs, ws.active_run, lambda run: bool(groups_of(run)))
+run_dir = choices.run
+emb = load_embeddings(run_dir)
+group_of = groups_of(run_dir)
+data_root = Path((load_json(RunPaths(run_dir).config) or {}).get("data", ""))
+spec = ProjectionSpec("tsne", choices.perplexity, choices.seed, choices.split)
+
+map_col, side_col = st.columns([3, 1.3])
+with map_col:
+    if not emb.subset(choices.split).size and choices.split != "all":
+        st.warning(f"This run has no images in the {choices.split} split.")
+        st.stop()
+    projection = choose_projection(run_dir, choices.view, spec)
+    found = find_rows(emb.paths, projection.rows, choices.find) if choices.find else []
+    colours = colour_values(emb, projection.rows, choices.colour_by, group_of)
+    method = "t-SNE" if projection.spec.method == "tsne" else "PCA"
+    st.caption(f"{projection.rows.size} images · {method} · split: {choices.split} · "
+               "box or lasso to select, click a point to open it")
+    event = st.plotly_chart(map_figure(projection, emb, colours, found[:1]), key="map_chart",
+                            on_select="rerun", selection_mode=("points", "box", "lasso"),
+                            config={"displaylogo": False})
+    if choices.find:
+        if found:
+            st.caption(f"{len(found)} file(s) match; the first is ringed on the map.")
+        else:
+            st.caption("No file of this split matches that name.")
+
+chosen = [r for r in selected_rows(event) if 0 <= r < len(emb)]
+with side_col:
+    if len(chosen) == 1 and not is_area_selection(event):
+        point_ui(run_dir, emb, chosen[0], data_root)
+    elif not chosen and found:
+        point_ui(run_dir, emb, found[0], data_root)
+    quality_ui(run_dir)
+
+if len(chosen) > 1 or (chosen and is_area_selection(event)):
+    st.subheader(f"{len(chosen)} selected images")
+    if len(chosen) > MAX_GRID:
+        st.caption(f"Showing the first {MAX_GRID}.")
+    image_grid([GridItem(emb.paths[r], emb.labels[r], emb.splits[r]) for r in chosen[:MAX_GRID]],
+               data_root, run_dir, columns=8)
