@@ -212,3 +212,27 @@ def test_image_facts_reads_sizes(tmp_path):
     facts = image_facts(tmp_path, ["x.png", "missing.png"])
     assert (facts["x.png"].width, facts["x.png"].height) == (30, 20) and facts["x.png"].bytes > 0
     assert facts["missing.png"] == ImageFacts("missing.png", 0, 0, 0)
+
+
+def test_search_job_runs_in_its_own_process(tiny_workspace, tmp_path):
+    import shutil
+    import time
+
+    from core.duplicate_job import search_status, start_search
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_workspace.run_dir, run,
+                    ignore=shutil.ignore_patterns("duplicates*", "pairs.csv", "groups.csv", "other-data"))
+    assert search_status(run).state == "none"
+    assert start_search(run, 0.999).state == "running"
+    assert start_search(run, 0.999).state == "running"  # one search at a time
+    deadline = time.time() + 240
+    while search_status(run).state == "running" and time.time() < deadline:
+        time.sleep(0.5)
+    assert search_status(run).state == "done"
+    assert load_result(run).rule.threshold == 0.999
+    assert start_search(run, "nonsense").state == "running"
+    while search_status(run).state == "running" and time.time() < deadline:
+        time.sleep(0.5)
+    failed = search_status(run)
+    assert failed.state == "failed" and "threshold" in failed.message

@@ -1,0 +1,245 @@
+"""Widgets of the Duplicates page. File names are user data: they are shown only in tables,
+`st.text` or `st.code`, never in Markdown or HTML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.duplicate_job import search_status, start_search
+from core.duplicate_report import DuplicateResult, load_result
+from core.embeddings import Embeddings
+from core.imageio import ImageReadError, LoadedImage, Window, apply_window, load_image, to_uint8
+from core.review_queue import STATUSES, QueueFilter, QueueItem
+from core.reviews import KIND_LABELS, KINDS
+from core.thumbnails import dataset_file
+
+STATUS_LABELS = {"pending": "pending", "duplicate": "duplicate", "not_duplicate": "not duplicate",
+                 "skip": "skipped", "any": "any status"}
+SHORTCUTS = "Keys: 1-4 duplicate (by kind), N not duplicate, S skip, U undo, ← / → previous / next."
+
+
+def _stamp(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _result(run_dir: str, stamp: float) -> DuplicateResult | None:
+    return load_result(run_dir)
+
+
+def cached_result(run_dir: Path) -> DuplicateResult | None:
+    """The run's saved duplicate search, reloaded when duplicates.json changes."""
+    return _result(str(run_dir), _stamp(run_dir / "duplicates.json"))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _image(data_root: str, rel_path: str, stamp: float) -> LoadedImage | str:
+    try:
+        return load_image(dataset_file(data_root, rel_path), name=rel_path)
+    except ImageReadError as e:
+        return str(e)
+
+
+def reviewer_ui() -> str:
+    """The reviewer's name, kept in the URL so a refresh remembers it."""
+    default = st.query_params.get("reviewer", "")
+    name = st.sidebar.text_input("Reviewer name", value=default, key="dup_reviewer",
+                                 help="Stored with every verdict. Remembered in the page address.")
+    name = " ".join(name.split())
+    if name and name != default:
+        st.query_params["reviewer"] = name
+    return name
+
+
+def search_ui(run: Path) -> None:
+    """Status of the run's duplicate search, a form to (re)start it, polling while it runs."""
+    status = search_status(run)
+    with st.expander("Find duplicates", expanded=status.state in ("none", "failed")):
+        mode = st.radio("Threshold", ["auto", "fixed"], horizontal=True, key="dup_mode",
+                        help="auto: calibrated on synthetic copies of held-out images to reach "
+                             "precision 0.99. fixed: a cosine you choose.")
+        value = st.number_input("Cosine threshold", min_value=-1.0, max_value=1.0, value=0.98,
+                                step=0.001, format="%.4f", key="dup_fixed", disabled=mode == "auto")
+        if st.button("Find duplicates", key="dup_start", type="primary",
+                     disabled=status.state == "running"):
+            status = start_search(run, "auto" if mode == "auto" else round(value, 6))
+        if status.state == "failed":
+            st.error("The last search failed:")
+            st.code(status.message, language=None)
+    if status.state == "running":
+        _poll(run)
+
+
+@st.fragment(run_every=2)
+def _poll(run: Path) -> None:
+    status = search_status(run)
+    if status.state == "running":
+        st.info("Searching for duplicates… (this page refreshes when it is done)",
+                icon=":material/hourglass_top:")
+    else:
+        st.rerun()
+
+
+def summary_ui(result: DuplicateResult) -> None:
+    """The rule in force, its estimates and the counts."""
+    r = result.rule
+    flagged = result.flagged
+    cols = st.columns(6)
+    cols[0].metric("Threshold (cosine)", f"{r.threshold:.4f}" if r.threshold <= 1 else "off")
+    cols[1].metric("pHash threshold", str(r.hash_threshold) if r.hash_threshold >= 0 else "off")
+    cols[2].metric("Est. precision", _pct(result.estimated_precision))
+    cols[3].metric("Est. recall", _pct(result.estimated_recall))
+    cols[4].metric("Pairs / groups", f"{len(flagged)} / {len(result.groups)}")
+    cols[5].metric("Cross-split pairs", str(sum(p.cross_split for p in flagged)))
+    tilt = f" − {r.tilt:.5f} × pHash distance" if r.tilt else ""
+    st.caption(f"Rule ({result.method}): a pair is a duplicate when its pHash distance is at most "
+               f"{r.hash_threshold}, or cosine{tilt} ≥ {r.threshold:.4f}; identical pixels always. "
+               "Estimates are on synthetic copies of held-out images against their nearest "
+               "non-duplicates.")
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def filters_ui(result: DuplicateResult) -> QueueFilter:
+    """Queue filters: status, score range, kind, cross-split only, flagged only."""
+    c1, c2, c3 = st.columns([1, 2, 2])
+    status = c1.selectbox("Status", STATUSES, format_func=STATUS_LABELS.get, key="dup_status")
+    low = min([p.score for p in result.pairs] + [0.0])
+    lo, hi = c2.slider("Cosine range", min_value=float(np.floor(low * 100) / 100), max_value=1.0,
+                       value=(float(np.floor(low * 100) / 100), 1.0), step=0.001, key="dup_score")
+    kinds = c3.multiselect("Kind (duplicates)", KINDS, format_func=KIND_LABELS.get, key="dup_kinds")
+    c4, c5 = st.columns(2)
+    cross = c4.checkbox("Cross-split only", key="dup_cross")
+    flagged = c5.checkbox("Flagged pairs only", value=True, key="dup_flagged",
+                          help="Off: also near misses just under the threshold, which help calibrate.")
+    return QueueFilter(status, lo, hi, tuple(kinds), cross, flagged)
+
+
+def pair_table(item: QueueItem, emb: Embeddings) -> None:
+    """The two images' labels, splits and patient ids, and the pair's evidence."""
+    p = item.pair
+    rows = []
+    for name, row in (("A", p.i), ("B", p.j)):
+        ok = 0 <= row < len(emb)
+        rows.append({"image": name, "file": p.a if name == "A" else p.b,
+                     "label": emb.labels[row] if ok else "", "split": emb.splits[row] if ok else "",
+                     "patient": emb.patients[row] if ok else ""})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="dup_pair_table")
+    cols = st.columns(5)
+    cols[0].metric("Cosine", f"{p.score:.4f}")
+    cols[1].metric("pHash distance", f"{p.hash_distance}/64")
+    cols[2].metric("Identical pixels", "yes" if p.exact else "no")
+    cols[3].metric("Cross-split", "yes" if p.cross_split else "no")
+    cols[4].metric("Status", STATUS_LABELS.get(item.status, item.status))
+
+
+def _display(img: LoadedImage, window: Window | None) -> np.ndarray:
+    if window is None or img.raw is None:
+        return img.pixels
+    invert = img.meta.get("PhotometricInterpretation", "").upper() == "MONOCHROME1"
+    return apply_window(img.raw, window, invert)
+
+
+def _crop(pixels: np.ndarray, zoom: int, cx: float, cy: float) -> np.ndarray:
+    """The 1/zoom part of the image centred at (cx, cy) (fractions), native pixels."""
+    if zoom <= 1:
+        return pixels
+    h, w = pixels.shape[:2]
+    ch, cw = max(1, h // zoom), max(1, w // zoom)
+    y0 = int(np.clip(cy * h - ch / 2, 0, h - ch))
+    x0 = int(np.clip(cx * w - cw / 2, 0, w - cw))
+    return pixels[y0:y0 + ch, x0:x0 + cw]
+
+
+def images_ui(item: QueueItem, data_root: Path) -> None:
+    """Both images at full resolution, side by side, as a difference, or as an overlay."""
+    from core.review_queue import difference_image, overlay_image
+
+    p = item.pair
+    a = _image(str(data_root), p.a, _stamp(data_root / p.a))
+    b = _image(str(data_root), p.b, _stamp(data_root / p.b))
+    if isinstance(a, str) or isinstance(b, str):
+        st.error("An image of this pair cannot be read:")
+        st.code("\n".join(x for x in (a, b) if isinstance(x, str)), language=None)
+        return
+    c1, c2, c3 = st.columns([2, 1, 2])
+    view = c1.segmented_control("View", ["Side by side", "Difference", "Overlay"],
+                                default="Side by side", key="dup_view") or "Side by side"
+    zoom = c2.selectbox("Zoom", [1, 2, 4, 8], format_func=lambda z: f"{z}×", key="dup_zoom")
+    cx, cy = 0.5, 0.5
+    if zoom > 1:
+        cx = c3.slider("Centre across", 0.0, 1.0, 0.5, 0.05, key="dup_cx")
+        cy = c3.slider("Centre down", 0.0, 1.0, 0.5, 0.05, key="dup_cy")
+    window = _window_ui(a)
+    pa, pb = _display(a, window), _display(b, window if b.raw is not None else None)
+    if view == "Side by side":
+        left, right = st.columns(2)
+        for col, pix, name, img in ((left, pa, p.a, a), (right, pb, p.b, b)):
+            with col:
+                st.image(to_uint8(_crop(pix, zoom, cx, cy)), width="stretch")
+                h, w = img.pixels.shape
+                st.text(f"{name}\n{w} × {h} px, {img.source_format}")
+    elif view == "Difference":
+        st.image(to_uint8(_crop(difference_image(pa, pb), zoom, cx, cy)), width="stretch")
+        st.caption("|A − B| with B resized to A, stretched so the largest difference is white; "
+                   "black means identical pixels.")
+    else:
+        st.image(_crop(overlay_image(pa, pb), zoom, cx, cy), width="stretch")
+        st.caption("A in red, B in cyan: grey where they agree, coloured where they differ.")
+
+
+def _window_ui(img: LoadedImage) -> Window | None:
+    """Window/level inputs for DICOM images (None: the file's own display)."""
+    if img.raw is None:
+        return None
+    with st.expander("Window / level (DICOM)"):
+        base = img.window or Window(float(np.median(img.raw)), float(np.ptp(img.raw)) or 1.0)
+        c1, c2 = st.columns(2)
+        center = c1.number_input("Level (centre)", value=float(base.center), key="dup_wl_c")
+        width = c2.number_input("Window (width)", value=float(base.width), min_value=1e-3,
+                                key="dup_wl_w")
+    return Window(center, width, base.function)
+
+
+def verdict_ui(key: str) -> tuple[str, str, str] | None:
+    """Verdict buttons in a fixed order, with keyboard shortcuts, and an optional note.
+
+    Returns:
+        (verdict, kind, note) when a button was pressed, else None.
+    """
+    note = st.text_input("Note (optional)", key=f"dup_note_{key}")
+    st.caption(SHORTCUTS)
+    cols = st.columns(len(KINDS) + 2)
+    for n, kind in enumerate(KINDS):
+        if cols[n].button(f"Duplicate: {KIND_LABELS[kind]}", key=f"dup_v_{kind}",
+                          shortcut=str(n + 1), type="primary" if n == 0 else "secondary",
+                          width="stretch"):
+            return "duplicate", kind, note
+    if cols[-2].button("Not duplicate", key="dup_v_not", shortcut="N", width="stretch"):
+        return "not_duplicate", "", note
+    if cols[-1].button("Skip", key="dup_v_skip", shortcut="S", width="stretch"):
+        return "skip", "", note
+    return None
+
+
+def histogram(pos: list[float], neg: list[float], threshold: float | None, title: str,
+              names: tuple[str, str] = ("duplicates", "non-duplicates"), x_title: str = "cosine") -> go.Figure:
+    """Overlaid histograms of two score sets with the threshold as a vertical line."""
+    fig = go.Figure()
+    fig.add_trace(go.Histogram(x=pos, name=names[0], opacity=0.6, nbinsx=60, marker_color="#d62728"))
+    fig.add_trace(go.Histogram(x=neg, name=names[1], opacity=0.6, nbinsx=60, marker_color="#1f77b4"))
+    if threshold is not None:
+        fig.add_vline(x=threshold, line_dash="dash", annotation_text="threshold")
+    fig.update_layout(barmode="overlay", title=title, xaxis_title=x_title, yaxis_title="pairs",
+                      height=320, margin={"l": 40, "r": 10, "t": 40, "b": 40})
+    return fig
