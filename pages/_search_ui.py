@@ -1,0 +1,205 @@
+"""Widgets and pure helpers of the Search page (the page itself is pages/search.py).
+
+The pure functions (`read_query`, `window_presets`, `key_tags`, `windowed_pixels`) hold the
+page's decisions and are tested without a browser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core.embeddings import Embeddings
+from core.imageio import ImageReadError, LoadedImage, Window, apply_window, load_image
+from core.thumbnails import dataset_file
+
+# Hounsfield-unit windows: meaningful for CT only. Radiograph (CR/DX) values have no fixed
+# scale, so radiographs get the file's window, the full range and an automatic one instead.
+CT_PRESETS = {"Lung (−600 / 1500 HU)": Window(-600.0, 1500.0),
+              "Bone (300 / 1500 HU)": Window(300.0, 1500.0),
+              "Soft tissue (40 / 400 HU)": Window(40.0, 400.0)}
+FILE_DEFAULT = "File default"
+CUSTOM = "Custom"
+SHOWN_TAGS = (("Modality", "Modality"), ("ViewPosition", "View"), ("StudyDate", "Study date"))
+
+
+@dataclass(frozen=True, eq=False)
+class QueryImage:
+    """A decoded query: its name, image and a digest of its bytes (keys its widgets)."""
+
+    name: str
+    image: LoadedImage
+    digest: str
+
+
+@dataclass(frozen=True)
+class QueryError:
+    """Why a query could not be read: the one-line ImageReadError message."""
+
+    message: str
+
+
+def read_query(data: bytes, name: str) -> QueryImage | QueryError:
+    """Decode an uploaded file; a bad file gives its one-line reason, never an exception.
+
+    Args:
+        data: the file's bytes.
+        name: its file name (for format hints and the message).
+    """
+    try:
+        image = load_image(data, name=name)
+    except ImageReadError as e:
+        return QueryError(str(e))
+    return QueryImage(name, image, hashlib.sha1(data).hexdigest()[:16])
+
+
+def read_dataset_query(data_root: Path, rel_path: str) -> QueryImage | QueryError:
+    """Decode an image of the run's dataset as a query."""
+    try:
+        path = dataset_file(data_root, rel_path)
+        data = path.read_bytes()
+    except ImageReadError as e:
+        return QueryError(str(e))
+    except OSError as e:
+        return QueryError(f"{rel_path}: cannot open file ({e.strerror or e})")
+    return read_query(data, rel_path)
+
+
+def window_presets(image: LoadedImage) -> dict[str, Window | None]:
+    """Window presets for a DICOM query (None: the file's own display, VOI LUT included).
+
+    Returns:
+        {name: window}; empty for images without modality values (PNG, JPEG, ...).
+    """
+    if image.raw is None:
+        return {}
+    raw = image.raw
+    lo, hi = float(np.min(raw)), float(np.max(raw))
+    p1, p99 = (float(v) for v in np.percentile(raw, [1, 99]))
+    presets: dict[str, Window | None] = {
+        FILE_DEFAULT: None,
+        "Full range": Window((lo + hi) / 2, max(hi - lo, 1.0)),
+        "Auto (1st–99th percentile)": Window((p1 + p99) / 2, max(p99 - p1, 1.0)),
+    }
+    if image.meta.get("Modality", "").upper() == "CT":
+        presets.update(CT_PRESETS)
+    return presets
+
+
+def windowed_pixels(image: LoadedImage, window: Window | None) -> np.ndarray:
+    """The query as displayed and searched: the file's own pixels, or `raw` through `window`.
+
+    Returns:
+        (H, W) float32 in [0, 1]; MONOCHROME1 stays inverted (bone bright).
+    """
+    if window is None or image.raw is None:
+        return image.pixels
+    invert = image.meta.get("PhotometricInterpretation", "").upper() == "MONOCHROME1"
+    return apply_window(image.raw, window, invert=invert)
+
+
+def key_tags(meta: dict[str, str]) -> list[tuple[str, str]]:
+    """Modality, view and study date when present; never patient identifiers.
+
+    Returns:
+        [(display name, value)], StudyDate as YYYY-MM-DD.
+    """
+    out = []
+    for tag, shown in SHOWN_TAGS:
+        value = str(meta.get(tag, "")).strip()
+        if not value:
+            continue
+        if tag == "StudyDate" and len(value) == 8 and value.isdigit():
+            value = f"{value[:4]}-{value[4:6]}-{value[6:]}"
+        out.append((shown, value))
+    return out
+
+
+# ---- widgets --------------------------------------------------------------------------------
+
+@st.cache_data(max_entries=8, show_spinner="Reading the image…")
+def _read_upload(data: bytes, name: str) -> QueryImage | QueryError:
+    return read_query(data, name)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _read_dataset(data_root: str, rel_path: str, stamp: float) -> QueryImage | QueryError:
+    return read_dataset_query(Path(data_root), rel_path)
+
+
+def query_source_ui(emb: Embeddings, data_root: Path) -> QueryImage | QueryError | None:
+    """Upload a file or pick one of the dataset; returns the decoded query (None: nothing yet)."""
+    source = st.radio("Query", ("Upload an image", "Pick from the dataset"), horizontal=True,
+                      key="search_source")
+    if source == "Upload an image":
+        upload = st.file_uploader("PNG, JPEG or DICOM", key="search_upload",
+                                  help="Any size up to the upload limit; DICOM files may have no extension.")
+        if upload is None:
+            return None
+        return _read_upload(upload.getvalue(), upload.name)
+    labels = sorted(set(emb.labels))
+    c1, c2 = st.columns([1, 3])
+    label = c1.selectbox("Class", ["(all)", *labels], key="search_pick_label")
+    paths = [p for p, lab in zip(emb.paths, emb.labels, strict=True) if label in ("(all)", lab)]
+    rel = c2.selectbox("Image", paths, key="search_pick_path")
+    if rel is None:
+        return None
+    try:
+        stamp = (data_root / rel).stat().st_mtime
+    except OSError:
+        stamp = 0.0
+    return _read_dataset(str(data_root), rel, stamp)
+
+
+def window_ui(query: QueryImage) -> tuple[np.ndarray, Window | None]:
+    """DICOM window/level: a preset and centre/width sliders (moving one makes it 'Custom').
+
+    Returns:
+        ((H, W) pixels to show and search, the window used or None for the file's own).
+    """
+    image = query.image
+    presets = window_presets(image)
+    if not presets:
+        return image.pixels, None
+    raw = image.raw
+    lo, hi = float(np.min(raw)), float(np.max(raw))
+    span = max(hi - lo, 1.0)
+    w_min, w_max = span / 1000, 2 * span
+    key = f"search_wl_{query.digest}"
+    start = image.window or presets["Full range"]
+
+    def clamp(w: Window) -> tuple[float, float]:
+        return float(np.clip(w.center, lo, hi)), float(np.clip(w.width, w_min, w_max))
+
+    def on_preset() -> None:
+        chosen = presets.get(st.session_state[f"{key}_preset"])
+        if st.session_state[f"{key}_preset"] != CUSTOM:
+            c, w = clamp(chosen or start)
+            st.session_state[f"{key}_c"], st.session_state[f"{key}_w"] = c, w
+
+    def on_slider() -> None:
+        st.session_state[f"{key}_preset"] = CUSTOM
+
+    if f"{key}_c" not in st.session_state:
+        st.session_state[f"{key}_c"], st.session_state[f"{key}_w"] = clamp(start)
+    preset = st.selectbox("Window preset", [*presets, CUSTOM], key=f"{key}_preset", on_change=on_preset)
+    center = st.slider("Window centre (level)", lo, hi, step=span / 500, key=f"{key}_c",
+                       on_change=on_slider)
+    width = st.slider("Window width", w_min, w_max, step=span / 500, key=f"{key}_w", on_change=on_slider)
+    window = presets[preset] if preset != CUSTOM else Window(center, width)
+    if preset == FILE_DEFAULT:
+        window = None
+    st.caption("Lung, bone and soft-tissue presets are in Hounsfield units and shown for CT only; "
+               "the search uses the image as displayed.")
+    return windowed_pixels(image, window), window
+
+
+def tags_ui(meta: dict[str, str]) -> None:
+    """Key DICOM tags that are present, as plain text."""
+    tags = key_tags(meta)
+    if tags:
+        st.text("\n".join(f"{name}: {value}" for name, value in tags))
