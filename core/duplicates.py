@@ -23,6 +23,7 @@ from core.pairs import connected_groups, mine_pair_arrays
 DEFAULT_K = 10
 DEFAULT_HASH_THRESHOLD = 4  # with a fixed cosine threshold; 'auto' calibrates it
 NEAR_MISS_MARGIN = 0.5  # near misses reach down to t - margin * (1 - t)
+MAX_NEAR_MISSES = 5_000  # the best ones; enough to calibrate on, small enough to page through
 MAX_PATIENT_PAIRS = 10_000
 
 
@@ -89,7 +90,8 @@ def find_pairs(emb: Embeddings, hashes: HashTable, rule: Rule, k: int = DEFAULT_
         k: neighbours per image from the embedding.
         block: rows per similarity tile (memory ~ block^2 floats).
         index: FAISS index over `emb.vectors` for very large sets (approximate if HNSW).
-        near_misses: keep unflagged pairs down to `near_miss_floor(rule.threshold)`.
+        near_misses: keep unflagged pairs down to `near_miss_floor(rule.threshold)` (at most
+            MAX_NEAR_MISSES, the highest first).
 
     Returns:
         Pairs sorted by score descending, then paths.
@@ -126,8 +128,12 @@ def find_pairs(emb: Embeddings, hashes: HashTable, rule: Rule, k: int = DEFAULT_
         out.append(CandidatePair(emb.paths[a], emb.paths[b], a, b, float(score[p]), int(dist[p]),
                                  exact, bool(sa and sb and sa != sb), bool(pa and pa == pb),
                                  bool(flagged[p] or exact)))
-    out = [_ordered(p) for p in out]
-    return sorted(out, key=lambda p: (-p.score, p.a, p.b))
+    out = sorted((_ordered(p) for p in out), key=lambda p: (-p.score, p.a, p.b))
+    misses = [p for p in out if not p.flagged][MAX_NEAR_MISSES:]
+    if misses:
+        dropped = {(p.a, p.b) for p in misses}
+        out = [p for p in out if (p.a, p.b) not in dropped]
+    return out
 
 
 def _ordered(p: CandidatePair) -> CandidatePair:
