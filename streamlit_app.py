@@ -4,7 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
-st.set_page_config(page_title="Similar chest X-rays", page_icon=":material/radiology:", layout="wide")
+# No page_title here: each st.Page title becomes the browser tab title.
+st.set_page_config(page_icon=":material/radiology:", layout="wide")
 
 PAGES = [  # (file, title, icon); the first is the home page
     ("pages/home.py", "Home", ":material/home:"),
