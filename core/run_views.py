@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from core.duplicate_report import RESULT as DUPLICATES_FILE
 from core.retrieval import Hit, Searcher
 from core.runs import RunPaths, read_json
 
 DEFAULT_DUPLICATE_THRESHOLD = 0.95  # cosine; used until a duplicate search calibrates one
-DUPLICATES_FILE = "duplicates.json"  # written by core.duplicate_report in the run folder
 
 
 @dataclass(frozen=True)

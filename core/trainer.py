@@ -152,7 +152,12 @@ class Trainer:
             torch.manual_seed(t.seed * 1000 + epoch)
             self.net.train()
             t0, running, n = time.time(), 0.0, 0
-            for step, (v1, v2) in enumerate(self._loader(self.train_set, epoch, shuffle=True)):
+            batches = self._loader(self.train_set, epoch, shuffle=True)
+            if self.progress and _is_main():  # a terminal: one tqdm bar per epoch
+                from tqdm import tqdm
+
+                batches = tqdm(batches, desc=f"epoch {epoch + 1}/{t.epochs}", leave=False)
+            for step, (v1, v2) in enumerate(batches):
                 loss = self._step_loss(v1, v2)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()

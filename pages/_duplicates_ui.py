@@ -20,7 +20,8 @@ from core.thumbnails import dataset_file
 
 STATUS_LABELS = {"pending": "pending", "duplicate": "duplicate", "not_duplicate": "not duplicate",
                  "skip": "skipped", "any": "any status"}
-SHORTCUTS = "Keys: 1-4 duplicate (by kind), N not duplicate, S skip, U undo, ← / → previous / next."
+SHORTCUTS = ("Red buttons say duplicate, with its kind. Keys: 1-4 duplicate (by kind), N not "
+             "duplicate, S skip, U undo, ← / → previous / next.")
 
 
 def _stamp(path: Path) -> float:
@@ -112,7 +113,7 @@ def _pct(x: float | None) -> str:
 
 def filters_ui(result: DuplicateResult) -> QueueFilter:
     """Queue filters: status, score range, kind, cross-split only, flagged only."""
-    c1, c2, c3 = st.columns([1, 2, 2])
+    c1, c2, c3 = st.columns([1.2, 2, 2])
     status = c1.selectbox("Status", STATUSES, format_func=STATUS_LABELS.get, key="dup_status")
     low = min([p.score for p in result.pairs] + [0.0])
     lo, hi = c2.slider("Cosine range", min_value=float(np.floor(low * 100) / 100), max_value=1.0,
@@ -219,11 +220,11 @@ def verdict_ui(key: str) -> tuple[str, str, str] | None:
     """
     note = st.text_input("Note (optional)", key=f"dup_note_{key}")
     st.caption(SHORTCUTS)
-    cols = st.columns(len(KINDS) + 2)
+    cols = st.columns([1.1, 1.5, 1.4, 1.9, 1.2, 0.8])
     for n, kind in enumerate(KINDS):
-        if cols[n].button(f"Duplicate: {KIND_LABELS[kind]}", key=f"dup_v_{kind}",
-                          shortcut=str(n + 1), type="primary" if n == 0 else "secondary",
-                          width="stretch"):
+        label = KIND_LABELS[kind][0].upper() + KIND_LABELS[kind][1:]
+        if cols[n].button(label, key=f"dup_v_{kind}", shortcut=str(n + 1), width="stretch",
+                          type="primary", help=f"Duplicate: {KIND_LABELS[kind]}"):
             return "duplicate", kind, note
     if cols[-2].button("Not duplicate", key="dup_v_not", shortcut="N", width="stretch"):
         return "not_duplicate", "", note

@@ -39,19 +39,17 @@ from pages._shared import flash, load_embeddings, synthetic_banner, workspace_ui
 def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: str) -> None:
     """The queue: one pair at a time, verdict buttons, undo and bulk confirm."""
     current = store.current()
-    c1, c2 = st.columns([3, 2])
-    with c2:
-        exact = pending_exact(result.flagged, current)
-        if st.button(f"Confirm {len(exact)} exact copies", key="dup_bulk", disabled=not exact,
-                     help="Pairs with identical pixels, as 'same image', in one step (undo undoes all)."):
-            _save(lambda: store.record_many(exact, "duplicate", reviewer=reviewer, kind="same_image",
-                                            note="bulk: identical pixels", run=run.name,
-                                            threshold=result.rule.threshold),
-                  f"Confirmed {len(exact)} exact copies.")
-        if st.button("Undo my last verdict", key="dup_undo", shortcut="U"):
-            _save(lambda: store.undo_last(reviewer), "Undone.", empty="Nothing of yours to undo.")
-    with c1:
-        f = filters_ui(result)
+    f = filters_ui(result)
+    c1, c2, _ = st.columns([1, 1, 2])
+    exact = pending_exact(result.flagged, current)
+    if c1.button(f"Confirm {len(exact)} exact copies", key="dup_bulk", disabled=not exact,
+                 help="Pairs with identical pixels, as 'same image', in one step (undo undoes all)."):
+        _save(lambda: store.record_many(exact, "duplicate", reviewer=reviewer, kind="same_image",
+                                        note="bulk: identical pixels", run=run.name,
+                                        threshold=result.rule.threshold),
+              f"Confirmed {len(exact)} exact copies.")
+    if c2.button("Undo my last verdict", key="dup_undo", shortcut="U"):
+        _save(lambda: store.undo_last(reviewer), "Undone.", empty="Nothing of yours to undo.")
     queue = review_queue(result.pairs, current, f)
     if not queue:
         st.success("No pair left with these filters.")
@@ -70,7 +68,6 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
         v = item.verdict
         kind = f" ({KIND_LABELS.get(v.kind, v.kind)})" if v.kind else ""
         st.text(f"Current verdict: {v.verdict.replace('_', ' ')}{kind} by {v.reviewer}")
-    images_ui(item, result.data_root)
     choice = verdict_ui(f"{item.pair.a}|{item.pair.b}")
     if choice is not None:
         verdict, kind, note = choice
@@ -79,6 +76,7 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
         _save(lambda: store.record(item.pair.a, item.pair.b, verdict, reviewer=reviewer, kind=kind,
                                    note=note, run=run.name, threshold=result.rule.threshold),
               f"Saved: {verdict.replace('_', ' ')}.")
+    images_ui(item, result.data_root)
     with st.expander("History of this pair"):
         rows = verdict_rows(store.history(item.pair.a, item.pair.b))
         cols = ["time", "verdict", "kind", "note", "reviewer", "run", "threshold"]

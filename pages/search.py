@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.imageio import ImageReadError, Window, load_image, to_uint8
 from core.run_views import (
+    DUPLICATES_FILE,
     DuplicateThreshold,
     TimedHits,
     duplicate_threshold,
@@ -23,6 +24,20 @@ from pages._search_ui import QueryError, QueryImage, query_source_ui, tags_ui, w
 from pages._shared import get_searcher, load_embeddings, synthetic_banner, workspace_ui
 
 _RESULTS = "search_results"  # session cache: (run, query, window, k) -> TimedHits
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _threshold(run_dir: str, stamp: float) -> DuplicateThreshold:
+    return duplicate_threshold(run_dir)
+
+
+def threshold_of(run_dir: Path) -> DuplicateThreshold:
+    """The run's duplicate threshold, re-read when its duplicate search is redone."""
+    try:
+        stamp = (run_dir / DUPLICATES_FILE).stat().st_mtime
+    except OSError:
+        stamp = 0.0
+    return _threshold(str(run_dir), stamp)
 
 
 def search(run_dir: Path, query: QueryImage, pixels: np.ndarray, window: Window | None,
@@ -113,7 +128,7 @@ result = search(run_dir, query, pixels, window, k)
 with results_col:
     st.subheader(f"Top {len(result.hits)} of {len(emb)} images")
     st.caption(f"Query time {result.seconds * 1000:.0f} ms (embedding + search)")
-    warning_ui(result, duplicate_threshold(run_dir))
+    warning_ui(result, threshold_of(run_dir))
     image_grid([GridItem(h.path, h.label, f"#{h.rank} · cosine {h.score:.3f}") for h in result.hits],
                data_root, run_dir, columns=5)
     vote_ui(result)
