@@ -236,7 +236,9 @@ def calibrate_from_verdicts(scores: np.ndarray, is_duplicate: np.ndarray, thresh
         target: precision the suggestion must reach.
 
     Returns:
-        VerdictCalibration (None fields when there are no verdicts of the needed kind).
+        VerdictCalibration (None fields when there are no verdicts of the needed kind). The
+        suggestion is the lowest verdict score reaching `target`, or the current threshold when
+        that already reaches it and is lower.
     """
     s = np.asarray(scores, np.float64)
     y = np.asarray(is_duplicate, bool)
@@ -245,4 +247,8 @@ def calibrate_from_verdicts(scores: np.ndarray, is_duplicate: np.ndarray, thresh
     precision = float(y[above].mean()) if above.any() else None
     recall = float(above[y].mean()) if n_dup else None
     suggested = threshold_for_precision(s[y], s[~y], target) if n_dup else None
+    if suggested is not None and precision is not None and recall is not None \
+            and precision >= target and threshold < suggested.threshold:
+        # Verdicts give no reason to raise a threshold that already meets the target.
+        suggested = ThresholdChoice(float(threshold), precision, recall, True)
     return VerdictCalibration(n_dup, n_not, precision, recall, suggested)

@@ -20,7 +20,7 @@ from core.thumbnails import dataset_file
 
 STATUS_LABELS = {"pending": "pending", "duplicate": "duplicate", "not_duplicate": "not duplicate",
                  "skip": "skipped", "any": "any status"}
-SHORTCUTS = ("Red buttons say duplicate, with its kind. Keys: 1-4 duplicate (by kind), N not "
+SHORTCUTS = ("The coloured buttons say duplicate, with its kind. Keys: 1-4 duplicate (by kind), N not "
              "duplicate, S skip, U undo, ← / → previous / next.")
 
 
@@ -237,10 +237,14 @@ def histogram(pos: list[float], neg: list[float], threshold: float | None, title
               names: tuple[str, str] = ("duplicates", "non-duplicates"), x_title: str = "cosine") -> go.Figure:
     """Overlaid histograms of two score sets with the threshold as a vertical line."""
     fig = go.Figure()
-    fig.add_trace(go.Histogram(x=pos, name=names[0], opacity=0.6, nbinsx=60, marker_color="#d62728"))
-    fig.add_trace(go.Histogram(x=neg, name=names[1], opacity=0.6, nbinsx=60, marker_color="#1f77b4"))
+    for values, name, colour in ((pos, names[0], "#d62728"), (neg, names[1], "#1f77b4")):
+        fig.add_trace(go.Histogram(x=values, name=name, opacity=0.6, nbinsx=60, histnorm="percent",
+                                   marker_color=colour))
+    if pos and neg and x_title == "cosine":  # the interesting part is near 1
+        low = min(float(np.quantile(pos, 0.02)), float(np.quantile(neg, 0.5)))
+        fig.update_xaxes(range=[low, 1.0005])
     if threshold is not None:
         fig.add_vline(x=threshold, line_dash="dash", annotation_text="threshold")
-    fig.update_layout(barmode="overlay", title=title, xaxis_title=x_title, yaxis_title="pairs",
+    fig.update_layout(barmode="overlay", title=title, xaxis_title=x_title, yaxis_title="% of each set",
                       height=320, margin={"l": 40, "r": 10, "t": 40, "b": 40})
     return fig

@@ -149,3 +149,9 @@ def test_synthetic_set_and_auto_calibration(tmp_path):
     assert set(cal.recall_by_kind) == set(COPY_KINDS)
     assert cal.rule.recall >= max(cal.embedding.recall, cal.hash.recall) - 1e-9
     assert cal.to_dict()["n_positive"] == known.pos_score.size
+
+
+def test_verdicts_without_rejections_do_not_raise_the_threshold():
+    cal = calibrate_from_verdicts(np.array([1.0, 1.0, 0.998]), np.array([True, True, True]),
+                                  threshold=0.99)
+    assert cal.precision == 1.0 and cal.suggested.threshold == 0.99
