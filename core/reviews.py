@@ -97,8 +97,11 @@ class ReviewStore:
         self.path = Path(path)
         self.dataset = str(dataset)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._write():  # creates the schema, or says the file is not a database
-            pass
+        with self._connect() as db:  # says so if the file is not a database
+            ready = db.execute("PRAGMA user_version").fetchone()[0] >= _SCHEMA_VERSION
+        if not ready:
+            with self._write():  # creates the schema
+                pass
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

@@ -199,7 +199,11 @@ if result is None:
     st.info("No duplicate search for this model yet: open 'Find duplicates' above.")
     st.stop()
 summary_ui(result)
-store = ReviewStore(ws.reviews_db, dataset=str(result.data_root))
+try:
+    store = ReviewStore(ws.reviews_db, dataset=str(result.data_root))
+except ReviewError as e:
+    st.error(str(e))
+    st.stop()
 tab_review, tab_cal, tab_leak, tab_export = st.tabs(["Review", "Calibration", "Leakage", "Export"])
 with tab_review:
     if not reviewer:
