@@ -44,6 +44,7 @@ class AutoCalibration:
     known: SyntheticSet
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary plus the known pairs (for histograms and later estimates)."""
         k = self.known
         return {
             "target_precision": self.target, "combined": asdict(self.rule),

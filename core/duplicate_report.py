@@ -60,6 +60,7 @@ class DuplicateResult:
 
     @property
     def flagged(self) -> list[CandidatePair]:
+        """The pairs the rule calls duplicates (near misses left out)."""
         return [p for p in self.pairs if p.flagged]
 
     def contract(self) -> dict[str, Any]:

@@ -46,6 +46,7 @@ class CandidatePair:
     flagged: bool  # the rule (or an exact copy) calls it a duplicate
 
     def to_dict(self) -> dict:
+        """The pair as JSON-ready values (scores rounded to 6 decimals)."""
         return {"a": self.a, "b": self.b, "score": round(self.score, 6),
                 "hash_distance": self.hash_distance, "exact": self.exact,
                 "cross_split": self.cross_split, "same_patient": self.same_patient,

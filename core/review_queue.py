@@ -25,6 +25,7 @@ class QueueItem:
 
     @property
     def status(self) -> str:
+        """'pending' or the current verdict."""
         return "pending" if self.verdict is None else self.verdict.verdict
 
 
