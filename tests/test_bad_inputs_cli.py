@@ -1,0 +1,60 @@
+"""Every bad and unusual input through the CLI: valid ones answer, bad ones get one line.
+
+Also a dataset folder that mixes bad files in: training skips and lists them, never fails.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import bad_inputs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    return bad_inputs.build_all(tmp_path_factory.mktemp("cases"))
+
+
+def _search_many(run: Path, files: list[Path]) -> dict[str, subprocess.CompletedProcess]:
+    return {f.name: cli("search", "--run", str(run), "--image", str(f), "-k", "2", "--json") for f in files}
+
+
+def test_valid_unusual_images_are_answered(tiny_workspace, cases):
+    files = [cases[name] for name in bad_inputs.VALID_CASES]
+    for name, proc in _search_many(tiny_workspace.run_dir, files).items():
+        assert proc.returncode == 0, f"{name}: {proc.stderr}"
+        assert len(json.loads(proc.stdout)["results"]) == 2
+
+
+def test_bad_images_get_one_line(tiny_workspace, cases):
+    files = [cases[name] for name in bad_inputs.BAD_CASES]
+    for name, proc in _search_many(tiny_workspace.run_dir, files).items():
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2, f"{name}: {proc.stderr}"
+        assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in proc.stderr, name
+
+
+def test_training_skips_and_lists_bad_files(tiny_workspace, cases, tmp_path):
+    data = tmp_path / "mixed"
+    shutil.copytree(tiny_workspace.dataset, data, ignore=shutil.ignore_patterns("manifest.csv"))
+    bad = [cases[n] for n in ("truncated_png", "text_as_png", "zero_byte", "bomb_png")]
+    for i, f in enumerate(bad):
+        shutil.copy(f, data / "Normal" / f"bad {i} {f.name}")
+    run = tmp_path / "run"
+    proc = cli("train", "--data", str(data), "--run", str(run), "--preset", "tiny", "--epochs", "1")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((run / "report.json").read_text())
+    skipped = {Path(s["path"]).name for s in report["skipped"]}
+    assert {f"bad {i} {f.name}" for i, f in enumerate(bad)} <= skipped
+    assert report["n_skipped"] == len(report["skipped"]) >= 4
