@@ -207,7 +207,8 @@ def map_figure(projection: Projection, emb: Embeddings, colours: Sequence[str],
             customdata=[[r, html.escape(Path(emb.paths[r]).name), html.escape(emb.labels[r])]
                         for r in marked],
             hovertemplate="%{customdata[1]}<br>%{customdata[2]}<extra>found</extra>"))
-    fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode="lasso",
-                      legend={"itemsizing": "constant"}, xaxis={"visible": False},
-                      yaxis={"visible": False, "scaleanchor": "x"})
+    # No equal aspect: t-SNE distances between clusters mean little, and the plot fills its box.
+    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 40}, dragmode="lasso",
+                      legend={"itemsizing": "constant", "orientation": "h", "y": -0.01, "yanchor": "top"},
+                      xaxis={"visible": False}, yaxis={"visible": False})
     return fig

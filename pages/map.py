@@ -56,10 +56,11 @@ def quality_ui(run_dir: Path) -> None:
         st.caption("No evaluation in this run yet.")
         return
     table = pd.DataFrame([{"class": r.label, "P@5": r.precision_at_5, "mAP": r.map,
-                           "mAP@R": r.map_at_r, "queries": r.n_queries} for r in rows])
-    st.dataframe(table, hide_index=True, key="map_quality",
-                 column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                for c in ("P@5", "mAP", "mAP@R")})
+                           "queries": r.n_queries} for r in rows])
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"P@5": st.column_config.NumberColumn(format="%.2f"),
+                                "mAP": st.column_config.NumberColumn(format="%.2f"),
+                                "queries": st.column_config.NumberColumn(width="small")})
     protocol = (load_json(RunPaths(run_dir).evaluation) or {}).get("protocol")
     if protocol:
         st.caption(f"Protocol: {protocol}.")
@@ -111,7 +112,7 @@ group_of = groups_of(run_dir)
 data_root = Path((load_json(RunPaths(run_dir).config) or {}).get("data", ""))
 spec = ProjectionSpec("tsne", choices.perplexity, choices.seed, choices.split)
 
-map_col, side_col = st.columns([3, 1.3])
+map_col, side_col = st.columns([2.4, 1.6])
 with map_col:
     if not emb.subset(choices.split).size and choices.split != "all":
         st.warning(f"This run has no images in the {choices.split} split.")
