@@ -43,10 +43,8 @@ def image_grid(items: Sequence[GridItem], data_root: Path, run_dir: Path, column
         for cell, item in zip(cells, items[start:start + columns], strict=False):
             with cell:
                 st.image(cached_thumbnail(str(data_root), item.path, cache_dir, size), width=size)
-                if item.headline:
-                    st.text(item.headline)
-                st.text(item.label)
-                st.text(Path(item.path).name)
+                lines = [item.headline] if item.headline else []
+                st.text("\n".join([*lines, item.label, Path(item.path).name]))
 
 
 _MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|:$~=^&\"'")

@@ -208,7 +208,9 @@ def map_figure(projection: Projection, emb: Embeddings, colours: Sequence[str],
                         for r in marked],
             hovertemplate="%{customdata[1]}<br>%{customdata[2]}<extra>found</extra>"))
     # No equal aspect: t-SNE distances between clusters mean little, and the plot fills its box.
-    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 40}, dragmode="lasso",
+    # No dragmode either: Streamlit then pans by default and a click selects a point; in its
+    # box or lasso mode (toolbar) a click would not select.
+    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 40},
                       legend={"itemsizing": "constant", "orientation": "h", "y": -0.01, "yanchor": "top"},
                       xaxis={"visible": False}, yaxis={"visible": False})
     return fig

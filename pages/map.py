@@ -122,7 +122,7 @@ with map_col:
     colours = colour_values(emb, projection.rows, choices.colour_by, group_of)
     method = "t-SNE" if projection.spec.method == "tsne" else "PCA"
     st.caption(f"{projection.rows.size} images · {method} · split: {choices.split} · "
-               "box or lasso to select, click a point to open it")
+               "click a point to open it; box or lasso select (toolbar) for a group")
     event = st.plotly_chart(map_figure(projection, emb, colours, found[:1]), key="map_chart",
                             on_select="rerun", selection_mode=("points", "box", "lasso"),
                             config={"displaylogo": False})

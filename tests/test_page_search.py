@@ -31,7 +31,7 @@ RESULT = re.compile(r"^#\d+ · cosine -?\d\.\d{3}$")  # a grid cell's first line
 
 
 def _results(at) -> list[str]:
-    return [t.value for t in at.text if RESULT.match(t.value)]
+    return [t.value.split("\n")[0] for t in at.text if RESULT.match(t.value.split("\n")[0])]
 
 
 def _all_text(at) -> str:
