@@ -23,6 +23,7 @@ from pages._images_ui import GridItem, escape_markdown, image_grid
 from pages._search_ui import QueryError, QueryImage, query_source_ui, tags_ui, window_ui
 from pages._shared import get_searcher, load_embeddings, synthetic_banner, workspace_ui
 
+COMPARE_PX = 440  # side by side, each fits half of a laptop screen
 _RESULTS = "search_results"  # session cache: (run, query, window, k) -> TimedHits
 
 
@@ -85,12 +86,12 @@ def compare_ui(query: QueryImage, pixels: np.ndarray, result: TimedHits, data_ro
     hit = by_rank[rank]
     left, right = st.columns(2)
     with left:
-        st.image(to_uint8(pixels), width="stretch")
+        st.image(to_uint8(pixels), width=COMPARE_PX)
         st.text(f"query: {query.name}")
     with right:
         try:
             shown = load_image(dataset_file(data_root, hit.path)).pixels
-            st.image(to_uint8(shown), width="stretch")
+            st.image(to_uint8(shown), width=COMPARE_PX)
         except ImageReadError as e:
             st.error(escape_markdown(str(e)))
         st.text(f"#{hit.rank} · cosine {hit.score:.3f} · {hit.label}\n{hit.path}")
