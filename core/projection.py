@@ -89,11 +89,17 @@ def _pca(x: np.ndarray, dims: int) -> np.ndarray:
     if n < 2 or x.ndim != 2 or x.shape[1] == 0:
         return out
     centred = x - x.mean(axis=0, keepdims=True)  # (N, D)
-    u, s, vt = np.linalg.svd(centred, full_matrices=False)  # u: (N, r)
-    r = min(dims, s.size)
-    signs = np.sign(vt[:r][np.arange(r), np.abs(vt[:r]).argmax(axis=1)])  # largest loading > 0
+    if n > x.shape[1]:
+        # Eigenvectors of the (D, D) scatter matrix: 10,000 x 512 in 0.1 s here, where the
+        # SVD of the (N, D) matrix took 6-18 s on the same 2 (busy) cores.
+        eigvals, eigvecs = np.linalg.eigh(centred.T @ centred)  # ascending
+        components = eigvecs[:, ::-1][:, :dims].T  # (r, D), largest variance first
+    else:
+        components = np.linalg.svd(centred, full_matrices=False)[2][:dims]  # (r, D)
+    r = components.shape[0]
+    signs = np.sign(components[np.arange(r), np.abs(components).argmax(axis=1)])  # largest loading > 0
     signs[signs == 0] = 1.0
-    out[:, :r] = u[:, :r] * s[:r] * signs  # (N, r)
+    out[:, :r] = centred @ (components * signs[:, None]).T  # (N, r)
     return out
 
 
