@@ -25,7 +25,7 @@ class GridItem:
     headline: str = ""
 
 
-@st.cache_data(max_entries=20_000, show_spinner=False)
+@st.cache_data(max_entries=4_000, show_spinner=False)  # ~3 KB each; the disk cache holds all
 def cached_thumbnail(data_root: str, rel_path: str, cache_dir: str, size: int = THUMB_SIZE) -> bytes:
     """PNG thumbnail of a dataset image (a grey square when it cannot be read)."""
     try:
