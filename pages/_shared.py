@@ -48,12 +48,28 @@ def _chosen_folder(default: Path) -> Path:
     return default
 
 
+def route_through_entry_point() -> None:
+    """Make sure the page runs under streamlit_app.py's st.navigation.
+
+    Streamlit treats a `pages/` folder as an old-style multipage app until the entry point
+    has called st.navigation once in this server process, so a first visit straight to
+    /map would run pages/map.py alone (no router, every file of pages/ in the sidebar).
+    Switching that mode off and rerunning sends the same URL through the router.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def workspace_ui() -> Workspace:
     """Sidebar: the workspace folder (changeable, remembered in the URL) and the active run.
 
     Returns:
         The Workspace the page should show.
     """
+    route_through_entry_point()
     default = workspace_root()
     folder = _chosen_folder(default)
     st.session_state[_WS_KEY] = str(folder)

@@ -29,9 +29,10 @@ pytestmark = [
 ]
 
 PAGES = [  # (url path, the page's title, text of one real element)
+    # A page URL first, on a fresh server: it must still go through streamlit_app.py's router.
+    ("map", "Embedding map", "Retrieval quality by class"),
     ("", "Home", "Dataset"),
     ("train", "Train", "Start training"),
-    ("map", "Embedding map", "Retrieval quality by class"),
     ("search", "Search", "Upload"),
     ("duplicates", "Duplicates", "threshold"),
 ]
@@ -107,6 +108,8 @@ def test_every_page_loads(page, server, shots, path, title, element):
     page.get_by_text(element, exact=False).first.wait_for(timeout=60_000)
     _wait_idle(page)
     assert page.locator("[data-testid='stException']").count() == 0
+    nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+    assert "Duplicates" in nav and "shared" not in nav  # the router's pages, not the folder's files
     page.screenshot(path=str(shots / f"page-{path or 'home'}.png"), full_page=True)
 
 
