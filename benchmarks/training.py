@@ -1,0 +1,162 @@
+"""SimCLR training throughput of the quick and seed presets: the project's Trainer vs a plain loop.
+
+Images/s counts images, each seen as two augmented views per step (as the Trainer reports).
+For each preset, a few dozen steps (not whole runs), four figures:
+- end to end: the Trainer's own loop (loader worker + bf16 autocast + channels_last where the
+  CPU has bf16) vs a plain fp32 loop with the same model, loss, optimiser, augmentations and
+  batch size, augmenting in the training process (DataLoader num_workers=0, PyTorch defaults);
+- model only: the same step on pre-made tensors, so the gap to end to end is the loader's cost;
+- loader only: the Trainer's DataLoader alone (augmentation of two views), images/s.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from benchmarks.common import demo_files, emit, note
+from core.config import make_run_config
+from core.device import resolve_precision, setup_cpu
+from core.loader import TwoViewDataset, decode_images, default_workers
+from core.loss import NTXentLoss
+from core.model import build_model
+from core.runs import RunPaths
+from core.trainer import Trainer
+from core.transforms import XRayViews
+
+
+def _steps(quick: bool, preset: str) -> tuple[int, int]:
+    """(untimed warm-up steps, timed steps)."""
+    if preset == "seed":
+        return (1, 3) if quick else (2, 10)
+    return (2, 8) if quick else (3, 30)
+
+
+def _timed_fit(trainer: Trainer, warm: int, steps: int) -> float:
+    """Images/s of the Trainer's own loop over `steps` steps after `warm` untimed ones."""
+    stamps: list[float] = []
+
+    def stop() -> bool:  # called by fit after every optimiser step
+        stamps.append(time.perf_counter())
+        return len(stamps) >= warm + steps
+
+    trainer.fit(should_stop=stop)
+    return steps * trainer.local_batch / (stamps[-1] - stamps[warm - 1])
+
+
+def _model_only(step, batch: int, px: int, warm: int, steps: int) -> float:
+    """Images/s of `step(v1, v2)` on pre-made normalised views (no loader)."""
+    g = torch.Generator().manual_seed(0)
+    v1, v2 = torch.randn(batch, 1, px, px, generator=g), torch.randn(batch, 1, px, px, generator=g)
+    for _ in range(warm):
+        step(v1, v2)
+    t = time.perf_counter()
+    for _ in range(steps):
+        step(v1, v2)
+    return steps * batch / (time.perf_counter() - t)
+
+
+def _loader_only(loader: DataLoader, batches: int) -> float:
+    """Images/s of a DataLoader alone (first batch untimed: worker start-up)."""
+    it = iter(loader)
+    first = next(it)
+    n, t = 0, time.perf_counter()
+    for _ in range(batches):
+        v1, _ = next(it)
+        n += v1.shape[0]
+    del first
+    return n / (time.perf_counter() - t)
+
+
+class PlainSimCLR:
+    """The reference: fp32, default memory format, Adam, NT-Xent; no autocast, no tricks."""
+
+    def __init__(self, config, images: torch.Tensor) -> None:
+        torch.manual_seed(0)
+        t = config.train
+        self.model = build_model(config.model).train()
+        self.loss_fn = NTXentLoss(t.temperature, gather_distributed=False)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=t.lr)
+        self.loader = DataLoader(TwoViewDataset(images, XRayViews(t.image_size, config.augment)),
+                                 batch_size=t.batch_size, shuffle=True, drop_last=True)
+
+    def step(self, v1: torch.Tensor, v2: torch.Tensor) -> None:
+        z = self.model(torch.cat([v1, v2]))  # (2B, proj_dim)
+        z1, z2 = z.chunk(2)
+        loss = self.loss_fn(z1, z2)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+    def end_to_end(self, warm: int, steps: int) -> float:
+        it = iter(self.loader)
+        for _ in range(warm):
+            self.step(*next(it))
+        n, t = 0, time.perf_counter()
+        for _ in range(steps):
+            v1, v2 = next(it)
+            self.step(v1, v2)
+            n += v1.shape[0]
+        return n / (time.perf_counter() - t)
+
+
+def bench_preset(preset: str, quick: bool, tmp: Path) -> None:
+    warm, steps = _steps(quick, preset)
+    config = make_run_config(str(tmp), preset, weights="none")
+    t = config.train
+    device = torch.device("cpu")
+    precision = resolve_precision(t.precision, device)
+    need = (warm + steps + 1) * t.batch_size
+    files = demo_files(tmp, min(need, 256))
+    images, _ = decode_images(files, int(round(t.image_size * 1.15)))  # as the pipeline does
+    images = images.repeat((-(-need // images.shape[0]), 1, 1, 1))[:need]  # (need, 1, S, S)
+    note(f"training {preset}: {t.image_size} px, batch {t.batch_size}, {warm}+{steps} steps, {precision}")
+
+    setup_cpu()
+    trainer = Trainer(config, RunPaths(tmp / f"run-{preset}"), images, images[:0], device, precision)
+    project_e2e = _timed_fit(trainer, warm, steps)
+
+    def project_step(v1: torch.Tensor, v2: torch.Tensor) -> None:
+        loss = trainer._step_loss(v1, v2)  # the Trainer's own forward (autocast, channels_last)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        trainer.optimizer.step()
+
+    trainer.net.train()
+    project_model = _model_only(project_step, t.batch_size, t.image_size, 1, steps)
+    loader = trainer._loader(trainer.train_set, 0, shuffle=True)
+    loader_rate = _loader_only(loader, min(steps, need // t.batch_size - 1))
+    workers = default_workers(t.num_workers)
+
+    # The plain loop runs with PyTorch's defaults, denormals included.
+    torch.set_flush_denormal(False)
+    try:
+        plain = PlainSimCLR(config, images)
+        plain_e2e = plain.end_to_end(warm, steps)
+        plain_model = _model_only(plain.step, t.batch_size, t.image_size, 1, steps)
+        plain_loader = _loader_only(plain.loader, min(steps, need // t.batch_size - 1))
+    finally:
+        setup_cpu()
+
+    common = dict(preset=preset, px=t.image_size, batch=t.batch_size, steps=steps,
+                  precision=precision, reference_precision="fp32")
+    emit("train.end_to_end", project_e2e, "images/s", reference="plain fp32 SimCLR loop",
+         reference_value=plain_e2e, loader_workers=workers, reference_loader_workers=0,
+         target=">= 1.5x plain" if preset == "quick" else None, **common)
+    emit("train.model_only", project_model, "images/s", reference="plain fp32 SimCLR step",
+         reference_value=plain_model, **common)
+    emit("train.loader_only", loader_rate, "images/s", reference="plain DataLoader, no workers",
+         reference_value=plain_loader, loader_workers=workers,
+         loader_bound=loader_rate < project_model,
+         end_to_end_over_model_only=project_e2e / project_model, **common)
+
+
+def run(quick: bool) -> None:
+    presets = ("quick",) if quick else ("quick", "seed")  # seed (224 px) takes minutes
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        for preset in presets:
+            bench_preset(preset, quick, Path(tmp))
