@@ -7,9 +7,11 @@ threshold reaches it, the most precise one is returned with `reached=False`.
 Three detectors are calibrated on the same pairs:
 - embedding: cosine >= t;
 - hash: pHash distance <= h;
-- combined: distance <= h, or cosine - w * distance >= t. The second term lets each signal
-  vouch for the other: a pair the hash calls close needs a little less cosine, a pair it calls
-  far needs more. w = 0 is plain "either signal".
+- combined: cosine >= t, or pHash distance <= h with cosine >= m. Each signal covers the
+  other's blind spot: the embedding alone catches crops and rotations (which move a pHash
+  far), the hash catches re-encodes and gamma changes, and the floor m lets the embedding
+  veto pHash collisions between different images (look-alike films, phantoms). m = -1 is
+  plain "either signal".
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 
 DEFAULT_TARGET = 0.99
 MAX_HASH = 16
-_TILTS = (0.0, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)  # w as a fraction of (1 - median impostor) / 64
+_FLOOR_QUANTILES = np.linspace(0.0, 0.9, 19)  # candidate floors m: quantiles of the copies' cosine
 
 
 class CalibrationError(ValueError):
@@ -39,14 +41,15 @@ class ThresholdChoice:
 
 @dataclass(frozen=True)
 class Rule:
-    """The combined detector: duplicate when hash <= hash_threshold or score - tilt * hash >= threshold.
+    """The combined detector: score >= threshold, or hash <= hash_threshold and score >= hash_floor.
 
-    hash_threshold -1 turns the hash term off; threshold > 1 turns the score term off.
+    hash_threshold -1 turns the hash term off; threshold > 1 turns the score-only term off;
+    hash_floor -1 trusts the hash alone.
     """
 
     threshold: float
     hash_threshold: int
-    tilt: float = 0.0
+    hash_floor: float = -1.0
 
     def flags(self, score: np.ndarray, hash_distance: np.ndarray) -> np.ndarray:
         """Which pairs the rule calls duplicates.
@@ -59,7 +62,7 @@ class Rule:
         """
         s = np.asarray(score, dtype=np.float64)
         d = np.asarray(hash_distance, dtype=np.float64)
-        return (d <= self.hash_threshold) | (s - self.tilt * d >= self.threshold - 1e-9)
+        return (s >= self.threshold - 1e-9) | ((d <= self.hash_threshold) & (s >= self.hash_floor - 1e-9))
 
 
 @dataclass(frozen=True)
@@ -152,9 +155,10 @@ def calibrate_rule(pos_score: np.ndarray, pos_hash: np.ndarray, neg_score: np.nd
                    max_distance: int = MAX_HASH) -> RuleChoice:
     """The combined rule with the highest recall at `target` precision on the known pairs.
 
-    Searches hash threshold h in -1..max_distance and a few tilts w (scaled to the spread of
-    the impostors' scores); for each, the score threshold is `threshold_for_precision` over
-    the pairs the hash term leaves. Ties go to the smaller tilt, then the smaller h.
+    Searches the hash threshold h in -1..max_distance and the floor m among -1 and quantiles
+    of the copies' cosine; for each, the score threshold is the lowest reaching the target
+    over the pairs the hash term leaves. Ties go to the higher precision, then the rule
+    without a floor, then the smaller h.
 
     Args:
         pos_score, pos_hash: (P,) known duplicates; neg_score, neg_hash: (M,) non-duplicates.
@@ -168,17 +172,16 @@ def calibrate_rule(pos_score: np.ndarray, pos_hash: np.ndarray, neg_score: np.nd
     ns, nh = np.asarray(neg_score, np.float64), np.asarray(neg_hash, np.float64)
     if ps.size == 0:
         raise CalibrationError("no known duplicate pairs to calibrate on")
-    spread = max(1.0 - float(np.median(ns)), 1e-6) / 64.0 if ns.size else 0.0
+    floors = [-1.0] + sorted(set(np.quantile(ps, _FLOOR_QUANTILES).tolist()))
     best: RuleChoice | None = None
-    for tilt in (f * spread for f in _TILTS):
-        for h in range(-1, max_distance + 1):
-            p_in, n_in = ph <= h, nh <= h
-            rest = ps[~p_in] - tilt * ph[~p_in]  # (P',) tilted scores the hash leaves
-            rest_neg = ns[~n_in] - tilt * nh[~n_in]
-            candidates = [Rule(2.0, h, tilt)]  # hash term only
-            if rest.size:
-                choice = _threshold_given(rest, rest_neg, int(p_in.sum()), int(n_in.sum()), target)
-                candidates.append(Rule(choice, h, tilt))
+    for h in range(-1, max_distance + 1):
+        for floor in floors if h >= 0 else [-1.0]:
+            p_in = (ph <= h) & (ps >= floor)
+            n_in = (nh <= h) & (ns >= floor)
+            candidates = [Rule(2.0, h, floor)]  # hash term only
+            if (~p_in).any():
+                t = _threshold_given(ps[~p_in], ns[~n_in], int(p_in.sum()), int(n_in.sum()), target)
+                candidates.append(Rule(t, h, floor))
             for rule in candidates:
                 p, r = precision_recall(rule.flags(ps, ph), rule.flags(ns, nh))
                 option = RuleChoice(rule, p, r, p >= target)
@@ -206,7 +209,9 @@ def _better(a: RuleChoice, b: RuleChoice) -> bool:
         return a.reached
     if not a.reached:
         return (a.precision, a.recall) > (b.precision, b.recall)
-    return a.recall > b.recall + 1e-12
+    if abs(a.recall - b.recall) > 1e-12:
+        return a.recall > b.recall
+    return a.precision > b.precision + 1e-12
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ def run_duplicates(run_dir: str | Path, threshold: str | float = "auto", *,
         rule, method = cal.rule.rule, "auto"
         precision, recall = cal.rule.precision, cal.rule.recall
     else:
-        rule, method = Rule(fixed, DEFAULT_HASH_THRESHOLD, 0.0), "fixed"
+        rule, method = Rule(fixed, DEFAULT_HASH_THRESHOLD), "fixed"
         precision, recall = _estimate(out / CALIBRATION, rule)
     pairs = find_pairs(emb, hashes, rule, k=k)
     groups = [[emb.paths[r] for r in g] for g in duplicate_groups(len(emb), pairs)]
@@ -254,7 +254,8 @@ def load_result(run_dir: str | Path, data: str | Path | None = None) -> Duplicat
     leakage = LeakageReport([p for p in pairs if p.flagged and p.cross_split],
                             [PatientLeak(**x) for x in leak.get("patient_leaks", [])],
                             int(leak.get("n_patients_across_splits", 0)))
-    return DuplicateResult(out, Path(doc["run"]), Path(doc["data"]), doc["method"], Rule(**doc["rule"]),
+    rule = Rule(**{k: v for k, v in doc["rule"].items() if k in Rule.__dataclass_fields__})
+    return DuplicateResult(out, Path(doc["run"]), Path(doc["data"]), doc["method"], rule,
                            doc["estimated_precision"], doc["estimated_recall"], doc["n_images"],
                            pairs, doc["groups"], leakage)
 

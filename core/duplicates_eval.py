@@ -65,8 +65,8 @@ def pair_scores(flagged: set[tuple[int, int]], truth: set[tuple[int, int]]) -> P
 
 def detector_rules(cal: AutoCalibration) -> dict[str, Rule]:
     """The three calibrated detectors as rules: cosine only, pHash only, combined."""
-    return {"embedding": Rule(cal.embedding.threshold, -1, 0.0),
-            "hash": Rule(2.0, int(cal.hash.threshold), 0.0), "combined": cal.rule.rule}
+    return {"embedding": Rule(cal.embedding.threshold, -1),
+            "hash": Rule(2.0, int(cal.hash.threshold)), "combined": cal.rule.rule}
 
 
 def flagged_pairs(emb: Embeddings, hashes: HashTable, rule: Rule, k: int = 10) -> set[tuple[int, int]]:
@@ -140,11 +140,11 @@ def _run_data(run: Path) -> str:
 
 def _describe(rule: Rule) -> str:
     parts = []
-    if rule.hash_threshold >= 0:
-        parts.append(f"pHash <= {rule.hash_threshold}")
     if rule.threshold <= 1.0:
-        tilt = f" - {rule.tilt:.5f} x pHash" if rule.tilt else ""
-        parts.append(f"cosine{tilt} >= {rule.threshold:.4f}")
+        parts.append(f"cosine >= {rule.threshold:.4f}")
+    if rule.hash_threshold >= 0:
+        floor = f" and cosine >= {rule.hash_floor:.4f}" if rule.hash_floor > -1 else ""
+        parts.append(f"(pHash <= {rule.hash_threshold}{floor})" if floor else f"pHash <= {rule.hash_threshold}")
     return " or ".join(parts)
 
 

@@ -100,11 +100,11 @@ def summary_ui(result: DuplicateResult) -> None:
     cols[3].metric("Est. recall", _pct(result.estimated_recall))
     cols[4].metric("Pairs / groups", f"{len(flagged)} / {len(result.groups)}")
     cols[5].metric("Cross-split pairs", str(sum(p.cross_split for p in flagged)))
-    tilt = f" − {r.tilt:.5f} × pHash distance" if r.tilt else ""
-    st.caption(f"Rule ({result.method}): a pair is a duplicate when its pHash distance is at most "
-               f"{r.hash_threshold}, or cosine{tilt} ≥ {r.threshold:.4f}; identical pixels always. "
-               "Estimates are on synthetic copies of held-out images against their nearest "
-               "non-duplicates.")
+    floor = f" and its cosine is at least {r.hash_floor:.4f}" if r.hash_floor > -1 else ""
+    st.caption(f"Rule ({result.method}): a pair is a duplicate when its cosine is at least "
+               f"{r.threshold:.4f}, or its pHash distance is at most {r.hash_threshold}{floor}; "
+               "identical pixels always. Estimates are on synthetic copies of held-out images "
+               "against their nearest non-duplicates.")
 
 
 def _pct(x: float | None) -> str:

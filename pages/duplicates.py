@@ -140,8 +140,8 @@ def _rule_text(name: str, c: dict) -> str:
     if name == "hash":
         return f"pHash ≤ {int(c['threshold'])}"
     r = c["rule"]
-    tilt = f" − {r['tilt']:.5f}×pHash" if r["tilt"] else ""
-    return f"pHash ≤ {r['hash_threshold']} or cosine{tilt} ≥ {r['threshold']:.4f}"
+    floor = f" and cosine ≥ {r['hash_floor']:.4f}" if r.get("hash_floor", -1) > -1 else ""
+    return f"cosine ≥ {r['threshold']:.4f} or (pHash ≤ {r['hash_threshold']}{floor})"
 
 
 def leakage_ui(result: DuplicateResult) -> None:

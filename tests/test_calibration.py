@@ -78,9 +78,10 @@ def test_combined_rule_finds_what_each_signal_misses():
 
 
 def test_rule_flags():
-    rule = Rule(threshold=0.9, hash_threshold=2, tilt=0.01)
-    flags = rule.flags(np.array([0.1, 0.95, 0.95, 0.99]), np.array([2, 3, 6, 5]))
-    assert flags.tolist() == [True, True, False, True]  # 0.95-0.06 < 0.9; 0.99-0.05 >= 0.9
+    rule = Rule(threshold=0.9, hash_threshold=2, hash_floor=0.5)
+    flags = rule.flags(np.array([0.1, 0.6, 0.95, 0.4]), np.array([2, 2, 30, 0]))
+    assert flags.tolist() == [False, True, True, False]  # a hash match needs cosine >= 0.5
+    assert Rule(2.0, 2).flags(np.array([-0.5, 0.99]), np.array([2, 3])).tolist() == [True, False]
 
 
 def test_calibration_from_verdicts():
@@ -155,3 +156,16 @@ def test_verdicts_without_rejections_do_not_raise_the_threshold():
     cal = calibrate_from_verdicts(np.array([1.0, 1.0, 0.998]), np.array([True, True, True]),
                                   threshold=0.99)
     assert cal.precision == 1.0 and cal.suggested.threshold == 0.99
+
+
+def test_cosine_floor_vetoes_hash_collisions():
+    """Look-alike images collide on pHash; the embedding tells them apart, so a floor is chosen."""
+    rng = np.random.default_rng(2)
+    pos_score, pos_hash = rng.uniform(0.82, 0.95, 100), rng.integers(0, 3, 100)
+    neg_score = np.r_[rng.uniform(0.3, 0.8, 300), rng.uniform(0.85, 0.97, 300)]  # collisions, look-alikes
+    neg_hash = np.r_[rng.integers(0, 3, 300), rng.integers(20, 40, 300)]
+    choice = calibrate_rule(pos_score, pos_hash, neg_score, neg_hash, target=0.99)
+    assert choice.recall == 1.0 and choice.precision == 1.0
+    assert 0.8 < choice.rule.hash_floor <= pos_score.min() and choice.rule.hash_threshold >= 2
+    assert not threshold_for_precision(pos_score, neg_score, 0.99).reached
+    assert not hash_threshold_for_precision(pos_hash, neg_hash, 0.99).reached
