@@ -17,4 +17,5 @@ PAGES = [  # (file, title, icon); the first is the home page
 HERE = Path(__file__).parent
 pages = [st.Page(path, title=title, icon=icon, default=i == 0)
          for i, (path, title, icon) in enumerate(PAGES) if (HERE / path).is_file()]
+st.session_state["_routed_by_entry_point"] = True  # see pages/_shared.route_through_entry_point
 st.navigation(pages).run()

@@ -48,6 +48,9 @@ def _chosen_folder(default: Path) -> Path:
     return default
 
 
+ROUTED_KEY = "_routed_by_entry_point"
+
+
 def route_through_entry_point() -> None:
     """Make sure the page runs under streamlit_app.py's st.navigation.
 
@@ -58,8 +61,9 @@ def route_through_entry_point() -> None:
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    if not st.session_state.get(ROUTED_KEY):  # streamlit_app.py sets it before st.navigation
         PagesManager.uses_pages_directory = False
+        st.session_state[ROUTED_KEY] = True  # never loop, whatever Streamlit does next
         st.rerun()
 
 

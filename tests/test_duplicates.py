@@ -128,16 +128,25 @@ def test_leakage_lists_cross_split_pairs_and_patients():
     assert report.patient_leaks[0].score >= report.patient_leaks[-1].score
 
 
-def test_run_duplicates_writes_and_reloads(tiny_workspace):
-    result = run_duplicates(tiny_workspace.run_dir, "auto")
+@pytest.fixture
+def private_run(_tiny_workspace_built, tmp_path):
+    """A copy of the tiny run: duplicate searches write into the run folder, never the shared one."""
+    from tests.page_helpers import copy_workspace
+
+    src = _tiny_workspace_built
+    return copy_workspace(src.root, src.run_dir.name, tmp_path / "ws")
+
+
+def test_run_duplicates_writes_and_reloads(private_run):
+    result = run_duplicates(private_run, "auto")
     assert result.method == "auto" and 0 <= result.estimated_precision <= 1
     for name in ("duplicates.json", "pairs.csv", "groups.csv", "calibration.json", "hashes.csv"):
-        assert (tiny_workspace.run_dir / name).is_file()
-    again = load_result(tiny_workspace.run_dir)
+        assert (private_run / name).is_file()
+    again = load_result(private_run)
     assert again.rule == result.rule and again.groups == result.groups
     assert [(p.a, p.b, p.flagged) for p in again.pairs] == [(p.a, p.b, p.flagged) for p in result.pairs]
     assert [p.score for p in again.pairs] == pytest.approx([p.score for p in result.pairs], abs=1e-6)
-    fixed = run_duplicates(tiny_workspace.run_dir, 0.999)
+    fixed = run_duplicates(private_run, 0.999)
     assert fixed.method == "fixed" and fixed.estimated_recall is not None  # from the saved calibration
     contract = fixed.contract()
     assert list(contract) == ["threshold", "estimated_precision", "estimated_recall", "n_pairs",
@@ -151,8 +160,8 @@ def _cli(*args):
                           text=True, timeout=300)
 
 
-def test_cli_json_contract_and_user_errors(tiny_workspace, tmp_path, capsys):
-    proc = _cli("duplicates", "--run", str(tiny_workspace.run_dir), "--threshold", "0.995", "--json")
+def test_cli_json_contract_and_user_errors(tiny_workspace, private_run, tmp_path, capsys):
+    proc = _cli("duplicates", "--run", str(private_run), "--threshold", "0.995", "--json")
     if "invalid choice: 'duplicates'" in proc.stderr:
         pytest.skip("core/cli.py does not register the duplicates command yet")
     assert proc.returncode == 0, proc.stderr
@@ -165,21 +174,21 @@ def test_cli_json_contract_and_user_errors(tiny_workspace, tmp_path, capsys):
 
     for bad in (["--threshold", "2"], ["--threshold", "often"]):
         with pytest.raises(SystemExit) as exit_:
-            main(["duplicates", "--run", str(tiny_workspace.run_dir), *bad])
+            main(["duplicates", "--run", str(private_run), *bad])
         assert exit_.value.code == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert main(["duplicates", "--run", str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err.startswith("error: not a run folder")
 
 
-def test_other_folder_with_the_runs_model(tiny_workspace, tmp_path):
+def test_other_folder_with_the_runs_model(private_run, tmp_path):
     data = tmp_path / "other"
     (data / "any").mkdir(parents=True)
     for i in range(8):
         Image.fromarray((_gradient(seed=i) * 255).astype(np.uint8)).save(data / "any" / f"{i}.png")
     Image.open(data / "any" / "0.png").save(data / "any" / "0-copy.png")
-    result = run_duplicates(tiny_workspace.run_dir, 0.999, data=data)
-    assert result.out_dir.parent == tiny_workspace.run_dir / "other-data"
+    result = run_duplicates(private_run, 0.999, data=data)
+    assert result.out_dir.parent == private_run / "other-data"
     flagged = {(p.a, p.b) for p in result.flagged}
     assert ("any/0-copy.png", "any/0.png") in flagged
     assert all(not p.cross_split for p in result.pairs)

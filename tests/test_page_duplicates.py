@@ -14,17 +14,33 @@ from core.workspace import Workspace
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
 
+@pytest.fixture(scope="module")
+def _dup_copy(_tiny_workspace_built, tmp_path_factory):
+    """A private copy of the tiny workspace whose run holds an auto duplicate search.
+
+    The search writes duplicates.json into the run, so it must not touch the shared one
+    (the Map and Search pages read it).
+    """
+    from tests.conftest import TinyWorkspace
+    from tests.page_helpers import copy_workspace
+
+    src = _tiny_workspace_built
+    run = copy_workspace(src.root, src.run_dir.name, tmp_path_factory.mktemp("dup") / "ws")
+    result = run_duplicates(run, "auto")
+    return TinyWorkspace(run.parent.parent, run, src.dataset), result
+
+
 @pytest.fixture
-def dup_ws(tiny_workspace):
-    """The tiny workspace with an auto duplicate search of its run and no verdicts yet."""
-    result = load_result(tiny_workspace.run_dir)
-    if result is None or result.method != "auto":
-        result = run_duplicates(tiny_workspace.run_dir, "auto")
+def dup_ws(_dup_copy, monkeypatch):
+    """The copied workspace (CXR_WORKSPACE points at it) with no verdicts yet."""
+    ws, result = _dup_copy
+    assert load_result(ws.run_dir) is not None
     assert len(result.flagged) >= 2, "the tiny run should flag at least two pairs"
-    db = Workspace(tiny_workspace.root).reviews_db
+    monkeypatch.setenv("CXR_WORKSPACE", str(ws.root))
+    db = Workspace(ws.root).reviews_db
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    yield tiny_workspace, result, ReviewStore(db, dataset=str(result.data_root))
+    yield ws, result, ReviewStore(db, dataset=str(result.data_root))
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
 
