@@ -146,6 +146,7 @@ def bench_preset(preset: str, quick: bool, tmp: Path) -> None:
                   precision=precision, reference_precision="fp32")
     emit("train.end_to_end", project_e2e, "images/s", reference="plain fp32 SimCLR loop",
          reference_value=plain_e2e, loader_workers=workers, reference_loader_workers=0,
+         flush_denormal=True, reference_flush_denormal=False,
          target=">= 1.5x plain" if preset == "quick" else None, **common)
     emit("train.model_only", project_model, "images/s", reference="plain fp32 SimCLR step",
          reference_value=plain_model, **common)

@@ -96,7 +96,7 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
 PRESETS: dict[str, tuple[TrainConfig, AugmentConfig]] = {
     "seed": (TrainConfig(), AugmentConfig()),
     "quick": (
-        TrainConfig(epochs=30, batch_size=64, image_size=96, lr=1e-3, temperature=0.2,
+        TrainConfig(epochs=20, batch_size=64, image_size=96, lr=1e-3, temperature=0.2,
                     cosine_schedule=True),
         AugmentConfig(crop_scale_min=0.5),
     ),

@@ -117,8 +117,7 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, device: torch.device, 
         raise DatasetError(f"only {train_images.shape[0]} readable training images in {dataset.root}")
     trainer = Trainer(config, paths, train_images, val_images, device, precision, progress)
     if paths.last.is_file():
-        checkpoint = load_checkpoint(paths.last)
-        trainer.resume(checkpoint)
+        _resume(trainer, paths)
         _trim_metrics(paths, trainer.start_epoch)
     if main:
         write_status(paths, "running", epoch=trainer.start_epoch, epochs=config.train.epochs,
@@ -152,6 +151,23 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, device: torch.device, 
     write_status(paths, "finished", epoch=config.train.epochs, epochs=config.train.epochs,
                  step=None, total=None, eta_s=0)
     return report
+
+
+def _resume(trainer: Trainer, paths: RunPaths) -> None:
+    """Continue from last.pt; a damaged or foreign one is a one-line RunError, not a traceback.
+
+    Our own writes are atomic, so this only meets a file replaced or cut by hand (or by a copy).
+    """
+    try:
+        checkpoint = load_checkpoint(paths.last)
+    except Exception as e:  # torch raises OSError, RuntimeError or UnpicklingError by damage
+        raise RunError(f"corrupt checkpoint {paths.last} ({type(e).__name__}); delete it to "
+                       "train this run from the start, or choose a new --run") from None
+    try:
+        trainer.resume(checkpoint)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise RunError(f"checkpoint {paths.last} does not fit this run ({type(e).__name__}); "
+                       "delete it to train from the start, or choose a new --run") from None
 
 
 def _trim_metrics(paths: RunPaths, start_epoch: int) -> None:

@@ -14,7 +14,7 @@ from core.embeddings import Embeddings, embed_tensor
 from core.imageio import load_image
 from core.index import VectorIndex
 from core.model import SimCLRModel, WeightsError, build_model
-from core.runs import RunError, RunPaths
+from core.runs import RunError, RunPaths, read_json
 from core.trainer import load_checkpoint
 from core.transforms import eval_view
 
@@ -35,6 +35,7 @@ def load_run_model(run_dir: str | Path, device: torch.device | None = None,
 
     Raises:
         RunError: no checkpoint, or a corrupt one.
+        WeightsError: the checkpoint's weights or architecture do not fit the run.
     """
     paths = RunPaths(Path(run_dir))
     path = paths.best if which == "best" and paths.best.is_file() else paths.last
@@ -45,6 +46,7 @@ def load_run_model(run_dir: str | Path, device: torch.device | None = None,
         config = RunConfig.from_dict(ckpt["config"])
     except Exception as e:
         raise RunError(f"corrupt checkpoint {path} ({type(e).__name__})") from None
+    _check_same_arch(paths, path, config)
     model = build_model(_offline(config).model)
     try:
         model.load_state_dict(ckpt["model"])
@@ -52,6 +54,19 @@ def load_run_model(run_dir: str | Path, device: torch.device | None = None,
         raise WeightsError(f"checkpoint {path} does not fit {config.model.arch}") from None
     model.eval()
     return model.to(device or torch.device("cpu")).to(memory_format=torch.channels_last), config
+
+
+def _check_same_arch(paths: RunPaths, path: Path, config: RunConfig) -> None:
+    """Refuse a checkpoint whose encoder differs from the run's (one copied in from another run).
+
+    Its embeddings would neither fit the run's index (2048 against 512 dimensions) nor mean
+    the same thing.
+    """
+    saved = read_json(paths.config)  # None when missing: the checkpoint's own config decides
+    run_arch = ((saved.get("model") or {}) if isinstance(saved, dict) else {}).get("arch")
+    if run_arch and run_arch != config.model.arch:
+        raise WeightsError(f"checkpoint {path} holds a {config.model.arch} model but this run "
+                           f"is {run_arch}; copy back this run's own checkpoint or train again")
 
 
 def _offline(config: RunConfig) -> RunConfig:
@@ -73,6 +88,10 @@ class Searcher:
         self.precision = resolve_precision(self.config.train.precision, self.device)
         self.embeddings = Embeddings.load(paths.root)
         self.index = VectorIndex.load(paths.index)
+        if self.embeddings.vectors.shape[1] != self.config.model.feature_dim:
+            raise RunError(f"{paths.root}: the index holds {self.embeddings.vectors.shape[1]}-d "
+                           f"vectors but the checkpoint makes {self.config.model.feature_dim}-d "
+                           "ones; re-embed the run (python -m core embed --run ...)")
         self.data_root = Path(self.config.data)
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
