@@ -38,7 +38,7 @@ def child(images_path: str, run_dir: str, warm: int, steps: int) -> None:
     world, rank = dist.get_world_size(), dist.get_rank()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     setup_cpu()
-    images = torch.load(images_path)
+    images = torch.load(images_path, weights_only=True)  # a tensor this script saved
     config = make_run_config(run_dir, PRESET, weights="none", num_workers=0)
     device = torch.device("cpu")
     trainer = Trainer(config, RunPaths(Path(run_dir) / f"rank{rank}"), images, images[:0], device,

@@ -16,6 +16,7 @@ from core.embeddings import Embeddings
 from core.projection import Projection, ProjectionSpec, compute_projection, load_projection
 from core.projection_job import projection_status, start_projection
 from core.runs import RunPaths
+from pages._images_ui import escape_markdown
 
 SPLIT_NAMES = {"all": "All images", "train": "Train", "val": "Validation", "test": "Test"}
 COLOUR_BY = ("label", "split", "duplicate group")
@@ -105,7 +106,7 @@ def tsne_progress_ui(run_dir: Path, spec: ProjectionSpec) -> None:
     if status.state == "missing":
         status = start_projection(run_dir, spec)
     if status.state == "failed":
-        st.error(f"t-SNE failed: {status.message}")
+        st.error(f"t-SNE failed: {escape_markdown(status.message)}")
         if st.button("Try again", key="map_tsne_retry"):
             start_projection(run_dir, spec)
         return

@@ -22,6 +22,7 @@ from core.folder_access import FolderNotAllowed, allowed_roots, check_allowed
 from core.retrieval import Searcher
 from core.runs import RunPaths, list_runs, read_json, read_jsonl, read_status
 from core.workspace import Workspace, run_summary, workspace_root
+from pages._images_ui import escape_markdown
 
 _WS_KEY = "cxr_workspace"  # the chosen folder (session state + URL), not a widget key
 SYNTHETIC_NOTE = "SYNTHETIC demo data: computer-generated phantoms, not patient images."
@@ -44,7 +45,7 @@ def _chosen_folder(default: Path) -> Path:
         try:
             return check_allowed(value, allowed_roots(default))
         except FolderNotAllowed as e:
-            st.sidebar.error(str(e))
+            st.sidebar.error(escape_markdown(str(e)))
     return default
 
 
@@ -91,7 +92,7 @@ def workspace_ui() -> Workspace:
                 st.session_state[_WS_KEY] = str(new)
                 st.rerun()
             except FolderNotAllowed as e:
-                st.error(str(e))
+                st.error(escape_markdown(str(e)))
         ws = Workspace(folder)
         _active_run_sidebar(ws)
     return ws

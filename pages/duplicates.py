@@ -33,6 +33,7 @@ from pages._duplicates_ui import (
     summary_ui,
     verdict_ui,
 )
+from pages._images_ui import escape_markdown
 from pages._shared import flash, load_embeddings, synthetic_banner, workspace_ui
 
 
@@ -87,7 +88,7 @@ def _save(action, message: str, empty: str | None = None) -> None:
     try:
         done = action()
     except ReviewError as e:
-        st.error(str(e))
+        st.error(escape_markdown(str(e)))
         return
     flash(empty if empty is not None and not done else message)
     st.rerun()
@@ -202,7 +203,7 @@ summary_ui(result)
 try:
     store = ReviewStore(ws.reviews_db, dataset=str(result.data_root))
 except ReviewError as e:
-    st.error(str(e))
+    st.error(escape_markdown(str(e)))
     st.stop()
 tab_review, tab_cal, tab_leak, tab_export = st.tabs(["Review", "Calibration", "Leakage", "Export"])
 with tab_review:

@@ -14,6 +14,7 @@ from core.data import DatasetError, scan_dataset
 from core.folder_access import FolderNotAllowed, allowed_roots, check_allowed
 from core.runs import RunPaths, list_runs
 from core.workspace import Workspace, ensure_demo_workspace
+from pages._images_ui import escape_markdown
 from pages._shared import (
     dataset_is_synthetic,
     dataset_overview,
@@ -47,7 +48,7 @@ def first_start_ui(ws: Workspace) -> None:
         try:
             jobs.first_start(ws)
         except (jobs.JobError, DatasetError, OSError, ValueError) as e:
-            st.error(f"Could not prepare the demo: {e}")
+            st.error(f"Could not prepare the demo: {escape_markdown(str(e))}")
 
 
 def training_panel(ws: Workspace) -> None:
@@ -73,7 +74,7 @@ def dataset_section(ws: Workspace) -> None:
     synthetic_banner(ws)
     info = dataset_overview(ws.dataset_path)
     if "error" in info:
-        st.error(info["error"])
+        st.error(escape_markdown(info["error"]))
         return
     cols = st.columns(4)
     cols[0].metric("Dataset", info["name"] + (" (SYNTHETIC)" if dataset_is_synthetic(ws) else ""))
@@ -84,7 +85,7 @@ def dataset_section(ws: Workspace) -> None:
     left, right = st.columns([2, 3])
     left.dataframe(counts, hide_index=True)
     right.bar_chart(counts, x="class", y="images", height=220)
-    st.caption(f"{info['path']} · layout: {info['layout']} · patient ids: "
+    st.caption(f"{escape_markdown(info['path'])} · layout: {info['layout']} · patient ids: "
                f"{'yes (splits keep each patient in one split)' if info['has_patients'] else 'no'}")
     if info["skipped"]:
         with st.expander(f"{info['n_skipped']} files skipped"):
@@ -115,7 +116,7 @@ def active_model_section(ws: Workspace) -> None:
         facts.append(f"duplicate pairs awaiting review: {pending}")
     st.caption(" · ".join(facts))
     if report.get("data") and ws.dataset_path and Path(report["data"]) != ws.dataset_path.resolve():
-        st.warning(f"This model was trained on {report['data']}, not on the current dataset; "
+        st.warning(f"This model was trained on {escape_markdown(report['data'])}, not on the current dataset; "
                    "train one on the Train page to search it.")
     baselines = evaluation.get("baselines") or {}
     if baselines:
@@ -154,7 +155,7 @@ def runs_section(ws: Workspace) -> None:
 
 def use_dataset(ws: Workspace, root: Path, n_images: int, synthetic: bool = False) -> None:
     ws.update(dataset=str(root), synthetic=synthetic)
-    flash(f"Now using {root.name}: {n_images:,} images. Train a model on it on the Train page.")
+    flash(f"Now using {escape_markdown(root.name)}: {n_images:,} images. Train a model on it on the Train page.")
     st.rerun()
 
 
@@ -180,7 +181,7 @@ def ways_in(ws: Workspace) -> None:
             try:
                 dataset = scan_dataset(check_allowed(path, roots))
             except (FolderNotAllowed, DatasetError) as e:
-                st.error(str(e))
+                st.error(escape_markdown(str(e)))
             else:
                 use_dataset(ws, dataset.root, len(dataset.samples))
     with upload:
@@ -196,21 +197,21 @@ def upload_ui(ws: Workspace) -> None:
     if up is None:
         return
     if up.size > limit_mb * 1024 * 1024:
-        st.error(f"{up.name} is {up.size / 1e6:.0f} MB, over the {limit_mb} MB upload limit.")
+        st.error(f"{escape_markdown(up.name)} is {up.size / 1e6:.0f} MB, over the {limit_mb} MB upload limit.")
         return
-    if not st.button(f"Unpack {up.name} and use it"):
+    if not st.button(f"Unpack {escape_markdown(up.name)} and use it"):
         return
     dest = dataset_dir_for(ws.datasets_dir, up.name)
     try:
-        with st.spinner(f"Unpacking {up.name}…"):
+        with st.spinner(f"Unpacking {escape_markdown(up.name)}…"):
             out = extract_dataset_zip(up, dest)
         dataset = scan_dataset(out.root)
     except ArchiveError as e:
-        st.error(str(e))
+        st.error(escape_markdown(str(e)))
         return
     except DatasetError as e:
         shutil.rmtree(dest, ignore_errors=True)
-        st.error(f"Unpacked, but not usable as a dataset: {e}")
+        st.error(f"Unpacked, but not usable as a dataset: {escape_markdown(str(e))}")
         return
     use_dataset(ws, dataset.root, len(dataset.samples))
 

@@ -15,6 +15,7 @@ from core.estimate import estimate_training
 from core.model import imagenet_weights_available
 from core.runs import RunPaths, list_runs, read_status
 from core.workspace import Workspace
+from pages._images_ui import escape_markdown
 from pages._shared import (
     dataset_overview,
     flash,
@@ -82,7 +83,7 @@ def live_panel(ws: Workspace, run_dir: Path) -> None:
             try:
                 jobs.resume(run_dir, ws)
             except jobs.JobError as e:
-                st.error(str(e))
+                st.error(escape_markdown(str(e)))
             else:
                 st.rerun()
     with st.expander("Log", expanded=running or status.get("state") == "failed"):
@@ -151,7 +152,7 @@ def start_ui(ws: Workspace, choice: tuple[str, dict, str] | None, current: jobs.
     try:
         job = jobs.start_training(ws, name.strip(), jobs.train_args(ws.dataset_path, preset, **options))
     except (ConfigError, jobs.JobError) as e:
-        st.error(str(e))
+        st.error(escape_markdown(str(e)))
         return
     st.session_state["train_watch"] = job.name
     for key in ("train_run_name", "train_auto_name"):  # a fresh default name for the next run
@@ -216,9 +217,9 @@ if ws.dataset_path is None:
     st.stop()
 overview = dataset_overview(ws.dataset_path)
 if "error" in overview:
-    st.error(overview["error"])
+    st.error(escape_markdown(overview["error"]))
     st.stop()
-st.caption(f"Dataset: {overview['name']} · {overview['n_images']:,} images · "
+st.caption(f"Dataset: {escape_markdown(overview['name'])} · {overview['n_images']:,} images · "
            f"{len(overview['class_counts'])} classes")
 current = jobs.running_job(ws)
 watch = watched_run(ws, current)
