@@ -1,6 +1,6 @@
 """All-pairs near-duplicate mining (core.pairs.mine_pairs): time and peak memory.
 
-Each size runs in its own child process, so each peak (ru_maxrss) is that run's alone.
+Each size runs in its own child process, so each peak (VmHWM) is that run's alone.
 Data: random unit vectors with 1% planted near-duplicates (cosine ~0.97); threshold 0.9, k 10.
 Reference at 10k: the dense way (the full N x N similarity matrix, then top-k per row), which
 needs 4 N^2 bytes (40 GB at 100k) and so is not run there.
@@ -9,8 +9,6 @@ needs 4 N^2 bytes (40 GB at 100k) and so is not run there.
 from __future__ import annotations
 
 import json
-import os
-import resource
 import subprocess
 import sys
 import time
@@ -46,9 +44,17 @@ def dense_pairs(x: np.ndarray, threshold: float, k: int) -> set[tuple[int, int]]
     return {(min(a, b), max(a, b)) for a, b in zip(rows[keep].tolist(), cols[keep].tolist(), strict=True)}
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def _status_mib(field: str) -> float:
+    """A memory line of /proc/self/status in MiB: VmRSS (now) or VmHWM (peak).
+
+    VmHWM is this program's own peak; ru_maxrss is not, since Linux carries it over from the
+    forked parent across exec.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    return float("nan")
 
 
 def child(kind: str, n: int, dim: int) -> dict:
@@ -56,14 +62,14 @@ def child(kind: str, n: int, dim: int) -> dict:
     from core.pairs import mine_pairs
 
     x, truth = planted(n, dim)
-    before = _rss_mib()
+    before = _status_mib("VmRSS")
     t = time.perf_counter()
     if kind == "project":
         found = {(p.a, p.b) for p in mine_pairs(x, THRESHOLD, k=K)}
     else:
         found = dense_pairs(x, THRESHOLD, K)
     seconds = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = _status_mib("VmHWM")
     return {"seconds": seconds, "peak_mib": peak, "rss_before_mib": before, "pairs": len(found),
             "planted_found": len(truth & found) / len(truth)}
 
