@@ -26,23 +26,37 @@ def cases(tmp_path_factory):
     return bad_inputs.build_all(tmp_path_factory.mktemp("cases"))
 
 
-def _search_many(run: Path, files: list[Path]) -> dict[str, subprocess.CompletedProcess]:
-    return {f.name: cli("search", "--run", str(run), "--image", str(f), "-k", "2", "--json") for f in files}
+def _search_in_process(run: Path, f: Path, capsys) -> tuple[int, str, str]:
+    """The CLI's own entry point (argparse, error handling) without a new interpreter each time."""
+    from core.cli import main
+
+    code = main(["search", "--run", str(run), "--image", str(f), "-k", "2", "--json"])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def test_valid_unusual_images_are_answered(tiny_workspace, cases):
-    files = [cases[name] for name in bad_inputs.VALID_CASES]
-    for name, proc in _search_many(tiny_workspace.run_dir, files).items():
-        assert proc.returncode == 0, f"{name}: {proc.stderr}"
-        assert len(json.loads(proc.stdout)["results"]) == 2
+def test_valid_unusual_images_are_answered(tiny_workspace, cases, capsys):
+    for name in bad_inputs.VALID_CASES:
+        code, out, err = _search_in_process(tiny_workspace.run_dir, cases[name], capsys)
+        assert code == 0, f"{name}: {err}"
+        assert len(json.loads(out)["results"]) == 2, name
 
 
-def test_bad_images_get_one_line(tiny_workspace, cases):
-    files = [cases[name] for name in bad_inputs.BAD_CASES]
-    for name, proc in _search_many(tiny_workspace.run_dir, files).items():
-        lines = proc.stderr.strip().splitlines()
-        assert proc.returncode == 2, f"{name}: {proc.stderr}"
-        assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in proc.stderr, name
+def test_bad_images_get_one_line(tiny_workspace, cases, capsys):
+    for name in bad_inputs.BAD_CASES:
+        code, _, err = _search_in_process(tiny_workspace.run_dir, cases[name], capsys)
+        lines = err.strip().splitlines()
+        assert code == 2, f"{name}: {err}"
+        assert len(lines) == 1 and lines[0].startswith("error:"), name
+
+
+@pytest.mark.parametrize("case, code", [("cmyk_jpeg", 0), ("dicom_multiframe", 0),
+                                        ("truncated_png", 2), ("dicom_no_pixels", 2)])
+def test_real_process_answers_or_prints_one_line(tiny_workspace, cases, case, code):
+    proc = cli("search", "--run", str(tiny_workspace.run_dir), "--image", str(cases[case]), "--json")
+    assert proc.returncode == code, proc.stderr
+    if code:
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
 def test_training_skips_and_lists_bad_files(tiny_workspace, cases, tmp_path):
