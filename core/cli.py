@@ -10,8 +10,10 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli_archive import add_parser as add_archive_parser
 from core.cli_duplicates import add_parser as add_duplicates_parser
 from core.cli_project import add_parser as add_project_parser
+from core.cli_types import positive_float, positive_int
 from core.config import ARCHS, PRESETS, ConfigError
 from core.data import DatasetError
 from core.demo_data import DemoDataError
@@ -27,26 +29,6 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse prints usage + message; we print one line
         sys.stderr.write(f"error: {self.prog}: {message}\n")
         raise SystemExit(2)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def cmd_demo_data(a: argparse.Namespace) -> int:
@@ -155,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo-data", help="write the synthetic demo dataset")
     d.add_argument("out")
-    d.add_argument("--per-class", type=_positive_int, default=60)
-    d.add_argument("--size", type=_positive_int, default=256)
+    d.add_argument("--per-class", type=positive_int, default=60)
+    d.add_argument("--size", type=positive_int, default=256)
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo_data)
 
@@ -168,11 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True)
     t.add_argument("--run", required=True)
     t.add_argument("--preset", choices=sorted(PRESETS), default="seed")
-    t.add_argument("--epochs", type=_positive_int)
-    t.add_argument("--batch-size", type=_positive_int)
-    t.add_argument("--image-size", type=_positive_int)
-    t.add_argument("--lr", type=_positive_float)
-    t.add_argument("--temperature", type=_positive_float)
+    t.add_argument("--epochs", type=positive_int)
+    t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--image-size", type=positive_int)
+    t.add_argument("--lr", type=positive_float)
+    t.add_argument("--temperature", type=positive_float)
     t.add_argument("--arch", choices=ARCHS)
     t.add_argument("--weights", help="imagenet | none | PATH to a state dict")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"))
@@ -197,12 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="nearest neighbours of an image")
     s.add_argument("--run", required=True)
     s.add_argument("--image", required=True)
-    s.add_argument("-k", type=_positive_int, default=10)
+    s.add_argument("-k", type=positive_int, default=10)
     s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_search)
     add_project_parser(sub)
     add_duplicates_parser(sub)
+    add_archive_parser(sub)
     return p
 
 

@@ -10,15 +10,7 @@ import argparse
 import json
 import sys
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
+from core.cli_types import positive_int
 
 
 def cmd_embed_archive(a: argparse.Namespace) -> int:
@@ -49,8 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True, help="a trained run folder")
     p.add_argument("--data", required=True, help="the archive: any folder of images")
     p.add_argument("--out", required=True, help="folder for the shards and the index")
-    p.add_argument("--shard-size", type=_positive, default=10_000)
-    p.add_argument("--batch-size", type=_positive, default=64)
+    p.add_argument("--shard-size", type=positive_int, default=10_000)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--workers", type=int, default=-1, help="loader processes (-1: automatic)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")

@@ -12,6 +12,7 @@ import json
 import sys
 
 from core.calibration import CalibrationError
+from core.cli_types import positive_int
 
 
 def _threshold(text: str) -> str | float:
@@ -23,16 +24,6 @@ def _threshold(text: str) -> str | float:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a cosine in [-1, 1], got '{text}'") from None
     if not -1.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a cosine in [-1, 1], got {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
     return value
 
 
@@ -85,7 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--threshold", type=_threshold, default="auto",
                    help="'auto' (calibrated on synthetic copies) or a cosine in [-1, 1]")
     d.add_argument("--data", help="another image folder, embedded with the run's model")
-    d.add_argument("-k", type=_positive, default=10, help="neighbours per image")
+    d.add_argument("-k", type=positive_int, default=10, help="neighbours per image")
     d.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(func=cmd_duplicates)
