@@ -126,6 +126,6 @@ def run(quick: bool) -> None:
     if quick:
         hnsw(100_000, 128, 200)
     else:
-        hnsw(1_000_000, 128, 200, not_run="1M x 512 HNSW not built: its build takes ~4x the "
-             "128-dim one on 2 cores")
+        hnsw(1_000_000, 128, 200, not_run="1M x 512 HNSW not built: distances cost ~4x at "
+             "512 dims, so its build would take ~4x the 128-dim one")
         hnsw(100_000, 128, 200, data="uniform")
