@@ -35,6 +35,26 @@ def test_exact_search_equals_numpy_brute_force(vectors):
     assert ids[:, 0].tolist() == list(range(40))  # each query finds itself first
 
 
+@pytest.mark.parametrize("n_queries", [1, 5, 19, 20, 40])  # few: one BLAS product; 20+: FAISS
+def test_exact_search_is_the_same_for_few_and_many_queries(vectors, n_queries):
+    index = VectorIndex.build(vectors, kind="exact")
+    queries = unit_rows(vectors[:n_queries] + 0.3 * vectors[100:100 + n_queries])
+    scores, ids = index.search(queries, 10)
+    sims = queries @ vectors.T  # (Q, 500)
+    expected = np.argsort(-sims, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(ids, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(sims, expected, axis=1), atol=1e-5)
+
+
+def test_exact_copies_come_back_in_id_order(vectors):
+    # Three copies of every row: a single query sees its equal-score copies smallest id first,
+    # also when the k-th place falls among them.
+    index = VectorIndex.build(np.concatenate([vectors, vectors, vectors]), kind="exact")
+    for k in (2, 3, 5):
+        _, ids = index.search(vectors[7], k)
+        assert ids[0, :3].tolist() == [7, 507, 1007][:k]
+
+
 def test_auto_kind_switches_at_exact_below(vectors):
     assert VectorIndex.build(vectors).kind == "exact"
     auto = VectorIndex.build(vectors, exact_below=100)
