@@ -103,7 +103,7 @@ def hnsw(n: int, dim: int, n_queries: int, data: str = "low-rank",
         ms = _latencies_ms(lambda q, i=index: i.search(q, K), queries)
         fields = dict(n=n, dim=dim, data=data, ef_search=ef, recall_at_10=recall,
                       queries=n_queries)
-        _emit_latency("query.hnsw", ms, exact_ms, "exact faiss (core.index)", **fields)
+        _emit_latency("query.hnsw", ms, exact_ms, "exact search (core.index)", **fields)
         if recall >= 0.95 and chosen is None:
             chosen = (ef, recall, percentile(ms, 50))
             if ef >= 128:
