@@ -9,10 +9,12 @@ from pathlib import Path
 
 from core.runs import list_runs, read_json, read_jsonl
 
-# Training throughput x pixels (img/s * px^2) of resnet18 on a busy 2-core CPU, measured on
-# the development machine (13 img/s at 64 px, 5.3 at 96, 1.3 at 224): time scales with the
-# pixel count. Busy on purpose: an estimate that errs long is the kind a user forgives.
-CPU_PX2_PER_S_2CORES = 54_000.0
+# Training throughput of resnet18 on 2 CPU cores (AMD EPYC Zen 4, bf16), measured on an idle
+# machine, with ~15% added so the estimate errs long: 224 px trains at 13.4 img/s end to end
+# (`make bench`), i.e. ~600k px^2/s, and time scales with the pixel count down to ~96 px
+# (63 img/s); below that per-step overheads cap it (64 px ran at 65 img/s, not 140).
+CPU_PX2_PER_S_2CORES = 500_000.0
+CPU_MAX_IMAGES_PER_S_2CORES = 55.0
 CUDA_PX2_PER_S = 3_000_000.0  # conservative for any recent GPU
 ARCH_COST = {"resnet18": 1.0, "resnet50": 2.5}
 TRAIN_SHARE, VAL_SHARE = 0.8, 0.1  # core.splits default fractions
@@ -30,15 +32,18 @@ class TrainEstimate:
 
 
 def _builtin_rate(image_size: int, arch: str, device: str) -> float:
-    base = CUDA_PX2_PER_S if device == "cuda" else CPU_PX2_PER_S_2CORES * (os.cpu_count() or 2) / 2
-    return base / ARCH_COST.get(arch, 1.0) / image_size**2
+    if device == "cuda":
+        return CUDA_PX2_PER_S / ARCH_COST.get(arch, 1.0) / image_size**2
+    cores = (os.cpu_count() or 2) / 2
+    rate = min(CPU_PX2_PER_S_2CORES / image_size**2, CPU_MAX_IMAGES_PER_S_2CORES)
+    return cores * rate / ARCH_COST.get(arch, 1.0)
 
 
 def measured_rate(runs_dir: Path, image_size: int, arch: str, device: str) -> tuple[float, str] | None:
     """Images/s of the newest past run with the same arch and device, scaled to `image_size`.
 
-    Only runs at an image size within a factor of two count: at very small sizes the
-    per-epoch overhead (loader start, validation) dominates and the px^2 scaling breaks.
+    Only runs at an image size within a factor of two count, scaled by the built-in curve
+    (pixel count above ~96 px on a CPU, a flat cap below).
     The first epoch (warm-up) is left out when there are later ones.
     """
     for run in list_runs(runs_dir):
@@ -52,7 +57,8 @@ def measured_rate(runs_dir: Path, image_size: int, arch: str, device: str) -> tu
             continue
         if run_device.split(":")[0] != device or not 0.5 <= size / image_size <= 2:
             continue
-        rate = statistics.median(rates) * (size / image_size) ** 2
+        # this machine's measured pace, scaled between sizes by the built-in curve's shape
+        rate = statistics.median(rates) * _builtin_rate(image_size, arch, device) / _builtin_rate(size, arch, device)
         return rate, f"measured on run '{run.name}', {statistics.median(rates):.1f} img/s at {size} px"
     return None
 
