@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 WORKSPACE ?= workspace
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint demo clean-workspace
+.PHONY: run test test-fast bench lint demo clean-workspace
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The fast lane: everything not marked slow (no training, no app, no browser); under a minute.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
 
 bench: $(STAMP)
 	$(PY) -m benchmarks $(if $(QUICK),--quick,)

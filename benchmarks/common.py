@@ -152,7 +152,7 @@ def demo_files(root: Path, n_min: int, size: int = 256) -> list[Path]:
     The demo set is kept small (writing a phantom costs ~20 ms) and its file list repeated,
     so the benchmark still reads and decodes a file from disk for every image.
     """
-    from core.demo_data import write_demo_dataset
+    from core.demo.dataset import write_demo_dataset
 
     per_class = max(2, min(32, n_min // 4))
     summary = write_demo_dataset(root / f"demo-{per_class}-{size}", per_class=per_class,

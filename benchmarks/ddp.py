@@ -31,8 +31,8 @@ def child(images_path: str, run_dir: str, warm: int, steps: int) -> None:
     from benchmarks.training import _timed_fit
     from core.config import make_run_config
     from core.device import resolve_precision, setup_cpu
-    from core.runs import RunPaths
-    from core.trainer import Trainer
+    from core.run_folder import RunPaths
+    from core.train.trainer import Trainer
 
     dist.init_process_group("gloo")
     world, rank = dist.get_world_size(), dist.get_rank()
@@ -66,7 +66,7 @@ def _torchrun(n: int, images_path: Path, run_dir: Path, warm: int, steps: int) -
 
 def run(quick: bool) -> None:
     from core.config import make_run_config
-    from core.loader import decode_images
+    from core.train.views import decode_images
 
     warm, steps = (2, 6) if quick else (3, 20)
     with tempfile.TemporaryDirectory(prefix="bench-ddp-") as tmp:

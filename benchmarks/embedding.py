@@ -1,6 +1,6 @@
 """Embedding throughput: image files on disk -> L2-normalised vectors, project vs plain loop.
 
-Project: `core.embeddings.embed_files` (loader worker decoding ahead of the model, bf16
+Project: `core.embed.embeddings.embed_files` (loader worker decoding ahead of the model, bf16
 autocast + channels_last where the CPU has bf16, fp32 otherwise).
 Reference: the loop most people write: PIL decode, torchvision Resize/ToTensor/Normalize,
 the same model in eval mode, fp32, batches of 64, all in one process.
@@ -22,9 +22,10 @@ import torch
 from benchmarks.common import demo_files, emit, matmul_peak_gflops, note
 from core.config import ModelConfig
 from core.device import cpu_has_bf16, resolve_precision, setup_cpu
-from core.embeddings import embed_files, l2_normalize
-from core.model import SimCLRModel, build_model
-from core.transforms import MEAN, STD
+from core.embed.embeddings import l2_normalize
+from core.embed.encoder import embed_files
+from core.model.network import SimCLRModel, build_model
+from core.model.transforms import MEAN, STD
 
 DEV_SET = Path(__file__).resolve().parents[2] / "shared" / "data" / "cxr"
 CONV1_NOTE = ("our encoder takes 1 channel (ImageNet conv1 summed over RGB), so conv1 does a "
@@ -119,8 +120,8 @@ def throughput(quick: bool) -> None:
 
 def retrieval_check(quick: bool) -> None:
     """P@5 and mAP of bf16 vs fp32 embeddings of one model on the dev set (same images)."""
-    from core.data import scan_dataset
-    from core.metrics import evaluate_retrieval
+    from core.data.dataset import scan_dataset
+    from core.retrieval.metrics import evaluate_retrieval
 
     if not DEV_SET.is_dir():
         note(f"no dev set at {DEV_SET}: bf16 vs fp32 retrieval check skipped")

@@ -1,4 +1,4 @@
-"""All-pairs near-duplicate mining (core.pairs.mine_pairs): time and peak memory.
+"""All-pairs near-duplicate mining (core.duplicates.neighbours.mine_pairs): time and peak memory.
 
 Each size runs in its own child process, so each peak (VmHWM) is that run's alone.
 Data: random unit vectors with 1% planted near-duplicates (cosine ~0.97); threshold 0.9, k 10.
@@ -59,7 +59,7 @@ def _status_mib(field: str) -> float:
 
 def child(kind: str, n: int, dim: int) -> dict:
     """Run one measurement in this process and return its figures."""
-    from core.pairs import mine_pairs
+    from core.duplicates.neighbours import mine_pairs
 
     x, truth = planted(n, dim)
     before = _status_mib("VmRSS")

@@ -1,4 +1,4 @@
-"""Top-10 query latency: the project's FAISS index (core.index) vs numpy brute force.
+"""Top-10 query latency: the project's FAISS index (core.index.vectors) vs numpy brute force.
 
 Latency is per single query (one user, one image), p50 and p99 over a few hundred queries.
 Exact at 10k, 100k and 1M random unit vectors, 128 and 512 dims (the data does not matter to
@@ -18,7 +18,7 @@ import faiss
 import numpy as np
 
 from benchmarks.common import LOWER, emit, note, percentile, random_unit_vectors
-from core.index import VectorIndex
+from core.index.vectors import VectorIndex
 
 K = 10
 
@@ -55,7 +55,7 @@ def exact(n: int, dim: int, n_queries: int) -> None:
     ours = _latencies_ms(lambda q: index.search(q, K), queries)
     ref = _latencies_ms(lambda q: numpy_top_k(vectors, q), queries)
     _emit_latency("query.exact", ours, ref, "numpy brute force (matvec + argpartition)", n=n,
-                  dim=dim, queries=n_queries, index="core.index exact: FAISS IndexFlatIP rows, one BLAS product below 20 queries",
+                  dim=dim, queries=n_queries, index="core.index.vectors exact: FAISS IndexFlatIP rows, one BLAS product below 20 queries",
                   faiss_threads=faiss.omp_get_max_threads(),
                   target="p50 < 20 ms" if n == 100_000 else None,
                   bytes_per_vector=4 * dim)
@@ -76,7 +76,7 @@ def low_rank_unit_vectors(n: int, dim: int, latent: int = 32, seed: int = 0) -> 
 
 def hnsw(n: int, dim: int, n_queries: int, data: str = "low-rank",
          not_run: str | None = None) -> None:
-    """Build HNSW (core.index defaults), then recall@10 and latency at several efSearch."""
+    """Build HNSW (core.index.vectors defaults), then recall@10 and latency at several efSearch."""
     note(f"query hnsw: building {n} x {dim} {data} (M=32, efConstruction=100)")
     if data == "uniform":
         vectors = random_unit_vectors(n + n_queries, dim, seed=1)
@@ -103,7 +103,7 @@ def hnsw(n: int, dim: int, n_queries: int, data: str = "low-rank",
         ms = _latencies_ms(lambda q, i=index: i.search(q, K), queries)
         fields = dict(n=n, dim=dim, data=data, ef_search=ef, recall_at_10=recall,
                       queries=n_queries)
-        _emit_latency("query.hnsw", ms, exact_ms, "exact search (core.index)", **fields)
+        _emit_latency("query.hnsw", ms, exact_ms, "exact search (core.index.vectors)", **fields)
         if recall >= 0.95 and chosen is None:
             chosen = (ef, recall, percentile(ms, 50))
             if ef >= 128:

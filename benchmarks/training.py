@@ -24,12 +24,12 @@ from torch.utils.data import DataLoader
 from benchmarks.common import demo_files, emit, note
 from core.config import make_run_config
 from core.device import resolve_precision, setup_cpu
-from core.loader import TwoViewDataset, decode_images, default_workers
-from core.loss import NTXentLoss
-from core.model import build_model
-from core.runs import RunPaths
-from core.trainer import Trainer
-from core.transforms import XRayViews
+from core.model.loss import NTXentLoss
+from core.model.network import build_model
+from core.model.transforms import XRayViews
+from core.run_folder import RunPaths
+from core.train.trainer import Trainer
+from core.train.views import TwoViewDataset, decode_images, default_workers
 
 
 def _plan(quick: bool, preset: str) -> tuple[int, int, int]:

@@ -1,96 +1,68 @@
 """Similar and near-duplicate chest X-rays: the library under the app and the CLI.
 
-Data flows one way: imageio -> data/splits -> transforms -> model/loss -> trainer ->
-embeddings -> index -> retrieval/evaluate. Pages import from here; core never imports streamlit.
+Data flows one way through the packages (each imports only from those before it):
+base (errors, files, run_folder, config, device) -> data -> model -> train -> embed -> index
+-> retrieval -> duplicates -> review -> demo -> runs -> jobs -> cli. Pages import from the
+package facades; core never imports streamlit. Every name here is imported on first use.
 """
 
-from core.config import (
-    PRESETS,
-    AugmentConfig,
-    ConfigError,
-    ModelConfig,
-    RunConfig,
-    TrainConfig,
-    make_run_config,
-)
-from core.data import (
-    Dataset,
-    DatasetError,
-    Sample,
-    scan_dataset,
-)
-from core.embeddings import (
-    Embeddings,
-    embed_files,
-    l2_normalize,
-)
-from core.evaluate import (
-    evaluate_run,
-)
-from core.imageio import (
-    SUPPORTED_SUFFIXES,
-    ImageReadError,
-    LoadedImage,
-    Window,
-    apply_window,
-    load_image,
-    read_gray,
-    to_uint8,
-)
-from core.index import (
-    VectorIndex,
-)
-from core.loss import (
-    NTXentLoss,
-)
-from core.metrics import (
-    RetrievalScores,
-    average_precision,
-    evaluate_retrieval,
-    map_at_r,
-    precision_at_k,
-)
-from core.model import (
-    ProjectionHead,
-    SimCLRModel,
-    WeightsError,
-    build_model,
-    imagenet_weights_available,
-)
-from core.pairs import (
-    DuplicatePair,
-    connected_groups,
-    mine_pairs,
-)
-from core.pipeline import (
-    train_run,
-)
-from core.retrieval import (
-    Hit,
-    Searcher,
-    load_run_model,
-)
-from core.runs import (
-    RunError,
-    RunPaths,
-    read_status,
-)
-from core.splits import (
-    assign_splits,
-)
-from core.transforms import (
-    XRayViews,
-    eval_view,
-)
-from core.workspace import (
-    Workspace,
-    workspace_root,
-    workspace_status,
-)
+from core.facade import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "AugmentConfig": "config",
+    "ConfigError": "config",
+    "ModelConfig": "config",
+    "PRESETS": "config",
+    "RunConfig": "config",
+    "TrainConfig": "config",
+    "make_run_config": "config",
+    "Dataset": "data.dataset",
+    "DatasetError": "data.dataset",
+    "Sample": "data.dataset",
+    "scan_dataset": "data.dataset",
+    "ImageReadError": "data.imageio",
+    "LoadedImage": "data.imageio",
+    "SUPPORTED_SUFFIXES": "data.imageio",
+    "Window": "data.imageio",
+    "apply_window": "data.imageio",
+    "load_image": "data.imageio",
+    "read_gray": "data.imageio",
+    "to_uint8": "data.imageio",
+    "assign_splits": "data.splits",
+    "DuplicatePair": "duplicates.neighbours",
+    "connected_groups": "duplicates.neighbours",
+    "mine_pairs": "duplicates.neighbours",
+    "Embeddings": "embed.embeddings",
+    "embed_files": "embed.encoder",
+    "l2_normalize": "embed.embeddings",
+    "UserError": "errors",
+    "VectorIndex": "index.vectors",
+    "load_run_model": "model.checkpoint",
+    "NTXentLoss": "model.loss",
+    "ProjectionHead": "model.network",
+    "SimCLRModel": "model.network",
+    "WeightsError": "model.network",
+    "build_model": "model.network",
+    "imagenet_weights_available": "model.network",
+    "XRayViews": "model.transforms",
+    "eval_view": "model.transforms",
+    "evaluate_run": "retrieval.evaluate",
+    "RetrievalScores": "retrieval.metrics",
+    "average_precision": "retrieval.metrics",
+    "evaluate_retrieval": "retrieval.metrics",
+    "map_at_r": "retrieval.metrics",
+    "precision_at_k": "retrieval.metrics",
+    "Hit": "retrieval.search",
+    "Searcher": "retrieval.search",
+    "RunError": "run_folder",
+    "RunPaths": "run_folder",
+    "read_status": "run_folder",
+    "train_run": "runs.pipeline",
+    "Workspace": "runs.workspace",
+    "workspace_root": "runs.workspace",
+})
 
 __all__ = [
-    "PRESETS",
-    "SUPPORTED_SUFFIXES",
     "AugmentConfig",
     "ConfigError",
     "Dataset",
@@ -102,15 +74,18 @@ __all__ = [
     "LoadedImage",
     "ModelConfig",
     "NTXentLoss",
+    "PRESETS",
     "ProjectionHead",
     "RetrievalScores",
     "RunConfig",
     "RunError",
     "RunPaths",
+    "SUPPORTED_SUFFIXES",
     "Sample",
     "Searcher",
     "SimCLRModel",
     "TrainConfig",
+    "UserError",
     "VectorIndex",
     "WeightsError",
     "Window",
@@ -139,5 +114,4 @@ __all__ = [
     "to_uint8",
     "train_run",
     "workspace_root",
-    "workspace_status",
 ]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from core.errors import UserError
+
 ARCHS = ("resnet18", "resnet50")
 FEATURE_DIMS = {"resnet18": 512, "resnet50": 2048}
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A setting the user gave cannot be used (one-line message)."""
 
 
@@ -33,7 +35,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Radiograph augmentations (see core.transforms.XRayViews)."""
+    """Radiograph augmentations (see core.model.transforms.XRayViews)."""
 
     crop_scale_min: float = 0.6
     rotation_deg: float = 10.0

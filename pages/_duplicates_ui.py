@@ -10,13 +10,19 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.duplicate_job import search_status, start_search
-from core.duplicate_report import DuplicateResult, load_result
-from core.embeddings import Embeddings
-from core.imageio import ImageReadError, LoadedImage, Window, apply_window, load_image, to_uint8
-from core.review_queue import STATUSES, QueueFilter, QueueItem
-from core.reviews import KIND_LABELS, KINDS
-from core.thumbnails import dataset_file
+from core.data import (
+    ImageReadError,
+    LoadedImage,
+    Window,
+    apply_window,
+    dataset_file,
+    load_image,
+    to_uint8,
+)
+from core.duplicates import DuplicateResult, load_result
+from core.embed import Embeddings
+from core.jobs import search_status, start_search
+from core.review import KIND_LABELS, KINDS, STATUSES, QueueFilter, QueueItem
 
 STATUS_LABELS = {"pending": "pending", "duplicate": "duplicate", "not_duplicate": "not duplicate",
                  "skip": "skipped", "any": "any status"}
@@ -164,7 +170,7 @@ def _crop(pixels: np.ndarray, zoom: int, cx: float, cy: float) -> np.ndarray:
 
 def images_ui(item: QueueItem, data_root: Path) -> None:
     """Both images at full resolution, side by side, as a difference, or as an overlay."""
-    from core.review_queue import difference_image, overlay_image
+    from core.review.queue import difference_image, overlay_image
 
     p = item.pair
     a = _image(str(data_root), p.a, _stamp(data_root / p.a))

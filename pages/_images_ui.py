@@ -12,8 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.imageio import ImageReadError
-from core.thumbnails import THUMB_SIZE, placeholder_png, thumbnail
+from core.data import THUMB_SIZE, ImageReadError, placeholder_png, thumbnail
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.embeddings import Embeddings
-from core.projection import Projection, ProjectionSpec, compute_projection, load_projection
-from core.projection_job import projection_status, start_projection
-from core.runs import RunPaths
+from core.embed import Embeddings, Projection, ProjectionSpec, compute_projection, load_projection
+from core.jobs import projection_status, start_projection
+from core.run_folder import RunPaths
 from pages._images_ui import escape_markdown
 
 SPLIT_NAMES = {"all": "All images", "train": "Train", "val": "Validation", "test": "Test"}
@@ -91,7 +90,7 @@ def pca_projection(run_dir: Path, split: str) -> Projection:
 
 def saved_projection(run_dir: Path, spec: ProjectionSpec) -> Projection | None:
     """A computed t-SNE map, None until it exists."""
-    from core.projection import projection_path
+    from core.embed.projection import projection_path
 
     path = projection_path(run_dir, spec)
     return _saved(str(run_dir), spec, _stamp(path) + _stamp(RunPaths(run_dir).embeddings))

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core.embeddings import Embeddings
-from core.imageio import ImageReadError, LoadedImage, Window, apply_window, load_image
-from core.thumbnails import dataset_file
+from core.data import ImageReadError, LoadedImage, Window, apply_window, dataset_file, load_image
+from core.embed import Embeddings
 
 # Hounsfield-unit windows: meaningful for CT only. Radiograph (CR/DX) values have no fixed
 # scale, so radiographs get the file's window, the full range and an automatic one instead.

@@ -16,12 +16,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.data import DatasetError, scan_dataset
-from core.embeddings import Embeddings
-from core.folder_access import FolderNotAllowed, allowed_roots, check_allowed
+from core.data import DatasetError, FolderNotAllowed, allowed_roots, check_allowed, scan_dataset
+from core.embed import Embeddings
+from core.files import read_json, read_jsonl
 from core.retrieval import Searcher
-from core.runs import RunPaths, list_runs, read_json, read_jsonl, read_status
-from core.workspace import Workspace, run_summary, workspace_root
+from core.run_folder import RunPaths, list_runs, read_status
+from core.runs import Workspace, run_summary, workspace_root
 from pages._images_ui import escape_markdown
 
 _WS_KEY = "cxr_workspace"  # the chosen folder (session state + URL), not a widget key
@@ -165,7 +165,7 @@ def load_json(path: Path) -> Any:
 
 
 def load_run_summary(run_dir: Path) -> dict[str, Any]:
-    """core.workspace.run_summary, recomputed only when the run's report or evaluation changes."""
+    """core.runs.workspace.run_summary, recomputed only when the run's report or evaluation changes."""
     paths = RunPaths(run_dir)
     return _summary(str(run_dir), _stamp(paths.report), _stamp(paths.evaluation), _stamp(paths.status))
 
@@ -192,7 +192,7 @@ def dataset_overview(path: Path) -> dict[str, Any]:
 
 
 def runs_table(ws: Workspace) -> pd.DataFrame:
-    """One row per run (core.workspace.run_summary), newest first."""
+    """One row per run (core.runs.workspace.run_summary), newest first."""
     return pd.DataFrame([load_run_summary(r) for r in list_runs(ws.runs_dir)])
 
 
@@ -240,8 +240,8 @@ def metrics_frame(run_dir: Path) -> pd.DataFrame:
 def pending_pairs(ws: Workspace, run_dir: Path) -> int | None:
     """Flagged duplicate pairs of the run that no reviewer has judged yet; None if unknown."""
     try:
-        from core.duplicate_report import load_result
-        from core.reviews import ReviewStore, pair_key
+        from core.duplicates.search import load_result
+        from core.review.store import ReviewStore, pair_key
     except ImportError:  # the duplicate review is not part of this install
         return None
     try:

@@ -7,21 +7,25 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.duplicate_report import DuplicateResult, load_calibration
-from core.review_export import (
+from core.duplicates import DuplicateResult, load_calibration
+from core.review import (
     COPY_KINDS,
     KEEP_RULE,
+    KIND_LABELS,
+    ReviewError,
+    ReviewStore,
     groups_rows,
     image_facts,
     keep_one_per_group,
     keep_rows,
+    pending_exact,
     review_groups,
+    review_queue,
     to_csv,
     to_json,
+    verdict_check,
     verdict_rows,
 )
-from core.review_queue import pending_exact, review_queue, verdict_check
-from core.reviews import KIND_LABELS, ReviewError, ReviewStore
 from pages._duplicates_ui import (
     cached_result,
     filters_ui,
@@ -129,7 +133,7 @@ def calibration_ui(result: DuplicateResult, store: ReviewStore, run: Path) -> No
                    f"{'' if s.reached else ' (0.99 not reachable: most precise shown)'}. Recall "
                    "counts reviewed pairs only; review near misses to see below the threshold.")
         if st.button("Search again with the suggested threshold", key="dup_apply"):
-            from core.duplicate_job import start_search
+            from core.jobs.duplicates import start_search
 
             start_search(run, round(s.threshold, 6))
             st.rerun()

@@ -8,12 +8,19 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import jobs
-from core.archive_zip import ArchiveError, dataset_dir_for, extract_dataset_zip
-from core.data import DatasetError, scan_dataset
-from core.folder_access import FolderNotAllowed, allowed_roots, check_allowed
-from core.runs import RunPaths, list_runs
-from core.workspace import Workspace, ensure_demo_workspace
+from core.data import (
+    DatasetError,
+    FolderNotAllowed,
+    UploadError,
+    allowed_roots,
+    check_allowed,
+    dataset_dir_for,
+    extract_dataset_zip,
+    scan_dataset,
+)
+from core.jobs import training as jobs
+from core.run_folder import RunPaths, list_runs
+from core.runs import Workspace, ensure_demo_workspace
 from pages._images_ui import escape_markdown
 from pages._shared import (
     dataset_is_synthetic,
@@ -30,7 +37,7 @@ from pages._shared import (
 
 
 def baseline_name(key: str) -> str:
-    """core.evaluate's keys (pixels_32, random_init_resnet18, imagenet_resnet18) in words."""
+    """core.retrieval.evaluate's keys (pixels_32, random_init_resnet18, imagenet_resnet18) in words."""
     if key.startswith("pixels_"):
         return f"baseline: raw pixels ({key.split('_')[1]} px)"
     for prefix, words in (("random_init_", "random-init"), ("imagenet_", "ImageNet")):
@@ -206,7 +213,7 @@ def upload_ui(ws: Workspace) -> None:
         with st.spinner(f"Unpacking {escape_markdown(up.name)}…"):
             out = extract_dataset_zip(up, dest)
         dataset = scan_dataset(out.root)
-    except ArchiveError as e:
+    except UploadError as e:
         st.error(escape_markdown(str(e)))
         return
     except DatasetError as e:

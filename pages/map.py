@@ -7,10 +7,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.embeddings import Embeddings
-from core.projection import Projection, ProjectionSpec
-from core.run_views import class_quality, duplicate_group_of
-from core.runs import RunPaths
+from core.embed import Embeddings, Projection, ProjectionSpec
+from core.run_folder import RunPaths
+from core.runs import class_quality, duplicate_group_of
 from pages._images_ui import GridItem, cached_thumbnail, image_grid
 from pages._map_ui import (
     colour_values,

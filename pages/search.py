@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.imageio import ImageReadError, Window, load_image, to_uint8
-from core.run_views import (
+from core.data import ImageReadError, Window, dataset_file, load_image, to_uint8
+from core.runs import (
     DUPLICATES_FILE,
     DuplicateThreshold,
     TimedHits,
@@ -18,7 +18,6 @@ from core.run_views import (
     label_vote,
     timed_search,
 )
-from core.thumbnails import dataset_file
 from pages._images_ui import GridItem, escape_markdown, image_grid
 from pages._search_ui import QueryError, QueryImage, query_source_ui, tags_ui, window_ui
 from pages._shared import get_searcher, load_embeddings, synthetic_banner, workspace_ui

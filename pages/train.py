@@ -8,13 +8,13 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import jobs
 from core.config import ARCHS, PRESETS, ConfigError
 from core.device import resolve_device
-from core.estimate import estimate_training
+from core.jobs import training as jobs
 from core.model import imagenet_weights_available
-from core.runs import RunPaths, list_runs, read_status
-from core.workspace import Workspace
+from core.run_folder import RunPaths, list_runs, read_status
+from core.runs import Workspace
+from core.train import estimate_training
 from pages._images_ui import escape_markdown
 from pages._shared import (
     dataset_overview,

@@ -21,9 +21,9 @@ class TinyWorkspace:
 @pytest.fixture(scope="session")
 def _tiny_workspace_built(tmp_path_factory: pytest.TempPathFactory) -> TinyWorkspace:
     from core.config import make_run_config
-    from core.demo_data import write_demo_dataset
-    from core.pipeline import train_run
-    from core.workspace import DEMO_NAME, Workspace
+    from core.demo.dataset import write_demo_dataset
+    from core.runs.pipeline import train_run
+    from core.runs.workspace import DEMO_NAME, Workspace
 
     root = tmp_path_factory.mktemp("tiny_workspace")
     ws = Workspace(root)
@@ -41,10 +41,25 @@ def tiny_workspace(_tiny_workspace_built: TinyWorkspace, monkeypatch: pytest.Mon
     Built once per session (training takes ~20 s); tests must not delete or retrain it.
     Settings a test changes (Workspace.update) are put back afterwards.
     """
-    from core.runs import atomic_write_json, read_json
+    from core.files import atomic_write_json, read_json
 
     settings_path = _tiny_workspace_built.root / "workspace.json"
     saved = read_json(settings_path, default={})
     monkeypatch.setenv("CXR_WORKSPACE", str(_tiny_workspace_built.root))
     yield _tiny_workspace_built
     atomic_write_json(settings_path, saved)
+
+
+# Folders and fixtures whose tests train a model, start the app or spawn processes: `make
+# test-fast` (-m "not slow") leaves them out; `make test` runs everything.
+SLOW_DIRS = {"app", "cli", "jobs", "train"}
+SLOW_FIXTURES = {"tiny_workspace", "_tiny_workspace_built"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        slow = (Path(str(item.fspath)).parent.name in SLOW_DIRS
+                or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or item.get_closest_marker("browser") or item.get_closest_marker("realdata"))
+        if slow:
+            item.add_marker(pytest.mark.slow)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core.runs import atomic_write_json, read_json
+from core.files import atomic_write_json, read_json
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 

@@ -1,6 +1,6 @@
 """Bad options and damaged runs end in one line; crashes and restarts lose nothing.
 
-Checkpoint cases run `core.cli.main` in-process (the code `python -m core` runs, without
+Checkpoint cases run `core.cli.main.main` in-process (the code `python -m core` runs, without
 importing torch a dozen times); one case goes through a real subprocess as well.
 CXR_SOAK_SECONDS sets how long the two review writers run: default 60 s, the issue's figure
 (the whole suite took 11.5 min on two cores with 20 s); set it lower for a quick run.
@@ -22,14 +22,15 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core.cli import main
+from core.cli.main import main
 from core.config import ModelConfig, RunConfig
-from core.model import build_model
-from core.reviews import ReviewStore
-from core.runs import pid_alive, read_jsonl
-from core.trainer import load_checkpoint
-from core.workspace import Workspace
+from core.files import read_jsonl
+from core.jobs import training as jobs
+from core.model.checkpoint import load_checkpoint
+from core.model.network import build_model
+from core.review.store import ReviewStore
+from core.run_folder import pid_alive
+from core.runs.workspace import Workspace
 from tests.page_helpers import APP, copy_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +158,7 @@ def test_unreadable_dataset_folder_and_class_folder(small_run, tmp_path, monkeyp
     locked: set[Path] = set()
     monkeypatch.setattr(os, "access", lambda p, m: Path(p) not in locked and real_access(p, m))
     locked.add(copy / "Normal")
-    from core.data import scan_dataset
+    from core.data.dataset import scan_dataset
 
     ds = scan_dataset(copy)
     assert [(s.path, s.reason) for s in ds.skipped] == [("Normal", "permission denied")]
@@ -173,7 +174,7 @@ def test_restarted_app_finds_the_running_training(tiny_workspace, tmp_path, monk
     run_dir = copy_workspace(tiny_workspace.root, tiny_workspace.run_dir.name, tmp_path / "ws")
     ws_root = run_dir.parent.parent
     # A first "server" process starts the job and exits: only the files are left.
-    launch = ("import sys; from pathlib import Path; from core import jobs; "
+    launch = ("import sys; from pathlib import Path; from core.jobs import training as jobs; "
               "from core.workspace import Workspace; "
               "jobs.start_training(Workspace(Path(sys.argv[1])), 'long', "
               "jobs.train_args(sys.argv[2], 'tiny', epochs=50, batch_size=2))")

@@ -18,9 +18,9 @@ import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-import core.archive_zip
-from core import duplicate_job
-from core.archive_zip import ArchiveError, extract_dataset_zip
+import core.data.upload
+from core.data.upload import UploadError, extract_dataset_zip
+from core.jobs import duplicates as duplicate_job
 from pages._search_ui import QueryError, read_dataset_query
 from tests import bad_inputs as bi
 from tests.page_helpers import APP, open_page
@@ -148,14 +148,14 @@ def test_zip_bomb_with_lying_headers_is_refused_and_leaves_nothing(tmp_path):
     small = (100).to_bytes(4, "little")
     local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
     data[local + 22:local + 26], data[central + 24:central + 28] = small, small
-    with pytest.raises(ArchiveError):
+    with pytest.raises(UploadError):
         extract_dataset_zip(io.BytesIO(bytes(data)), tmp_path / "sub" / "ds", max_bytes=1_000_000)
     assert not (tmp_path / "sub").exists() or not any((tmp_path / "sub").iterdir())
 
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    from core.workspace import Workspace
+    from core.runs.workspace import Workspace
 
     root = tmp_path / "ws"
     Workspace(root).update(dataset=str(tmp_path / "gone"))  # no first-start demo
@@ -183,8 +183,8 @@ def _upload_zip(at: AppTest, name: str, data: bytes) -> AppTest:
     ({"Normal/a.png": b"\0" * 3_000_000, "COVID/b.png": b"\0" * 3_000_000}, "more than 2 MB"),
 ])
 def test_bad_zip_uploads_get_one_line_and_write_nothing(home, monkeypatch, entries, needle):
-    capped = functools.partial(core.archive_zip.extract_dataset_zip, max_bytes=2_000_000)
-    monkeypatch.setattr(core.archive_zip, "extract_dataset_zip", capped)  # the page imports it per run
+    capped = functools.partial(core.data.upload.extract_dataset_zip, max_bytes=2_000_000)
+    monkeypatch.setattr(core.data.upload, "extract_dataset_zip", capped)  # the page imports it per run
     at = _upload_zip(AppTest.from_file(APP, default_timeout=60).run(), "upload.zip", _zip(entries))
     errors = _errors(at)
     assert len(errors) == 1 and needle in errors[0]

@@ -1,0 +1,87 @@
+"""`python -m core duplicates` and `python -m core duplicates-eval`.
+
+`duplicates --json` prints one object (a contract): threshold, estimated_precision,
+estimated_recall, n_pairs, n_groups, n_cross_split and pairs, a list of
+{"a", "b", "score", "hash_distance", "cross_split"} with paths relative to the dataset root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from core.cli.types import positive_int
+
+
+def _threshold(text: str) -> str | float:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a cosine in [-1, 1], got '{text}'") from None
+    if not -1.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a cosine in [-1, 1], got {text}")
+    return value
+
+
+def cmd_duplicates(a: argparse.Namespace) -> int:
+    from core.duplicates.search import run_duplicates
+
+    result = run_duplicates(a.run, a.threshold, data=a.data, k=a.k, device=a.device,
+                            progress=sys.stderr.isatty())
+    if a.json:
+        print(json.dumps(result.contract()))
+        return 0
+    r = result.rule
+    est = ("" if result.estimated_precision is None else
+           f"; estimated precision {result.estimated_precision:.3f}, recall {result.estimated_recall:.3f}")
+    floor = f" with cosine >= {r.hash_floor:.4f}" if r.hash_floor > -1 else ""
+    print(f"{result.method} rule: cosine >= {r.threshold:.4f}, or pHash <= {r.hash_threshold}{floor}{est}")
+    flagged = result.flagged
+    print(f"{len(flagged)} duplicate pairs in {len(result.groups)} groups among {result.n_images} "
+          f"images; {sum(p.cross_split for p in flagged)} cross-split; "
+          f"{result.leakage.n_patients_across_splits} patients in more than one split")
+    for p in flagged[:20]:
+        print(f"  {p.score:.4f}  d={p.hash_distance:2d}{'  exact' if p.exact else ''}"
+              f"{'  CROSS-SPLIT' if p.cross_split else ''}  {p.a}  {p.b}")
+    if len(flagged) > 20:
+        print(f"  ... {len(flagged) - 20} more")
+    print(f"written to {result.out_dir}")
+    return 0
+
+
+def cmd_duplicates_eval(a: argparse.Namespace) -> int:
+    from core.demo.dataset import write_demo_dataset
+    from core.duplicates.evaluate import evaluate_duplicates, format_table
+
+    demo = Path(a.demo) if a.demo else Path(tempfile.gettempdir()) / "cxr-similar-demo-eval"
+    if not (demo / "duplicates.csv").is_file():
+        write_demo_dataset(demo, per_class=60, size=256, seed=0)
+    table = evaluate_duplicates(a.run, cxr=a.cxr, demo=demo, device=a.device)
+    print(json.dumps(table, indent=2) if a.json else format_table(table))
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `duplicates` and `duplicates-eval` on the CLI's subparsers."""
+    d = sub.add_parser("duplicates", help="find near-duplicate pairs, groups and cross-split leaks")
+    d.add_argument("--run", required=True)
+    d.add_argument("--threshold", type=_threshold, default="auto",
+                   help="'auto' (calibrated on synthetic copies) or a cosine in [-1, 1]")
+    d.add_argument("--data", help="another image folder, embedded with the run's model")
+    d.add_argument("-k", type=positive_int, default=10, help="neighbours per image")
+    d.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    d.add_argument("--json", action="store_true", help="print one JSON object")
+    d.set_defaults(func=cmd_duplicates)
+
+    e = sub.add_parser("duplicates-eval", help="precision/recall/F1 of embedding, hash and both")
+    e.add_argument("--run", required=True)
+    e.add_argument("--cxr", default="../shared/data/cxr", help="folder with near_duplicates.csv")
+    e.add_argument("--demo", help="a demo set with duplicates.csv (made if missing)")
+    e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_duplicates_eval)

@@ -1,0 +1,201 @@
+"""Command line: `python -m core {demo-data,demo-workspace,train,embed,evaluate,search,...}`.
+
+User errors print one line (`error: ...`) and exit 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from core.cli.archive import add_parser as add_archive_parser
+from core.cli.duplicates import add_parser as add_duplicates_parser
+from core.cli.project import add_parser as add_project_parser
+from core.cli.types import positive_float, positive_int
+from core.config import ARCHS, PRESETS
+from core.errors import UserError, one_line
+from core.run_folder import RunError
+
+# Every one-line error derives from UserError; these OS errors name a path the user gave.
+USER_ERRORS = (UserError, FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage + message; we print one line
+        sys.stderr.write(f"error: {self.prog}: {message}\n")
+        raise SystemExit(2)
+
+
+def cmd_demo_data(a: argparse.Namespace) -> int:
+    from core.demo.dataset import write_demo_dataset
+
+    s = write_demo_dataset(a.out, per_class=a.per_class, size=a.size, seed=a.seed)
+    print(f"wrote {s.n_images} synthetic images ({s.n_duplicates} near-duplicate copies) "
+          f"in {len(s.classes)} classes to {s.root} in {s.seconds:.1f} s")
+    return 0
+
+
+def cmd_demo_workspace(a: argparse.Namespace) -> int:
+    from core.runs.workspace import ensure_demo_workspace
+
+    ws = ensure_demo_workspace(a.workspace)
+    print(f"workspace {ws.root}: dataset {ws.dataset_name} ({ws.n_images} images, synthetic demo)")
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from core.config import make_run_config
+    from core.runs.pipeline import train_run
+
+    config = make_run_config(str(Path(a.data).expanduser().resolve()), a.preset, arch=a.arch,
+                             weights=a.weights, epochs=a.epochs, batch_size=a.batch_size,
+                             image_size=a.image_size, lr=a.lr, temperature=a.temperature,
+                             device=a.device, seed=a.seed, precision=a.precision,
+                             num_workers=a.workers)
+    report = train_run(config, a.run, progress=sys.stderr.isatty())
+    if not report:
+        return 0
+    if a.json:
+        print(json.dumps(report, indent=2))
+    elif report.get("state") == "stopped":
+        print(f"stopped after epoch {report['epochs_done']}; run the same command to resume")
+    else:
+        ev = report["evaluation"]
+        print(f"trained {report['epochs_done']} epochs in {report['train_seconds']} s; "
+              f"test P@5 {ev['precision_at_5']:.3f}, mAP {ev['map']:.3f}, mAP@R {ev['map_at_r']:.3f}; "
+              f"{report['n_skipped']} files skipped; run: {a.run}")
+    return 0
+
+
+def cmd_embed(a: argparse.Namespace) -> int:
+    from core.data.dataset import scan_dataset
+    from core.data.splits import load_splits
+    from core.device import resolve_device, resolve_precision
+    from core.run_folder import RunPaths
+    from core.runs.pipeline import embed_run
+
+    paths = RunPaths(Path(a.run))
+    if not paths.config.is_file():
+        raise RunError(f"not a run folder: {a.run}")
+    from core.config import RunConfig
+    from core.files import read_json
+
+    config = RunConfig.from_dict(read_json(paths.config))
+    dataset = scan_dataset(config.data)
+    samples, splits = load_splits(paths.splits)
+    by_path = {s.path: sp for s, sp in zip(samples, splits, strict=True)}
+    device = resolve_device(a.device)
+    emb, bad = embed_run(paths, dataset, [by_path.get(s.path, "") for s in dataset.samples], device,
+                         resolve_precision(config.train.precision, device), sys.stderr.isatty())
+    print(json.dumps({"n_images": len(emb), "n_skipped": len(bad), "dim": int(emb.vectors.shape[1])}))
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from core.retrieval.evaluate import evaluate_run
+
+    result = evaluate_run(a.run, data=a.data, baselines=not a.no_baselines, progress=sys.stderr.isatty())
+    if a.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_evaluation(result))
+    return 0
+
+
+def format_evaluation(result: dict) -> str:
+    keys = ("precision_at_1", "precision_at_5", "precision_at_10", "map", "map_at_r")
+    rows = [("model", result)] + list(result.get("baselines", {}).items())
+    lines = [f"{'':24s}" + "".join(f"{k:>16s}" for k in keys)]
+    lines += [f"{name:24s}" + "".join(f"{r[k]:16.3f}" for k in keys) for name, r in rows]
+    lines.append(f"queries {result['n_queries']}, gallery {result['n_gallery']}: {result['protocol']}")
+    return "\n".join(lines)
+
+
+def cmd_search(a: argparse.Namespace) -> int:
+    from core.retrieval.search import Searcher
+
+    if not Path(a.image).is_file():
+        raise FileNotFoundError(f"query image not found: {a.image}")
+    hits = Searcher(a.run, device=a.device).search(Path(a.image), k=a.k)
+    if a.json:
+        print(json.dumps({"query": a.image, "results": [
+            {"rank": h.rank, "path": h.path, "label": h.label, "score": round(h.score, 6)} for h in hits]}))
+    else:
+        for h in hits:
+            print(f"{h.rank:3d}  {h.score:.4f}  {h.label:20s} {h.path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="python -m core", description="Similar and near-duplicate chest X-rays.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    d = sub.add_parser("demo-data", help="write the synthetic demo dataset")
+    d.add_argument("out")
+    d.add_argument("--per-class", type=positive_int, default=60)
+    d.add_argument("--size", type=positive_int, default=256)
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_demo_data)
+
+    w = sub.add_parser("demo-workspace", help="create a workspace with the synthetic demo set if none exists")
+    w.add_argument("workspace", nargs="?", default="workspace")
+    w.set_defaults(func=cmd_demo_workspace)
+
+    t = sub.add_parser("train", help="train SimCLR, then embed, index and evaluate")
+    t.add_argument("--data", required=True)
+    t.add_argument("--run", required=True)
+    t.add_argument("--preset", choices=sorted(PRESETS), default="seed")
+    t.add_argument("--epochs", type=positive_int)
+    t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--image-size", type=positive_int)
+    t.add_argument("--lr", type=positive_float)
+    t.add_argument("--temperature", type=positive_float)
+    t.add_argument("--arch", choices=ARCHS)
+    t.add_argument("--weights", help="imagenet | none | PATH to a state dict")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    t.add_argument("--precision", choices=("auto", "fp32", "bf16"))
+    t.add_argument("--workers", type=int, help="data loader processes (-1: automatic)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--json", action="store_true", help="print the run report as JSON")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("embed", help="re-embed a run's dataset and rebuild its index")
+    e.add_argument("--run", required=True)
+    e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    e.set_defaults(func=cmd_embed)
+
+    v = sub.add_parser("evaluate", help="retrieval metrics of a run beside baselines")
+    v.add_argument("--run", required=True)
+    v.add_argument("--data", help="evaluate on another labelled folder")
+    v.add_argument("--json", action="store_true")
+    v.add_argument("--no-baselines", action="store_true")
+    v.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("search", help="nearest neighbours of an image")
+    s.add_argument("--run", required=True)
+    s.add_argument("--image", required=True)
+    s.add_argument("-k", type=positive_int, default=10)
+    s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_search)
+    add_project_parser(sub)
+    add_duplicates_parser(sub)
+    add_archive_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as e:
+        msg = one_line(e)
+        if isinstance(e, OSError) and e.filename and str(e.filename) not in msg:
+            msg = f"{msg}: {e.filename}"
+        sys.stderr.write(f"error: {msg}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130

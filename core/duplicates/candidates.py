@@ -1,0 +1,202 @@
+"""Near-duplicate pairs of a dataset: mined from embeddings and pHashes, flagged by a rule, grouped.
+
+Pairs come from two independent sources, neither ever comparing all pairs:
+- each image's k nearest neighbours by cosine above a floor (`core.duplicates.neighbours`, blocked or FAISS);
+- pHash neighbours within the rule's hash threshold (`core.duplicates.hashing.near_hash_pairs`).
+Every pair then carries both signals. The rule (`core.duplicates.rule.Rule`) flags duplicates;
+exact pixel copies are always flagged. Pairs a little under the rule are kept, unflagged, so
+reviewers also see near misses and their verdicts can move the threshold down as well as up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.duplicates.hashing import HashTable, hamming_many, near_hash_pairs
+from core.duplicates.neighbours import connected_groups, mine_pair_arrays
+from core.duplicates.rule import Rule
+from core.embed.embeddings import Embeddings
+from core.index.vectors import VectorIndex
+
+DEFAULT_K = 10
+DEFAULT_HASH_THRESHOLD = 4  # with a fixed cosine threshold; 'auto' calibrates it
+NEAR_MISS_MARGIN = 0.5  # near misses reach down to t - margin * (1 - t)
+MAX_NEAR_MISSES = 5_000  # the best ones; enough to calibrate on, small enough to page through
+MAX_PATIENT_PAIRS = 10_000
+
+
+@dataclass(frozen=True)
+class CandidatePair:
+    """Two images and the evidence that they are the same radiograph.
+
+    a < b are paths relative to the dataset root; i, j their rows in the embeddings.
+    """
+
+    a: str
+    b: str
+    i: int
+    j: int
+    score: float  # cosine similarity of the embeddings
+    hash_distance: int  # pHash Hamming distance, 0..64
+    exact: bool  # identical pixels
+    cross_split: bool  # the two sit in different splits: a leakage risk
+    same_patient: bool
+    flagged: bool  # the rule (or an exact copy) calls it a duplicate
+
+    def to_dict(self) -> dict:
+        """The pair as JSON-ready values (scores rounded to 6 decimals)."""
+        return {"a": self.a, "b": self.b, "score": round(self.score, 6),
+                "hash_distance": self.hash_distance, "exact": self.exact,
+                "cross_split": self.cross_split, "same_patient": self.same_patient,
+                "flagged": self.flagged}
+
+
+@dataclass(frozen=True)
+class PatientLeak:
+    """Two images of one patient in different splits, with their cosine."""
+
+    patient: str
+    a: str
+    b: str
+    split_a: str
+    split_b: str
+    score: float
+
+
+@dataclass(frozen=True)
+class LeakageReport:
+    """What could inflate test metrics: duplicates and patients shared across splits."""
+
+    cross_split_pairs: list[CandidatePair]  # flagged pairs only
+    patient_leaks: list[PatientLeak]
+    n_patients_across_splits: int
+
+
+def near_miss_floor(threshold: float) -> float:
+    """Lowest cosine kept as an unflagged near miss below `threshold`."""
+    return max(-1.0, threshold - NEAR_MISS_MARGIN * max(1.0 - threshold, 0.01))
+
+
+def find_pairs(emb: Embeddings, hashes: HashTable, rule: Rule, k: int = DEFAULT_K,
+               block: int = 4096, index: VectorIndex | None = None,
+               near_misses: bool = True) -> list[CandidatePair]:
+    """Candidate pairs with both signals, flagged by `rule`, best score first.
+
+    Args:
+        emb: the dataset's embeddings (N rows) with paths, splits and patients.
+        hashes: pHashes aligned with `emb.paths`.
+        rule: the detector.
+        k: neighbours per image from the embedding.
+        block: rows per similarity tile (memory ~ block^2 floats).
+        index: FAISS index over `emb.vectors` for very large sets (approximate if HNSW).
+        near_misses: keep unflagged pairs down to `near_miss_floor(rule.threshold)` (at most
+            MAX_NEAR_MISSES, the highest first).
+
+    Returns:
+        Pairs sorted by score descending, then paths.
+    """
+    n = len(emb)
+    if n < 2:
+        return []
+    floor = min(rule.threshold, 1.0)
+    if near_misses:
+        floor = near_miss_floor(floor)
+    mined = mine_pair_arrays(emb.vectors, floor, k=k, block=block, index=index)
+    codes = [mined.a * n + mined.b]
+    if rule.hash_threshold >= 0:
+        valid = np.ones(n, bool)
+        valid[list(hashes.bad)] = False
+        hi, hj, _ = near_hash_pairs(hashes.phash, min(rule.hash_threshold, 16), valid)
+        codes.append(hi * n + hj)
+    exact_i, exact_j = _exact_pairs(hashes)
+    codes.append(exact_i * n + exact_j)
+    code = np.unique(np.concatenate(codes))
+    i, j = code // n, code % n
+    score = np.einsum("pd,pd->p", emb.vectors[i], emb.vectors[j])  # (P,)
+    dist = hamming_many(hashes.phash[i], hashes.phash[j])  # (P,)
+    bad = np.zeros(n, bool)
+    bad[list(hashes.bad)] = True
+    dist = np.where(bad[i] | bad[j], 64, dist)
+    flagged = rule.flags(score, dist)
+    out = []
+    for p in range(code.size):
+        a, b = int(i[p]), int(j[p])
+        exact = hashes.exact(a, b)
+        sa, sb = emb.splits[a], emb.splits[b]
+        pa, pb = emb.patients[a], emb.patients[b]
+        out.append(CandidatePair(emb.paths[a], emb.paths[b], a, b, float(score[p]), int(dist[p]),
+                                 exact, bool(sa and sb and sa != sb), bool(pa and pa == pb),
+                                 bool(flagged[p] or exact)))
+    out = sorted((_ordered(p) for p in out), key=lambda p: (-p.score, p.a, p.b))
+    misses = [p for p in out if not p.flagged][MAX_NEAR_MISSES:]
+    if misses:
+        dropped = {(p.a, p.b) for p in misses}
+        out = [p for p in out if (p.a, p.b) not in dropped]
+    return out
+
+
+def _ordered(p: CandidatePair) -> CandidatePair:
+    """Paths in sorted order (the review store's key), rows swapped with them."""
+    if p.a < p.b:
+        return p
+    return CandidatePair(p.b, p.a, p.j, p.i, p.score, p.hash_distance, p.exact, p.cross_split,
+                         p.same_patient, p.flagged)
+
+
+def _exact_pairs(hashes: HashTable) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of images with identical pixels (by digest), i < j."""
+    by_digest: dict[str, list[int]] = {}
+    for row, digest in enumerate(hashes.digests):
+        if digest:
+            by_digest.setdefault(digest, []).append(row)
+    pairs = [(a, b) for rows in by_digest.values() if len(rows) > 1
+             for x, a in enumerate(rows) for b in rows[x + 1:]]
+    arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
+def duplicate_groups(n: int, pairs: list[CandidatePair]) -> list[list[int]]:
+    """Connected components of the flagged pairs: an image copied five times is one group.
+
+    Args:
+        n: number of images.
+        pairs: candidate pairs (unflagged ones are ignored).
+
+    Returns:
+        Groups of row ids, largest first.
+    """
+    return connected_groups(n, [(p.i, p.j) for p in pairs if p.flagged])
+
+
+def leakage_report(emb: Embeddings, pairs: list[CandidatePair]) -> LeakageReport:
+    """Flagged cross-split pairs, and images of one patient that sit in different splits.
+
+    Args:
+        emb: embeddings with splits and patient ids.
+        pairs: candidate pairs from `find_pairs`.
+
+    Returns:
+        LeakageReport; patient pairs are capped at MAX_PATIENT_PAIRS, highest cosine first.
+    """
+    by_patient: dict[str, list[int]] = {}
+    for row, patient in enumerate(emb.patients):
+        if patient and emb.splits[row]:
+            by_patient.setdefault(patient, []).append(row)
+    leaks: list[PatientLeak] = []
+    n_patients = 0
+    for patient, rows in sorted(by_patient.items()):
+        if len({emb.splits[r] for r in rows}) < 2:
+            continue
+        n_patients += 1
+        for x, a in enumerate(rows):
+            for b in rows[x + 1:]:
+                if emb.splits[a] != emb.splits[b]:
+                    a2, b2 = (a, b) if emb.paths[a] < emb.paths[b] else (b, a)
+                    leaks.append(PatientLeak(patient, emb.paths[a2], emb.paths[b2],
+                                             emb.splits[a2], emb.splits[b2],
+                                             float(emb.vectors[a] @ emb.vectors[b])))
+    leaks.sort(key=lambda leak: (-leak.score, leak.a, leak.b))
+    return LeakageReport([p for p in pairs if p.flagged and p.cross_split],
+                         leaks[:MAX_PATIENT_PAIRS], n_patients)

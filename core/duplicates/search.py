@@ -1,0 +1,266 @@
+"""One duplicate search over a run's dataset (or another folder): calibrate, mine, save, reload.
+
+Files written to the output folder (the run folder, or `run/other-data/<name>` for --data):
+    duplicates.json   rule, estimates, every candidate pair, groups, leakage report
+    pairs.csv         the candidate pairs, one a row
+    groups.csv        group,path for the flagged groups
+    calibration.json  the `auto` calibration with its known pairs (for the histograms)
+    hashes.csv        pHash cache, keyed by path, mtime and size
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.config import RunConfig
+from core.data.dataset import scan_dataset
+from core.duplicates.auto_calibration import auto_calibrate
+from core.duplicates.candidates import (
+    DEFAULT_HASH_THRESHOLD,
+    DEFAULT_K,
+    CandidatePair,
+    LeakageReport,
+    PatientLeak,
+    duplicate_groups,
+    find_pairs,
+    leakage_report,
+)
+from core.duplicates.hashing import hash_files
+from core.duplicates.rule import DEFAULT_TARGET, CalibrationError, Rule, precision_recall
+from core.embed.embeddings import Embeddings
+from core.files import atomic_write_bytes, atomic_write_json, read_json
+from core.run_folder import RunError, RunPaths
+
+RESULT = "duplicates.json"
+CALIBRATION = "calibration.json"
+
+
+@dataclass(frozen=True)
+class DuplicateResult:
+    """A finished duplicate search: the rule used, its estimates, pairs, groups and leakage."""
+
+    out_dir: Path
+    run: Path
+    data_root: Path
+    method: str  # auto | fixed
+    rule: Rule
+    estimated_precision: float | None
+    estimated_recall: float | None
+    n_images: int
+    pairs: list[CandidatePair]  # flagged pairs and unflagged near misses
+    groups: list[list[str]]
+    leakage: LeakageReport
+
+    @property
+    def flagged(self) -> list[CandidatePair]:
+        """The pairs the rule calls duplicates (near misses left out)."""
+        return [p for p in self.pairs if p.flagged]
+
+    def contract(self) -> dict[str, Any]:
+        """The `duplicates --json` object (a documented contract: keys do not change)."""
+        flagged = self.flagged
+        return {
+            "threshold": round(self.rule.threshold, 6),
+            "estimated_precision": _round(self.estimated_precision),
+            "estimated_recall": _round(self.estimated_recall),
+            "n_pairs": len(flagged), "n_groups": len(self.groups),
+            "n_cross_split": sum(p.cross_split for p in flagged),
+            "pairs": [{"a": p.a, "b": p.b, "score": round(p.score, 6),
+                       "hash_distance": p.hash_distance, "cross_split": p.cross_split}
+                      for p in flagged],
+        }
+
+
+def output_dir(run_dir: str | Path, data: str | Path | None = None) -> Path:
+    """Where a search writes: the run folder, or run/other-data/<name>-<hash> for another folder."""
+    run = Path(run_dir)
+    if data is None:
+        return run
+    root = Path(data).expanduser().resolve()
+    tag = hashlib.sha1(str(root).encode()).hexdigest()[:8]
+    return run / "other-data" / f"{root.name}-{tag}"
+
+
+def run_duplicates(run_dir: str | Path, threshold: str | float = "auto", *,
+                   data: str | Path | None = None, k: int = DEFAULT_K,
+                   target: float = DEFAULT_TARGET, n_heldout: int = 60, seed: int = 0,
+                   device: str = "cpu", progress: bool = False) -> DuplicateResult:
+    """Find the near-duplicates of a run's dataset (or of `data`) and save them.
+
+    Args:
+        run_dir: a trained run folder.
+        threshold: 'auto' (calibrated on synthetic copies of held-out images) or a cosine.
+        data: another image folder, embedded with the run's model.
+        k: neighbours per image.
+        target: precision the auto threshold must reach.
+        n_heldout: held-out images copied for calibration.
+        seed: seeds the choice of held-out images and the copies.
+        device: 'cpu', 'cuda' or 'auto' for the model.
+        progress: show progress bars.
+
+    Returns:
+        The DuplicateResult (also written to the output folder).
+
+    Raises:
+        RunError, DatasetError, CalibrationError: one-line user errors.
+    """
+    run = Path(run_dir)
+    paths = RunPaths(run)
+    if not paths.config.is_file():
+        raise RunError(f"not a run folder (no config.json): {run}")
+    fixed = _parse_threshold(threshold)
+    out = output_dir(run, data)
+    emb, data_root = dataset_embeddings(run, data, out, device, progress)
+    if len(emb) < 2:
+        raise CalibrationError(f"{data_root} has fewer than two readable images")
+    hashes = hash_files(data_root, emb.paths, cache=out / "hashes.csv")
+    if fixed is None:
+        heldout = [i for i, s in enumerate(emb.splits) if s != "train"] if data is None else None
+        cal = auto_calibrate(run, emb, hashes, data_root, heldout, target=target,
+                             n_heldout=n_heldout, seed=seed, device=device)
+        atomic_write_json(out / CALIBRATION, cal.to_dict())
+        rule, method = cal.rule.rule, "auto"
+        precision, recall = cal.rule.precision, cal.rule.recall
+    else:
+        rule, method = Rule(fixed, DEFAULT_HASH_THRESHOLD), "fixed"
+        precision, recall = _estimate(out / CALIBRATION, rule)
+    pairs = find_pairs(emb, hashes, rule, k=k)
+    groups = [[emb.paths[r] for r in g] for g in duplicate_groups(len(emb), pairs)]
+    result = DuplicateResult(out, run, data_root, method, rule, precision, recall, len(emb),
+                             pairs, groups, leakage_report(emb, pairs))
+    save_result(result)
+    return result
+
+
+def _parse_threshold(threshold: str | float) -> float | None:
+    if isinstance(threshold, str) and threshold.strip().lower() == "auto":
+        return None
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise CalibrationError(f"threshold must be 'auto' or a cosine in [-1, 1], got {threshold!r}") from None
+    if not -1.0 <= value <= 1.0:
+        raise CalibrationError(f"threshold must be a cosine in [-1, 1], got {value}")
+    return value
+
+
+def dataset_embeddings(run: Path, data: str | Path | None, out: Path, device: str = "cpu",
+                       progress: bool = False) -> tuple[Embeddings, Path]:
+    """The run's own embeddings, or another folder embedded with its model.
+
+    Args:
+        run: run folder.
+        data: another image folder, or None for the run's own dataset.
+        out: where another folder's embeddings are cached (reused while the checkpoint is older).
+        device: for the model; progress: show a progress bar.
+
+    Returns:
+        (embeddings, dataset root).
+    """
+    paths = RunPaths(run)
+    if data is None:
+        if not paths.embeddings.is_file() or not paths.items.is_file():
+            raise RunError(f"{run} has no embeddings yet (training not finished?)")
+        config = RunConfig.from_dict(read_json(paths.config))
+        return Embeddings.load(run), Path(config.data)
+    from core.device import resolve_device, resolve_precision
+    from core.embed.encoder import embed_files
+    from core.model.checkpoint import load_run_model
+
+    dataset = scan_dataset(data, min_classes=1)
+    cached = RunPaths(out)
+    checkpoint = paths.best if paths.best.is_file() else paths.last
+    if cached.embeddings.is_file() and cached.items.is_file() and checkpoint.is_file() \
+            and cached.embeddings.stat().st_mtime > checkpoint.stat().st_mtime:
+        emb = Embeddings.load(out)
+        if emb.paths == [s.path for s in dataset.samples]:
+            return emb, dataset.root
+    dev = resolve_device(device)
+    model, config = load_run_model(run, dev)
+    vectors, bad = embed_files(model, [dataset.absolute(s) for s in dataset.samples],
+                               config.train.image_size, dev,
+                               resolve_precision(config.train.precision, dev),
+                               batch_size=config.train.batch_size, progress=progress)
+    keep = [i for i in range(len(dataset.samples)) if i not in bad]
+    samples = [dataset.samples[i] for i in keep]
+    emb = Embeddings([s.path for s in samples], [s.label for s in samples], [""] * len(samples),
+                     [s.patient_id or "" for s in samples], vectors[keep])
+    out.mkdir(parents=True, exist_ok=True)
+    emb.save(out)
+    return emb, dataset.root
+
+
+def _estimate(calibration: Path, rule: Rule) -> tuple[float | None, float | None]:
+    """Precision and recall of a fixed rule on the known pairs of an earlier auto calibration."""
+    saved = read_json(calibration, default=None)
+    if not saved or "pairs" not in saved:
+        return None, None
+    k = saved["pairs"]
+    pos = rule.flags(np.array(k["pos_score"]), np.array(k["pos_hash"]))
+    neg = rule.flags(np.array(k["neg_score"]), np.array(k["neg_hash"]))
+    return precision_recall(pos, neg) if len(pos) else (None, None)
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)
+
+
+def save_result(result: DuplicateResult) -> None:
+    """Write duplicates.json, pairs.csv and groups.csv, each atomically."""
+    out = result.out_dir
+    leak = result.leakage
+    doc = {
+        "created": time.time(), "run": str(result.run), "data": str(result.data_root),
+        "method": result.method, "rule": asdict(result.rule),
+        "estimated_precision": _round(result.estimated_precision),
+        "estimated_recall": _round(result.estimated_recall), "n_images": result.n_images,
+        "pairs": [p.to_dict() | {"i": p.i, "j": p.j} for p in result.pairs],
+        "groups": result.groups,
+        "leakage": {"n_patients_across_splits": leak.n_patients_across_splits,
+                    "patient_leaks": [asdict(x) for x in leak.patient_leaks]},
+    }
+    atomic_write_json(out / RESULT, doc)
+    fields = ["a", "b", "score", "hash_distance", "exact", "cross_split", "same_patient", "flagged"]
+    atomic_write_bytes(out / "pairs.csv", _csv(fields, [p.to_dict() for p in result.pairs]))
+    atomic_write_bytes(out / "groups.csv", _csv(["group", "path"], [
+        {"group": g, "path": path} for g, members in enumerate(result.groups, 1) for path in members]))
+
+
+def _csv(fields: list[str], rows: list[dict]) -> bytes:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
+def load_result(run_dir: str | Path, data: str | Path | None = None) -> DuplicateResult | None:
+    """The last saved search of a run (or of `data` with that run), None if there is none."""
+    out = output_dir(run_dir, data)
+    doc = read_json(out / RESULT, default=None)
+    if not doc:
+        return None
+    pairs = [CandidatePair(p["a"], p["b"], p["i"], p["j"], p["score"], p["hash_distance"],
+                           p["exact"], p["cross_split"], p["same_patient"], p["flagged"])
+             for p in doc["pairs"]]
+    leak = doc.get("leakage", {})
+    leakage = LeakageReport([p for p in pairs if p.flagged and p.cross_split],
+                            [PatientLeak(**x) for x in leak.get("patient_leaks", [])],
+                            int(leak.get("n_patients_across_splits", 0)))
+    rule = Rule(**{k: v for k, v in doc["rule"].items() if k in Rule.__dataclass_fields__})
+    return DuplicateResult(out, Path(doc["run"]), Path(doc["data"]), doc["method"], rule,
+                           doc["estimated_precision"], doc["estimated_recall"], doc["n_images"],
+                           pairs, doc["groups"], leakage)
+
+
+def load_calibration(run_dir: str | Path, data: str | Path | None = None) -> dict[str, Any] | None:
+    """The saved auto calibration (summary and known pairs), None if there is none."""
+    return read_json(output_dir(run_dir, data) / CALIBRATION, default=None)

@@ -1,0 +1,69 @@
+"""Embed images with a trained backbone and keep the vectors with the run."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.files import atomic_write_bytes
+from core.run_folder import RunPaths
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """L2-normalised backbone features of a dataset, one row per image.
+
+    paths are relative to the dataset root; splits are train/val/test ("" when unknown).
+    """
+
+    paths: list[str]
+    labels: list[str]
+    splits: list[str]
+    patients: list[str]
+    vectors: np.ndarray  # (N, D) float32, unit rows
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, split: str) -> np.ndarray:
+        return np.array([i for i, s in enumerate(self.splits) if s == split], dtype=np.int64)
+
+    def save(self, run_dir: str | Path) -> None:
+        """Write embeddings.npy, labels.npy, items.csv and the test split's arrays."""
+        p = RunPaths(run_dir)
+        _save_npy(p.embeddings, self.vectors)
+        _save_npy(p.labels, np.array(self.labels, dtype=str))
+        test = self.subset("test")
+        _save_npy(p.test_embeddings, self.vectors[test])
+        _save_npy(p.test_labels, np.array(self.labels, dtype=str)[test] if len(test) else np.array([], dtype=str))
+        text = io.StringIO()
+        w = csv.writer(text)
+        w.writerow(["path", "label", "split", "patient_id"])
+        w.writerows(zip(self.paths, self.labels, self.splits, self.patients, strict=True))
+        atomic_write_bytes(p.items, text.getvalue().encode("utf-8"))
+
+    @staticmethod
+    def load(run_dir: str | Path) -> Embeddings:
+        p = RunPaths(run_dir)
+        vectors = np.load(p.embeddings, allow_pickle=False).astype(np.float32, copy=False)
+        with p.items.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        return Embeddings([r["path"] for r in rows], [r["label"] for r in rows],
+                          [r["split"] for r in rows], [r.get("patient_id", "") for r in rows], vectors)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero). (N, D) -> (N, D) float32."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)

@@ -1,0 +1,253 @@
+"""Embed a large image archive into shards on disk, resumably, and index the shards.
+
+An archive is any folder of images (nested folders, no labels needed). Its files are listed
+in sorted order and embedded `shard_size` at a time; each shard is written as
+
+    OUT/shard-00000.npy           (N_i, D) float32 unit rows, one per readable file
+    OUT/shard-00000.csv           header `path`, then the N_i paths (relative to the archive)
+    OUT/shard-00000.skipped.csv   header `path,reason`: unreadable files (only when any)
+
+and the .npy is renamed into place last, so a shard either exists whole or not at all.
+`OUT/archive.json` records the model (checkpoint hash) and image size the shards were made
+with; a second call with another model is refused rather than mixing two embeddings.
+
+Resuming: a call embeds only the files no finished shard holds, in the same sorted order, so
+an interrupted run resumes with exactly the shard boundaries an uninterrupted run would have
+had, and files added to the archive later go into new shards at the end. Files deleted from
+the archive keep their rows (rebuild into a fresh OUT to drop them).
+
+Memory is one shard of vectors plus the model; `build_index_from_shards` memory-maps the
+shards (see `VectorIndex.build_from_shards`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.data.dataset import IGNORED_DIRS
+from core.data.imageio import SUPPORTED_SUFFIXES
+from core.device import resolve_device, resolve_precision, setup_cpu
+from core.embed.encoder import embed_files
+from core.errors import UserError
+from core.files import atomic_write_bytes, atomic_write_json, read_json
+from core.model.checkpoint import load_run_model
+from core.run_folder import RunPaths
+
+ARCHIVE_FORMAT = 1
+MANIFEST = "archive.json"
+INDEX_FILE = "index.faiss"
+
+
+class ArchiveError(UserError):
+    """The archive or its output folder cannot be used (one-line message)."""
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """One finished shard: its number, files, and how many rows it holds."""
+
+    number: int
+    vectors: Path  # OUT/shard-NNNNN.npy
+    paths: Path  # OUT/shard-NNNNN.csv
+    n_vectors: int
+    n_skipped: int
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    """What `embed_archive` did; counts cover the whole output folder unless named `new`."""
+
+    out_dir: Path
+    n_files: int  # image files found in the archive now
+    n_vectors: int  # rows in all shards
+    n_skipped: int  # unreadable files recorded in all shards
+    n_shards: int
+    new_shards: tuple[int, ...]  # shard numbers written by this call
+    seconds: float
+
+
+def list_archive(data_dir: str | Path) -> list[str]:
+    """Image files under `data_dir`, as sorted POSIX paths relative to it.
+
+    Hidden files and folders, mask folders and symlinks leading outside are left out.
+
+    Raises:
+        ArchiveError: the folder is missing or unreadable.
+    """
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise ArchiveError(f"archive folder not found: {root}")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise ArchiveError(f"archive folder is not readable: {root}")
+    root = root.resolve()
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d.lower() not in IGNORED_DIRS]
+        for name in filenames:
+            path = Path(dirpath) / name
+            if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                continue
+            out.append(path.relative_to(root).as_posix())
+    return sorted(out)
+
+
+def shard_stem(out_dir: Path, number: int) -> Path:
+    """OUT/shard-NNNNN (zero-padded so names sort in shard order)."""
+    return out_dir / f"shard-{number:05d}"
+
+
+def finished_shards(out_dir: str | Path) -> list[ShardInfo]:
+    """The complete shards in `out_dir`, in shard order (a shard without its .npy is not done)."""
+    out = Path(out_dir)
+    shards = []
+    for npy in sorted(out.glob("shard-[0-9][0-9][0-9][0-9][0-9].npy")):
+        paths = npy.with_suffix(".csv")
+        if not paths.is_file():
+            continue
+        rows = np.load(npy, mmap_mode="r").shape[0]  # header only
+        shards.append(ShardInfo(int(npy.stem.split("-")[1]), npy, paths, rows,
+                                len(_read_column(_skipped_path(npy)))))
+    return shards
+
+
+def read_archive_paths(out_dir: str | Path) -> list[str]:
+    """Paths of all shard rows in shard order: entry i is the file behind index id i."""
+    paths: list[str] = []
+    for shard in finished_shards(out_dir):
+        rows = _read_column(shard.paths)
+        if len(rows) != shard.n_vectors:
+            raise ArchiveError(f"{shard.paths} lists {len(rows)} paths for {shard.n_vectors} vectors")
+        paths.extend(rows)
+    return paths
+
+
+def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
+                  shard_size: int = 10_000, *, device: str = "auto", precision: str = "auto",
+                  batch_size: int = 64, workers: int = -1, progress: bool = False,
+                  on_shard: Callable[[ShardInfo], None] | None = None) -> ArchiveResult:
+    """Embed every archive file not yet in a finished shard, one shard at a time.
+
+    Args:
+        run_dir: a trained run (its best checkpoint and image size are used).
+        data_dir: the archive folder.
+        out_dir: where shards go; created if missing.
+        shard_size: files per shard (>= 1).
+        device, precision: as for training ("auto" picks cuda / bf16 where available).
+        batch_size, workers: passed to `embed_files`.
+        progress: show a progress bar per shard.
+        on_shard: called after each shard is written (e.g. to report progress).
+
+    Returns:
+        ArchiveResult for the whole output folder.
+
+    Raises:
+        ArchiveError: bad folders or settings, or shards made with another model.
+        RunError: `run_dir` has no usable checkpoint.
+    """
+    if shard_size < 1:
+        raise ArchiveError(f"shard size must be >= 1, got {shard_size}")
+    started = time.time()
+    setup_cpu()
+    root = Path(data_dir).expanduser().resolve()
+    files = list_archive(root)
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    model, config = load_run_model(run_dir, dev)
+    size = config.train.image_size
+    _check_manifest(out, _run_identity(run_dir, size, config.model.feature_dim))
+    done = finished_shards(out)
+    seen = {p for s in done for p in _read_column(s.paths) + _read_column(_skipped_path(s.vectors))}
+    todo = [p for p in files if p not in seen]
+    number = done[-1].number + 1 if done else 0
+    prec = resolve_precision(precision, dev)
+    new: list[int] = []
+    for start in range(0, len(todo), shard_size):
+        chunk = todo[start:start + shard_size]
+        vectors, bad = embed_files(model, [root / p for p in chunk], size, dev, prec,
+                                   batch_size=batch_size, workers=workers, progress=progress)
+        keep = [i for i in range(len(chunk)) if i not in bad]
+        info = _write_shard(out, number, vectors[keep], [chunk[i] for i in keep],
+                            [(chunk[i], bad[i]) for i in sorted(bad)])
+        new.append(number)
+        number += 1
+        if on_shard is not None:
+            on_shard(info)
+    shards = finished_shards(out)
+    return ArchiveResult(out, len(files), sum(s.n_vectors for s in shards),
+                         sum(s.n_skipped for s in shards), len(shards), tuple(new),
+                         time.time() - started)
+
+
+def _write_shard(out: Path, number: int, vectors: np.ndarray, paths: list[str],
+                 skipped: list[tuple[str, str]]) -> ShardInfo:
+    """Write the csv files first and the .npy last: the .npy marks the shard as finished."""
+    stem = shard_stem(out, number)
+    npy, csv_path = stem.with_suffix(".npy"), stem.with_suffix(".csv")
+    if skipped:
+        atomic_write_bytes(_skipped_path(npy), _csv_bytes(["path", "reason"], skipped))
+    atomic_write_bytes(csv_path, _csv_bytes(["path"], [(p,) for p in paths]))
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)  # (N_i, D)
+    atomic_write_bytes(npy, buf.getvalue())
+    return ShardInfo(number, npy, csv_path, len(paths), len(skipped))
+
+
+def _csv_bytes(header: list[str], rows: list[tuple[str, ...]]) -> bytes:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return text.getvalue().encode("utf-8")
+
+
+def _read_column(path: Path) -> list[str]:
+    """First column of a shard csv (without its header); [] when the file is absent."""
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    return [r[0] for r in rows[1:] if r]
+
+
+def _skipped_path(npy: Path) -> Path:
+    return npy.with_suffix(".skipped.csv")
+
+
+def _run_identity(run_dir: str | Path, image_size: int, dim: int) -> dict:
+    paths = RunPaths(Path(run_dir))
+    checkpoint = paths.best if paths.best.is_file() else paths.last
+    digest = hashlib.sha256()
+    with checkpoint.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"format": ARCHIVE_FORMAT, "checkpoint_sha256": digest.hexdigest(),
+            "image_size": image_size, "dim": dim}
+
+
+def _check_manifest(out: Path, identity: dict) -> None:
+    """Record the model on first use; refuse a folder whose shards came from another model."""
+    path = out / MANIFEST
+    stored = read_json(path)
+    if stored is None:
+        if finished_shards(out):
+            raise ArchiveError(f"{out} holds shards but no {MANIFEST}; choose an empty folder")
+        atomic_write_json(path, identity)
+        return
+    if {k: stored.get(k) for k in identity} != identity:
+        raise ArchiveError(f"{out} holds shards made with another model or image size; "
+                           "choose a new output folder")
+
+
+__all__ = ["ArchiveError", "ArchiveResult", "ShardInfo",            "embed_archive", "finished_shards", "list_archive", "read_archive_paths"]

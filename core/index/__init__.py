@@ -1,0 +1,15 @@
+"""Vector search: `VectorIndex` (exact or HNSW, cosine on normalised vectors) and an index built from shards."""
+
+from core.facade import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "build_index_from_shards": "from_shards",
+    "VectorIndex": "vectors",
+    "validate_vectors": "vectors",
+})
+
+__all__ = [
+    "build_index_from_shards",
+    "VectorIndex",
+    "validate_vectors",
+]

@@ -1,0 +1,37 @@
+"""The SimCLR network: X-ray views, backbone + projection head, NT-Xent loss, checkpoints and `load_run_model`."""
+
+from core.facade import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "load_checkpoint": "checkpoint",
+    "load_run_model": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "NTXentLoss": "loss",
+    "ProjectionHead": "network",
+    "SimCLRModel": "network",
+    "WeightsError": "network",
+    "build_model": "network",
+    "imagenet_weights_available": "network",
+    "MEAN": "transforms",
+    "STD": "transforms",
+    "XRayViews": "transforms",
+    "eval_view": "transforms",
+    "to_uint8_tensor": "transforms",
+})
+
+__all__ = [
+    "load_checkpoint",
+    "load_run_model",
+    "save_checkpoint",
+    "NTXentLoss",
+    "ProjectionHead",
+    "SimCLRModel",
+    "WeightsError",
+    "build_model",
+    "imagenet_weights_available",
+    "MEAN",
+    "STD",
+    "XRayViews",
+    "eval_view",
+    "to_uint8_tensor",
+]

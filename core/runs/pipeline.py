@@ -1,0 +1,204 @@
+"""A whole training run: data -> split -> train -> embed -> index -> evaluate."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from core.config import ConfigError, RunConfig
+from core.data.dataset import Dataset, DatasetError, scan_dataset
+from core.device import resolve_device, resolve_precision, setup_cpu
+from core.embed.embeddings import Embeddings
+from core.embed.encoder import embed_files
+from core.retrieval.evaluate import evaluate_run
+from core.index.vectors import VectorIndex
+from core.train.views import decode_images
+from core.run_folder import RunError, RunPaths, write_status
+from core.files import atomic_write_json, read_json, read_jsonl
+from core.data.splits import assign_splits, load_splits, save_splits
+from core.train.trainer import Trainer
+from core.model.checkpoint import load_checkpoint
+
+
+def _dist_setup(device_name: str) -> bool:
+    """Join the torchrun process group when launched by torchrun. Returns True if distributed."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return dist.is_initialized()
+    use_cuda = device_name != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return True
+
+
+def _check_resume(paths: RunPaths, config: RunConfig) -> RunConfig:
+    """Reuse the saved config when resuming; only the epoch count may grow."""
+    saved = read_json(paths.config)
+    if saved is None:
+        return config
+    old = RunConfig.from_dict(saved)
+    if replace(old, train=replace(old.train, epochs=config.train.epochs)) != config:
+        raise RunError(f"{paths.root} already holds a run with other settings; choose a new --run")
+    return config
+
+
+def prepare_data(config: RunConfig, paths: RunPaths) -> tuple[Dataset, list[str]]:
+    """Scan the dataset and make (or reload) the run's split."""
+    dataset = scan_dataset(config.data)
+    if paths.splits.is_file():
+        samples, splits = load_splits(paths.splits)
+        known = {s.path for s in dataset.samples}
+        keep = [i for i, s in enumerate(samples) if s.path in known]
+        samples, splits = [samples[i] for i in keep], [splits[i] for i in keep]
+        dataset = Dataset(dataset.root, tuple(samples), dataset.skipped, dataset.layout)
+    else:
+        splits = assign_splits(dataset.samples, seed=config.train.split_seed)
+        save_splits(paths.splits, dataset.samples, splits)
+    return dataset, splits
+
+
+def train_run(config: RunConfig, run_dir: str | Path, *, progress: bool = False) -> dict[str, Any]:
+    """Train (or resume) a run, then embed, index and evaluate it.
+
+    Returns:
+        The run's report (also written to report.json).
+    Raises:
+        DatasetError, ConfigError, RunError, WeightsError: user errors, one-line messages.
+    """
+    setup_cpu()
+    paths = RunPaths(Path(run_dir))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    distributed = _dist_setup(config.train.device)
+    main = not distributed or dist.get_rank() == 0
+    config = _check_resume(paths, config)
+    device = resolve_device(config.train.device)
+    if distributed and device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
+    precision = resolve_precision(config.train.precision, device)
+    if main:
+        atomic_write_json(paths.config, config.to_dict())
+        write_status(paths, "starting", epoch=0, step=0, total=0, eta_s=None)
+    stop = {"flag": False}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop["flag"] = True
+
+    old_handler = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        return _train_and_finish(config, paths, device, precision, main, progress, lambda: stop["flag"])
+    except BaseException as e:
+        if main:
+            state = "stopped" if isinstance(e, KeyboardInterrupt) else "failed"
+            write_status(paths, state, error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, old_handler)
+
+
+def _train_and_finish(config: RunConfig, paths: RunPaths, device: torch.device, precision: str,
+                      main: bool, progress: bool, should_stop) -> dict[str, Any]:
+    started = time.time()
+    dataset, splits = prepare_data(config, paths)
+    size = int(round(config.train.image_size * 1.15))  # crops need a little more than the output
+    files = [dataset.absolute(s) for s in dataset.samples]
+    train_idx = [i for i, s in enumerate(splits) if s == "train"]
+    val_idx = [i for i, s in enumerate(splits) if s == "val"]
+    train_images, bad_train = decode_images([files[i] for i in train_idx], size, progress=progress and main)
+    val_images, bad_val = decode_images([files[i] for i in val_idx], size)
+    unreadable = {dataset.samples[train_idx[i]].path: r for i, r in bad_train.items()}
+    unreadable.update({dataset.samples[val_idx[i]].path: r for i, r in bad_val.items()})
+    if train_images.shape[0] < 2:
+        raise DatasetError(f"only {train_images.shape[0]} readable training images in {dataset.root}")
+    trainer = Trainer(config, paths, train_images, val_images, device, precision, progress)
+    if paths.last.is_file():
+        _resume(trainer, paths)
+        _trim_metrics(paths, trainer.start_epoch)
+    if main:
+        write_status(paths, "running", epoch=trainer.start_epoch, epochs=config.train.epochs,
+                     step=trainer.start_epoch * trainer.steps_per_epoch,
+                     total=config.train.epochs * trainer.steps_per_epoch, eta_s=None)
+    result = trainer.fit(should_stop)
+    if not main:
+        return {}
+    if result.stopped:
+        write_status(paths, "stopped", epoch=result.epochs_done, epochs=config.train.epochs)
+        return {"state": "stopped", "epochs_done": result.epochs_done}
+    write_status(paths, "embedding", epoch=config.train.epochs, epochs=config.train.epochs)
+    embeddings, bad_embed = embed_run(paths, dataset, splits, device, precision, progress)
+    unreadable.update(bad_embed)
+    report = {
+        "state": "finished", "data": str(dataset.root), "layout": dataset.layout,
+        "n_images": len(embeddings), "class_counts": dataset.class_counts(),
+        "split_counts": {s: embeddings.splits.count(s) for s in ("train", "val", "test")},
+        "skipped": [asdict(s) for s in dataset.skipped]
+        + [{"path": p, "reason": r} for p, r in sorted(unreadable.items())],
+        "epochs_done": result.epochs_done, "best_epoch": result.best_epoch,
+        "best_val_loss": None if math.isinf(result.best_val_loss) else round(result.best_val_loss, 6),
+        "train_seconds": round(result.seconds, 1), "device": str(device), "precision": precision,
+    }
+    report["n_skipped"] = len(report["skipped"])
+    write_status(paths, "evaluating", epoch=config.train.epochs, epochs=config.train.epochs)
+    evaluation = evaluate_run(paths.root, baselines=True, progress=progress)
+    report["evaluation"] = {k: evaluation[k] for k in ("precision_at_5", "map", "map_at_r")}
+    report["wall_seconds"] = round(time.time() - started, 1)
+    atomic_write_json(paths.report, report)
+    write_status(paths, "finished", epoch=config.train.epochs, epochs=config.train.epochs,
+                 step=None, total=None, eta_s=0)
+    return report
+
+
+def _resume(trainer: Trainer, paths: RunPaths) -> None:
+    """Continue from last.pt; a damaged or foreign one is a one-line RunError, not a traceback.
+
+    Our own writes are atomic, so this only meets a file replaced or cut by hand (or by a copy).
+    """
+    try:
+        checkpoint = load_checkpoint(paths.last)
+    except Exception as e:  # torch raises OSError, RuntimeError or UnpicklingError by damage
+        raise RunError(f"corrupt checkpoint {paths.last} ({type(e).__name__}); delete it to "
+                       "train this run from the start, or choose a new --run") from None
+    try:
+        trainer.resume(checkpoint)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise RunError(f"checkpoint {paths.last} does not fit this run ({type(e).__name__}); "
+                       "delete it to train from the start, or choose a new --run") from None
+
+
+def _trim_metrics(paths: RunPaths, start_epoch: int) -> None:
+    """Drop metric rows of epochs after the checkpoint (a crash between the two writes)."""
+    rows = [r for r in read_jsonl(paths.metrics) if r.get("epoch", 0) <= start_epoch]
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+    tmp = paths.metrics.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(paths.metrics)
+
+
+def embed_run(paths: RunPaths, dataset: Dataset, splits: list[str], device: torch.device,
+              precision: str, progress: bool = False) -> tuple[Embeddings, dict[str, str]]:
+    """Embed every image with the best checkpoint; save embeddings and the FAISS index."""
+    from core.model.checkpoint import load_run_model
+
+    model, config = load_run_model(paths.root, device=device)
+    files = [dataset.absolute(s) for s in dataset.samples]
+    vectors, bad = embed_files(model, files, config.train.image_size, device, precision,
+                               batch_size=config.train.batch_size, progress=progress)
+    keep = [i for i in range(len(files)) if i not in bad]
+    samples = [dataset.samples[i] for i in keep]
+    embeddings = Embeddings([s.path for s in samples], [s.label for s in samples],
+                            [splits[i] for i in keep], [s.patient_id or "" for s in samples],
+                            vectors[keep])
+    embeddings.save(paths.root)
+    VectorIndex.build(embeddings.vectors).save(paths.index)
+    return embeddings, {dataset.samples[i].path: r for i, r in bad.items()}
+
+
+__all__ = ["train_run", "embed_run", "prepare_data", "ConfigError"]

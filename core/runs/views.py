@@ -1,0 +1,148 @@
+"""What the Map and Search pages read from a run besides its model, as plain data.
+
+Per-class retrieval quality (from `evaluation.json`), the duplicate threshold and groups (from
+the duplicate search's `duplicates.json`, when one was made), the label vote of a result list,
+the results as CSV, and a timed query.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.duplicates.search import RESULT as DUPLICATES_FILE
+from core.retrieval.search import Hit, Searcher
+from core.run_folder import RunPaths
+from core.files import read_json
+
+DEFAULT_DUPLICATE_THRESHOLD = 0.95  # cosine; used until a duplicate search calibrates one
+
+
+@dataclass(frozen=True)
+class ClassQuality:
+    """Retrieval quality of the test queries of one class."""
+
+    label: str
+    precision_at_5: float
+    map: float
+    map_at_r: float
+    n_queries: int
+
+
+@dataclass(frozen=True)
+class DuplicateThreshold:
+    """The cosine above which a match is 'likely the same radiograph', and where it comes from."""
+
+    value: float
+    source: str  # 'calibrated', 'fixed' (chosen in a duplicate search) or 'default'
+
+
+@dataclass(frozen=True)
+class LabelVote:
+    """One label among the top-k results."""
+
+    label: str
+    count: int
+    fraction: float
+
+
+@dataclass(frozen=True)
+class TimedHits:
+    """Results of one query with the time it took (embedding plus index search)."""
+
+    hits: list[Hit]
+    seconds: float
+
+
+def class_quality(run_dir: str | Path) -> list[ClassQuality]:
+    """Per-class P@5, mAP and mAP@R of the run's evaluation, by label.
+
+    Returns:
+        One row per class with scored queries; [] when the run has no evaluation.
+    """
+    evaluation = read_json(RunPaths(Path(run_dir)).evaluation, default=None) or {}
+    rows = []
+    for label, m in sorted((evaluation.get("per_class") or {}).items()):
+        rows.append(ClassQuality(str(label), float(m.get("precision_at_5", float("nan"))),
+                                 float(m.get("map", float("nan"))),
+                                 float(m.get("map_at_r", float("nan"))), int(m.get("n_queries", 0))))
+    return rows
+
+
+def _duplicates_doc(run_dir: str | Path) -> dict[str, Any] | None:
+    doc = read_json(Path(run_dir) / DUPLICATES_FILE, default=None)
+    return doc if isinstance(doc, dict) else None
+
+
+def duplicate_threshold(run_dir: str | Path,
+                        default: float = DEFAULT_DUPLICATE_THRESHOLD) -> DuplicateThreshold:
+    """The run's duplicate cosine threshold, or `default` when no duplicate search was made.
+
+    A calibrated rule whose cosine term is off (threshold above 1: pHash alone decides) gives
+    the default too, since a query has no hash to compare.
+    """
+    doc = _duplicates_doc(run_dir) or {}
+    try:
+        value = float(doc["rule"]["threshold"])
+    except (KeyError, TypeError, ValueError):
+        return DuplicateThreshold(default, "default")
+    if not -1.0 <= value <= 1.0:
+        return DuplicateThreshold(default, "default")
+    return DuplicateThreshold(value, "calibrated" if doc.get("method") == "auto" else "fixed")
+
+
+def duplicate_group_of(run_dir: str | Path) -> dict[str, int]:
+    """Group number (1 = largest) of each image in a flagged duplicate group of the run.
+
+    Returns:
+        {relative path: group}; {} when no duplicate search was made or none was found.
+    """
+    groups = (_duplicates_doc(run_dir) or {}).get("groups") or []
+    return {str(path): g for g, members in enumerate(groups, 1) for path in members}
+
+
+def label_vote(hits: Sequence[Hit]) -> list[LabelVote]:
+    """Labels of the results by count; ties go to the label of the better-ranked result.
+
+    Returns:
+        Votes, most frequent first; [] for no results.
+    """
+    if not hits:
+        return []
+    counts = Counter(h.label for h in hits)
+    first = {}
+    for h in sorted(hits, key=lambda h: h.rank):
+        first.setdefault(h.label, h.rank)
+    order = sorted(counts, key=lambda label: (-counts[label], first[label]))
+    return [LabelVote(label, counts[label], counts[label] / len(hits)) for label in order]
+
+
+def hits_csv(hits: Sequence[Hit], query: str) -> bytes:
+    """The results as CSV: query, rank, path, label, split, cosine (UTF-8)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["query", "rank", "path", "label", "split", "cosine"])
+    for h in hits:
+        w.writerow([query, h.rank, h.path, h.label, h.split, f"{h.score:.6f}"])
+    return buf.getvalue().encode("utf-8")
+
+
+def timed_search(searcher: Searcher, pixels: np.ndarray, k: int) -> TimedHits:
+    """Embed an image and search the index, timing both.
+
+    Args:
+        searcher: the run's loaded Searcher.
+        pixels: (H, W) float image in [0, 1].
+        k: number of results.
+    """
+    start = time.perf_counter()
+    hits = searcher.search_vector(searcher.embed_pixels(pixels), k)
+    return TimedHits(hits, time.perf_counter() - start)

@@ -1,0 +1,157 @@
+"""The Duplicates page through the entry point (AppTest): confirm, reject, undo, filters, tabs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.duplicates.search import load_result, run_duplicates
+from core.review.store import ReviewStore
+from core.runs.workspace import Workspace
+
+APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+
+
+@pytest.fixture(scope="module")
+def _dup_copy(_tiny_workspace_built, tmp_path_factory):
+    """A private copy of the tiny workspace whose run holds an auto duplicate search.
+
+    The search writes duplicates.json into the run, so it must not touch the shared one
+    (the Map and Search pages read it).
+    """
+    from tests.conftest import TinyWorkspace
+    from tests.page_helpers import copy_workspace
+
+    src = _tiny_workspace_built
+    run = copy_workspace(src.root, src.run_dir.name, tmp_path_factory.mktemp("dup") / "ws")
+    result = run_duplicates(run, "auto")
+    return TinyWorkspace(run.parent.parent, run, src.dataset), result
+
+
+@pytest.fixture
+def dup_ws(_dup_copy, monkeypatch):
+    """The copied workspace (CXR_WORKSPACE points at it) with no verdicts yet."""
+    ws, result = _dup_copy
+    assert load_result(ws.run_dir) is not None
+    assert len(result.flagged) >= 2, "the tiny run should flag at least two pairs"
+    monkeypatch.setenv("CXR_WORKSPACE", str(ws.root))
+    db = Workspace(ws.root).reviews_db
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    yield ws, result, ReviewStore(db, dataset=str(result.data_root))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
+def _page(reviewer: str | None = "ann") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/duplicates.py").run()
+    if reviewer:
+        at.sidebar.text_input(key="dup_reviewer").input(reviewer).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _position(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("**Pair"))
+
+
+def _shown_pair(at: AppTest) -> tuple[str, str]:
+    table = next(d.value for d in at.dataframe if list(d.value.columns)[:2] == ["image", "file"])
+    return tuple(table["file"])
+
+
+def test_confirm_then_reject_records_who_what_and_which_model(dup_ws):
+    ws, result, store = dup_ws
+    at = _page()
+    n = len(result.flagged)
+    assert _position(at) == f"**Pair 1 of {n}**"
+    first = _shown_pair(at)
+    at.text_input(key=f"dup_note_{first[0]}|{first[1]}").input("same film").run()
+    at.button(key="dup_v_same_image").click().run()
+    assert not at.exception
+    assert _position(at) == f"**Pair 1 of {n - 1}**"
+    current = store.current()
+    v = current[tuple(sorted(first))]
+    assert (v.verdict, v.kind, v.reviewer, v.note, v.run) == ("duplicate", "same_image", "ann",
+                                                              "same film", ws.run_dir.name)
+    assert v.threshold == pytest.approx(result.rule.threshold)
+    second = _shown_pair(at)
+    at.button(key="dup_v_not").click().run()
+    assert store.current()[tuple(sorted(second))].verdict == "not_duplicate"
+    if n == 2:
+        assert any("No pair left" in s.value for s in at.success)
+
+
+def test_undo_takes_back_the_last_verdict(dup_ws):
+    _, result, store = dup_ws
+    at = _page()
+    at.button(key="dup_v_cropped_rotated").click().run()
+    assert len(store.current()) == 1
+    at.button(key="dup_undo").click().run()
+    assert not at.exception
+    assert store.current() == {}
+    assert [v.verdict for v in store.history()] == ["duplicate", "undo"]
+    assert _position(at) == f"**Pair 1 of {len(result.flagged)}**"
+    at.button(key="dup_undo").click().run()
+    assert any("Nothing of yours to undo" in s.value for s in at.success)
+
+
+def test_filters_by_status_kind_cross_split_and_score(dup_ws):
+    _, result, store = dup_ws
+    flagged = sorted(result.flagged, key=lambda p: -p.score)
+    store.record(flagged[0].a, flagged[0].b, "duplicate", reviewer="bob", kind="reencoded_resized")
+    store.record(flagged[1].a, flagged[1].b, "not_duplicate", reviewer="bob")
+    at = _page()
+    at.selectbox(key="dup_status").set_value("duplicate").run()
+    assert _position(at) == "**Pair 1 of 1**" and _shown_pair(at) == (flagged[0].a, flagged[0].b)
+    at.selectbox(key="dup_status").set_value("not_duplicate").run()
+    assert _shown_pair(at) == (flagged[1].a, flagged[1].b)
+    at.selectbox(key="dup_status").set_value("any").run()
+    at.multiselect(key="dup_kinds").set_value(["cropped_rotated"]).run()
+    assert any("No pair left" in s.value for s in at.success)
+    at.multiselect(key="dup_kinds").set_value(["reencoded_resized"]).run()
+    assert _position(at) == "**Pair 1 of 1**"
+    at.multiselect(key="dup_kinds").set_value([]).run()
+    at.checkbox(key="dup_cross").check().run()
+    n_cross = sum(p.cross_split for p in result.flagged)
+    if n_cross:
+        assert _position(at) == f"**Pair 1 of {n_cross}**"
+    else:
+        assert any("No pair left" in s.value for s in at.success)
+    at.checkbox(key="dup_cross").uncheck().run()
+    at.selectbox(key="dup_status").set_value("pending").run()
+    at.checkbox(key="dup_flagged").uncheck().run()  # near misses join the queue
+    pending = len(result.pairs) - 2
+    assert _position(at) == f"**Pair 1 of {pending}**"
+    top = max(p.score for p in result.pairs if (p.a, p.b) not in {(f.a, f.b) for f in flagged[:2]})
+    at.slider(key="dup_score").set_value((min(1.0, round(top, 3) + 0.001), 1.0)).run()
+    assert any("No pair left" in s.value for s in at.success)
+    assert not at.exception
+
+
+def test_tabs_render_and_names_stay_out_of_markdown(dup_ws):
+    _, result, _ = dup_ws
+    at = _page(reviewer=None)
+    assert any("Enter your name" in w.value for w in at.warning)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Pairs / groups"] == f"{len(result.flagged)} / {len(result.groups)}"
+    assert metrics["Est. precision"] == f"{result.estimated_precision:.3f}"
+    assert "Suggested threshold" in metrics and "Patients in more than one split" in metrics
+    at = _page()
+    names = {p.a for p in result.pairs} | {p.b for p in result.pairs}
+    for element in list(at.markdown) + list(at.caption):
+        assert not any(name in element.value for name in names)
+
+
+def test_difference_overlay_and_zoom_views(dup_ws):
+    at = _page()
+    for view in ("Difference", "Overlay"):
+        at.button_group(key="dup_view").set_value(view).run()
+        assert not at.exception and len(at.get("image")) == 1
+    at.button_group(key="dup_view").set_value("Side by side").run()
+    at.selectbox(key="dup_zoom").set_value(4).run()
+    at.slider(key="dup_cx").set_value(0.2).run()
+    assert not at.exception and len(at.get("image")) == 2

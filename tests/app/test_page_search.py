@@ -1,0 +1,184 @@
+"""Search page through the entry point (AppTest), and its pure helpers: results, warning, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import numpy as np
+import pytest
+
+from core.data.imageio import Window, load_image
+from core.embed.embeddings import Embeddings
+from core.files import atomic_write_json
+from core.retrieval.search import Hit
+from core.runs.views import duplicate_threshold, hits_csv, label_vote
+from pages._search_ui import (
+    CT_PRESETS,
+    FILE_DEFAULT,
+    QueryError,
+    QueryImage,
+    key_tags,
+    read_query,
+    window_presets,
+    windowed_pixels,
+)
+from tests import bad_inputs as bi
+from tests.page_helpers import copy_workspace, open_page, unescape
+
+RESULT = re.compile(r"^#\d+ · cosine -?\d\.\d{3}$")  # a grid cell's first line
+
+
+def _results(at) -> list[str]:
+    return [t.value.split("\n")[0] for t in at.text if RESULT.match(t.value.split("\n")[0])]
+
+
+def _all_text(at) -> str:
+    parts = [e.value for kind in ("text", "markdown", "caption", "warning", "error", "info")
+             for e in at.get(kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def _pick(at):
+    at.radio(key="search_source").set_value("Pick from the dataset").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_pick_from_dataset_shows_k_results_vote_time_and_the_duplicate_warning(tiny_workspace):
+    at = _pick(open_page("pages/search.py"))
+    emb = Embeddings.load(tiny_workspace.run_dir)
+    k = min(10, len(emb))
+    assert at.selectbox(key="search_pick_path").value == emb.paths[0]
+    assert len(_results(at)) == k
+    assert _results(at)[0] == "#1 · cosine 1.000"  # the file itself is in the index
+    assert any("Likely the same radiograph" in w.value for w in at.warning)
+    assert "Duplicate threshold 0.950 (default" in _all_text(at)
+    assert any(c.value.startswith("Query time ") and c.value.endswith("ms (embedding + search)")
+               for c in at.caption)
+    vote = at.dataframe[0].value
+    assert vote["votes"].sum() == k and vote["share"].sum() == pytest.approx(1.0)
+    at.slider(key="search_k").set_value(3).run()
+    assert len(_results(at)) == 3 and not at.exception
+
+
+def test_calibrated_threshold_is_read_from_the_duplicate_search(tiny_workspace, tmp_path, monkeypatch):
+    run = copy_workspace(tiny_workspace.root, tiny_workspace.run_dir.name, tmp_path / "ws")
+    atomic_write_json(run / "duplicates.json", {"method": "auto", "rule": {"threshold": 0.5},
+                                                "groups": []})
+    monkeypatch.setenv("CXR_WORKSPACE", str(tmp_path / "ws"))
+    at = _pick(open_page("pages/search.py"))
+    assert "Duplicate threshold 0.500 (calibrated by the duplicate search)" in _all_text(at)
+
+
+def test_bad_upload_shows_one_line_and_no_results(tiny_workspace, tmp_path):
+    at = open_page("pages/search.py")
+    text = bi.text_as_png(tmp_path).read_bytes()
+    at.file_uploader(key="search_upload").set_value(("notes.png", text, "image/png")).run()
+    assert not at.exception
+    assert [unescape(e.value) for e in at.error] == [
+        "notes.png: contains text, not image data (expected PNG, JPEG, WebP, BMP, TIFF, GIF or DICOM)"]
+    assert not _results(at)
+
+
+def test_png_upload_finds_its_own_file(tiny_workspace):
+    emb = Embeddings.load(tiny_workspace.run_dir)
+    data = (tiny_workspace.dataset / emb.paths[4]).read_bytes()
+    at = open_page("pages/search.py")
+    at.file_uploader(key="search_upload").set_value(("query.png", data, "image/png")).run()
+    assert not at.exception
+    assert len(_results(at)) == min(10, len(emb))
+    assert any("Likely the same radiograph" in w.value for w in at.warning)
+    compare = at.selectbox(key="search_compare")
+    assert compare.value == 1 and "query: query.png" in _all_text(at)
+
+
+def test_dicom_upload_shows_key_tags_and_window_controls_but_no_patient(tiny_workspace, tmp_path):
+    data = bi.dicom_rescale_window(tmp_path).read_bytes()
+    at = open_page("pages/search.py")
+    at.file_uploader(key="search_upload").set_value(("chest.dcm", data, "application/dicom")).run()
+    assert not at.exception
+    shown = _all_text(at)
+    assert "Modality: DX\nView: PA\nStudy date: 2024-01-02" in shown
+    assert "TEST-0001" not in shown and "PatientID" not in shown
+    preset = [s for s in at.selectbox if s.label == "Window preset"][0]
+    assert preset.options[0] == FILE_DEFAULT and "Lung (−600 / 1500 HU)" not in preset.options  # DX
+    preset.set_value("Full range").run()
+    assert not at.exception and len(_results(at)) > 0
+    centre = [s for s in at.slider if s.label == "Window centre (level)"][0]
+    centre.set_value(centre.value + 100.0).run()
+    assert not at.exception
+    assert [s for s in at.selectbox if s.label == "Window preset"][0].value == "Custom"
+
+
+# ---- pure helpers -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("builder", [bi.bomb_png, bi.truncated_png, bi.zero_byte, bi.pdf_as_jpg])
+def test_read_query_turns_bad_files_into_one_line(builder, tmp_path):
+    path = builder(tmp_path)
+    result = read_query(path.read_bytes(), path.name)
+    assert isinstance(result, QueryError)
+    assert result.message.startswith(f"{path.name}: ") and "\n" not in result.message
+
+
+def test_read_query_digest_follows_content(tmp_path):
+    a = read_query(bi.bmp(tmp_path).read_bytes(), "a.bmp")
+    b = read_query(bi.bmp(tmp_path).read_bytes(), "b.bmp")
+    assert isinstance(a, QueryImage) and a.digest == b.digest and a.image.raw is None
+
+
+def test_window_presets_by_modality(tmp_path):
+    dx = load_image(bi.dicom_rescale_window(tmp_path))
+    presets = window_presets(dx)
+    assert list(presets)[:3] == [FILE_DEFAULT, "Full range", "Auto (1st–99th percentile)"]
+    lo, hi = float(dx.raw.min()), float(dx.raw.max())  # -1000 and 7190 by hand
+    assert (lo, hi) == (-1000.0, 7190.0)
+    assert presets["Full range"] == Window((lo + hi) / 2, hi - lo)
+    assert not set(CT_PRESETS) & set(presets)
+    ct = type(dx)(dx.pixels, dx.raw, dx.window, {**dx.meta, "Modality": "CT"}, "dicom")
+    assert set(CT_PRESETS) <= set(window_presets(ct))
+    png = load_image(bi.bmp(tmp_path))
+    assert window_presets(png) == {}
+
+
+def test_windowed_pixels_by_hand(tmp_path):
+    image = load_image(bi.dicom_rescale_window(tmp_path))
+    np.testing.assert_array_equal(windowed_pixels(image, None), image.pixels)
+    out = windowed_pixels(image, Window(0.0, 2000.0))  # -1000 -> 0, 0 -> 0.5, >= 1000 -> 1
+    assert out[0, 0] == pytest.approx(0.0) and out[3, 3] == pytest.approx(1.0)
+    assert image.raw[1, 1] == 0.0 and out[1, 1] == pytest.approx(0.5)
+    mono1 = load_image(bi.dicom_mono1(tmp_path))
+    flipped = windowed_pixels(mono1, Window(1500.0, 3000.0))
+    assert flipped[3, 3] > flipped[0, 0]  # bone (stored low) stays bright
+
+
+def test_key_tags_show_only_modality_view_and_date():
+    meta = {"Modality": "CR", "StudyDate": "20231231", "PatientID": "P1", "PatientName": "Doe^J",
+            "Manufacturer": "X"}
+    assert key_tags(meta) == [("Modality", "CR"), ("Study date", "2023-12-31")]
+    assert key_tags({}) == [] and key_tags({"ViewPosition": " "}) == []
+
+
+def test_label_vote_counts_and_breaks_ties_by_rank():
+    hits = [Hit(1, "a", "B", 0.9), Hit(2, "b", "A", 0.8), Hit(3, "c", "A", 0.7), Hit(4, "d", "B", 0.6),
+            Hit(5, "e", "C", 0.5)]
+    votes = label_vote(hits)
+    assert [(v.label, v.count) for v in votes] == [("B", 2), ("A", 2), ("C", 1)]
+    assert votes[0].fraction == pytest.approx(0.4)
+    assert label_vote([]) == []
+
+
+def test_hits_csv_round_trips():
+    hits = [Hit(1, "x/a,b.png", "N", 0.123456789, "test", 3)]
+    rows = list(csv.DictReader(io.StringIO(hits_csv(hits, "q.dcm").decode())))
+    assert rows == [{"query": "q.dcm", "rank": "1", "path": "x/a,b.png", "label": "N", "split": "test",
+                     "cosine": "0.123457"}]
+
+
+def test_duplicate_threshold_sources(tmp_path):
+    assert duplicate_threshold(tmp_path) == type(duplicate_threshold(tmp_path))(0.95, "default")
+    atomic_write_json(tmp_path / "duplicates.json", {"method": "fixed", "rule": {"threshold": 0.9}})
+    assert (duplicate_threshold(tmp_path).value, duplicate_threshold(tmp_path).source) == (0.9, "fixed")
+    atomic_write_json(tmp_path / "duplicates.json", {"method": "auto", "rule": {"threshold": 1.5}})
+    assert duplicate_threshold(tmp_path).source == "default"  # pHash alone decides: no cosine rule

@@ -1,0 +1,71 @@
+"""core's packages import only from packages before them in the data flow (ARCHITECTURE.md).
+
+A module-level or function-level `import core.X` / `from core.X import` that points at a later
+package fails here, naming the file and line.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+CORE = Path(__file__).resolve().parents[2] / "core"
+BASE = {"errors", "facade", "files", "run_folder", "config", "device"}
+LAYERS = ["base", "data", "model", "train", "embed", "index", "retrieval", "duplicates",
+          "review", "demo", "runs", "jobs", "cli"]
+
+
+def layer_of(module: str) -> int | None:
+    """Position in LAYERS of a dotted module under core, or None for the facade itself."""
+    parts = module.split(".")
+    if parts[0] != "core" or len(parts) == 1:
+        return None
+    head = parts[1]
+    if head in BASE:
+        return 0
+    if head == "__main__":
+        return len(LAYERS) - 1
+    assert head in LAYERS, f"core.{head} is in no layer: add it to LAYERS or BASE"
+    return LAYERS.index(head)
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """(line, dotted module) for every import of core in a file, at any depth."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "core":  # from core import x: x is a package
+                found += [(node.lineno, f"core.{a.name}") for a in node.names]
+            elif node.module.startswith("core."):
+                found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.startswith("core.")]
+    return found
+
+
+def upward_imports(root: Path = CORE) -> list[str]:
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent).with_suffix("")
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        own = layer_of(".".join(parts))
+        if own is None:
+            continue
+        for line, module in imports(path):
+            other = layer_of(module)
+            if other is not None and other > own:
+                bad.append(f"{rel}.py:{line} imports {module} ({LAYERS[other]} is after "
+                           f"{LAYERS[own]})")
+    return bad
+
+
+def test_no_package_imports_a_later_one() -> None:
+    assert upward_imports() == []
+
+
+def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
+    pkg = tmp_path / "core" / "data"
+    pkg.mkdir(parents=True)
+    (pkg / "dataset.py").write_text("def f():\n    from core.runs.pipeline import train_run\n")
+    assert upward_imports(tmp_path / "core") == [
+        "core/data/dataset.py:2 imports core.runs.pipeline (runs is after data)"]

@@ -1,0 +1,147 @@
+"""Archive embedding: shards, resume after an interruption, index from shards, refusals."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.config import make_run_config
+from core.embed.shards import (
+    ArchiveError,
+    ShardInfo,
+    embed_archive,
+    finished_shards,
+    list_archive,
+    read_archive_paths,
+)
+from core.index.from_shards import build_index_from_shards
+from core.model.checkpoint import save_checkpoint
+from core.model.network import build_model
+from core.run_folder import RunPaths
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _make_run(run_dir: Path, data: Path, seed: int = 0) -> Path:
+    """A run folder with an untrained tiny model as its best checkpoint (no training needed)."""
+    import torch
+
+    config = make_run_config(str(data), "tiny")
+    torch.manual_seed(seed)
+    save_checkpoint(RunPaths(run_dir).best, build_model(config.model), config, epoch=0)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from core.demo.dataset import write_demo_dataset
+
+    root = tmp_path_factory.mktemp("archive")
+    data = write_demo_dataset(root / "images", per_class=5, size=48, seed=0,
+                              duplicate_fraction=0.0).root
+    return data, _make_run(root / "run", data)
+
+
+def _embed(run: Path, data: Path, out: Path, **kw) -> object:
+    return embed_archive(run, data, out, shard_size=6, precision="fp32", workers=0, **kw)
+
+
+def test_interrupted_run_resumes_without_redoing_shards(archive, tmp_path):
+    data, run = archive
+    assert len(list_archive(data)) == 20
+    full = _embed(run, data, tmp_path / "full")
+    assert (full.n_shards, full.n_vectors, full.new_shards) == (4, 20, (0, 1, 2, 3))
+
+    seen: list[ShardInfo] = []
+
+    def stop_after_two(info: ShardInfo) -> None:
+        seen.append(info)
+        if len(seen) == 2:
+            raise Interrupt
+
+    out = tmp_path / "resumed"
+    with pytest.raises(Interrupt):
+        _embed(run, data, out, on_shard=stop_after_two)
+    assert [s.number for s in finished_shards(out)] == [0, 1]
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*")}
+
+    resumed = _embed(run, data, out)
+    assert resumed.new_shards == (2, 3)
+    assert all((out / name).stat().st_mtime_ns == t for name, t in before.items())
+    for a, b in zip(finished_shards(tmp_path / "full"), finished_shards(out), strict=True):
+        assert a.paths.read_text() == b.paths.read_text()
+        np.testing.assert_array_equal(np.load(a.vectors), np.load(b.vectors))
+    assert [s.n_vectors for s in finished_shards(out)] == [6, 6, 6, 2]
+
+    again = _embed(run, data, out)  # nothing left to do
+    assert again.new_shards == () and again.n_vectors == 20
+
+
+def test_index_ids_follow_shard_order(archive, tmp_path):
+    data, run = archive
+    out = tmp_path / "out"
+    _embed(run, data, out)
+    paths = read_archive_paths(out)
+    assert paths == list_archive(data)
+    index = build_index_from_shards(out)
+    assert (index.kind, index.ntotal) == ("exact", 20)
+    assert (out / "index.faiss").is_file()
+    vectors = np.concatenate([np.load(s.vectors) for s in finished_shards(out)])  # (20, D)
+    _, ids = index.search(vectors[7], k=1)
+    assert ids[0, 0] == 7
+
+
+def test_new_and_unreadable_files_go_into_new_shards(archive, tmp_path):
+    import shutil
+
+    data, run = archive
+    copy = tmp_path / "images"
+    shutil.copytree(data, copy)
+    out = tmp_path / "out"
+    _embed(run, copy, out)
+    (copy / "Normal" / "zz_broken.png").write_bytes(b"not a png")
+    shutil.copy(copy / "Normal" / list_archive(copy / "Normal")[0], copy / "Normal" / "zz_new.png")
+    result = _embed(run, copy, out)
+    assert result.new_shards == (4,)
+    assert (result.n_vectors, result.n_skipped) == (21, 1)
+    assert read_archive_paths(out)[-1] == "Normal/zz_new.png"
+    assert _embed(run, copy, out).new_shards == ()  # the unreadable file is not retried
+
+
+def test_refuses_shards_from_another_model(archive, tmp_path):
+    data, run = archive
+    out = tmp_path / "out"
+    _embed(run, data, out)
+    other = _make_run(tmp_path / "other_run", data, seed=1)
+    with pytest.raises(ArchiveError, match="another model"):
+        _embed(other, data, out)
+
+
+def test_bad_arguments_give_one_line_errors(archive, tmp_path):
+    data, run = archive
+    with pytest.raises(ArchiveError, match="not found"):
+        _embed(run, tmp_path / "missing", tmp_path / "out")
+    with pytest.raises(ArchiveError, match="shard size"):
+        embed_archive(run, data, tmp_path / "out", shard_size=0)
+    with pytest.raises(ArchiveError, match="no embedded shards"):
+        build_index_from_shards(tmp_path / "empty")
+
+
+def test_cli_subcommand(archive, tmp_path, capsys):
+    from core.cli.archive import add_parser
+
+    data, run = archive
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["embed-archive", "--run", str(run), "--data", str(data),
+                              "--out", str(tmp_path / "out"), "--shard-size", "8",
+                              "--workers", "0", "--precision", "fp32"])
+    assert args.func(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["n_vectors"], summary["n_shards"], summary["index_kind"]) == (20, 3, "exact")
