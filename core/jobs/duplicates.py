@@ -19,7 +19,7 @@ from pathlib import Path
 from core.files import atomic_write_json, read_json
 from core.run_folder import pid_alive
 
-_REPO = Path(__file__).resolve().parent.parent
+_REPO = Path(__file__).resolve().parents[2]
 _children: dict[int, subprocess.Popen] = {}  # reaped on each status look-up
 JOB_FILE = "duplicates.job.json"
 LOG_FILE = "duplicates.log"

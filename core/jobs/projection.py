@@ -20,7 +20,7 @@ from core.embed.projection import ProjectionSpec, load_projection, projection_pa
 from core.files import atomic_write_json, read_json
 from core.run_folder import pid_alive
 
-_REPO = Path(__file__).resolve().parent.parent
+_REPO = Path(__file__).resolve().parents[2]
 _children: dict[int, subprocess.Popen] = {}  # reaped on each status look-up
 
 

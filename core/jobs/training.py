@@ -33,7 +33,7 @@ JOBS_FILE = "jobs.json"
 JOB_FILE = "job.json"
 DEMO_RUN = "demo"
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
-_REPO = Path(__file__).resolve().parent.parent  # `-m core` must resolve to this checkout
+_REPO = Path(__file__).resolve().parents[2]  # `-m core` must resolve to this checkout
 _children: dict[int, subprocess.Popen] = {}  # reaped on each look-up, so no zombies pile up
 
 
