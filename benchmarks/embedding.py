@@ -1,6 +1,6 @@
 """Embedding throughput: image files on disk -> L2-normalised vectors, project vs plain loop.
 
-Project: `core.embed.embeddings.embed_files` (loader worker decoding ahead of the model, bf16
+Project: `core.embed.encoder.embed_files` (loader worker decoding ahead of the model, bf16
 autocast + channels_last where the CPU has bf16, fp32 otherwise).
 Reference: the loop most people write: PIL decode, torchvision Resize/ToTensor/Normalize,
 the same model in eval mode, fp32, batches of 64, all in one process.
