@@ -156,7 +156,7 @@ class Trainer:
                 loss = self._step_loss(v1, v2)
                 if not torch.isfinite(loss):  # stop before the optimizer spreads it to the weights
                     raise TrainingDiverged(
-                        f"training diverged: the loss became {float(loss)} at epoch {epoch + 1}, "
+                        f"training diverged: the loss became {float(loss.detach())} at epoch {epoch + 1}, "
                         f"step {step + 1}; the last good checkpoint is kept (train again with a "
                         "lower --lr on a new --run)")
                 self.optimizer.zero_grad(set_to_none=True)
