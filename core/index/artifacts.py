@@ -89,6 +89,7 @@ def write_artifact_set(run_dir: str | Path, embeddings: Embeddings, index: Vecto
     if not (len(embeddings) == embeddings.vectors.shape[0] == index.ntotal):
         raise RunError(f"{run_dir}: {len(embeddings)} items, {embeddings.vectors.shape[0]} vectors "
                        f"and {index.ntotal} indexed; they must agree")
+    before = RunPaths(run_dir).generation
     known = generations(run_dir)
     number = int(known[-1][1:]) + 1 if known else 1
     gen = f"{_PREFIX}{number:06d}"
@@ -108,19 +109,16 @@ def write_artifact_set(run_dir: str | Path, embeddings: Embeddings, index: Vecto
         "checkpoint_sha256": file_sha256(model), "index_kind": index.kind})
     fsync_dir(folder)
     atomic_write_json(run_dir / ARTIFACTS_DIR / CURRENT_FILE, {"generation": gen})
-    prune(run_dir)
+    prune(run_dir, keep={gen, before})
     return gen
 
 
-def prune(run_dir: Path) -> None:
-    """Remove generations other than the served one and the one before it (a reader may hold
-    it still), unfinished ones included, and the top-level files of the old layout."""
-    current = RunPaths(run_dir).generation
-    if not current:
-        return
-    older = [g for g in generations(run_dir) if g < current]
+def prune(run_dir: Path, keep: set[str]) -> None:
+    """Remove generations other than `keep` (the served one and the one served before it,
+    which a reader may still hold), unfinished ones included, and the top-level files of
+    the old layout."""
     for gen in generations(run_dir):
-        if gen != current and gen != (older[-1] if older else None):
+        if gen not in keep:
             shutil.rmtree(run_dir / ARTIFACTS_DIR / gen, ignore_errors=True)
     legacy = RunPaths(run_dir, generation=None)
     for p in [getattr(legacy, name) for name in ARTIFACT_FILES] + [Path(f"{legacy.index}.json")]:

@@ -125,3 +125,35 @@ def test_temp_files_of_a_killed_writer_are_removed_on_the_next_start(data, tmp_p
     assert main(["train", "--data", str(data), "--run", str(run), *TRAIN, "--epochs", "1"]) == 0
     assert not any(p.exists() for p in left)
     assert not list(run.rglob("*.tmp"))
+
+
+def _query_matches_its_row(run: Path, data: Path) -> str:
+    """The served model embeds a known image as its stored vector; returns the generation."""
+    from core.data.imageio import load_image
+    from core.retrieval.search import Searcher
+
+    s = Searcher(run)
+    row = len(s.embeddings) // 2
+    vector = s.embed_pixels(load_image(data / s.embeddings.paths[row]).pixels)
+    assert float(vector @ s.embeddings.vectors[row]) > 0.9999
+    assert s.search_vector(vector, k=1)[0].path == s.embeddings.paths[row]
+    return s.generation
+
+
+def test_continuing_a_finished_run_never_serves_a_stale_index(data, tmp_path, monkeypatch):
+    import core.runs.pipeline as pipeline
+
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--run", str(run), *TRAIN, "--epochs", "1"]) == 0
+    first = _query_matches_its_row(run, data)
+
+    def killed(*args, **kwargs):
+        raise Killed  # more epochs trained, best.pt replaced, not yet embedded
+
+    monkeypatch.setattr(pipeline, "embed_run", killed)
+    with pytest.raises(Killed):
+        main(["train", "--data", str(data), "--run", str(run), *TRAIN, "--epochs", "2"])
+    assert _query_matches_its_row(run, data) == first  # the old set, whole, with its own model
+    monkeypatch.undo()
+    assert main(["train", "--data", str(data), "--run", str(run), *TRAIN, "--epochs", "2"]) == 0
+    assert _query_matches_its_row(run, data) != first
