@@ -5,17 +5,24 @@ One reader and one writer per plain format (bytes, JSON, JSON lines) for the who
 
 from __future__ import annotations
 
+import fcntl
 import json
+import math
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+TEMP_SUFFIX = ".tmp"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename over `path`."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -25,6 +32,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """`atomic_write_bytes` of UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -40,10 +53,17 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 def append_jsonl(path: Path, obj: dict[str, Any]) -> None:
+    """Append one row; NaN and infinite values become null, so every line stays valid JSON."""
+    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in obj.items()}
     with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(obj, sort_keys=True) + "\n")
+        f.write(json.dumps(clean, sort_keys=True, allow_nan=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace a JSON-lines file atomically (e.g. to drop rows a crash left behind)."""
+    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -58,3 +78,91 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     except OSError:
         pass
     return rows
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the renames inside `folder` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def temp_path(path: Path) -> Path:
+    """A fresh temp name beside `path` that `remove_temps` recognises ('.<name>.<random>.tmp')."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    os.close(fd)
+    return Path(tmp)
+
+
+def atomic_write_with(path: Path, write: Callable[[Path], None]) -> None:
+    """Let `write(tmp)` fill a temp file (for writers that want a file name, as FAISS does),
+    then fsync it and rename it over `path`."""
+    tmp = temp_path(path)
+    try:
+        write(tmp)
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def remove_temps(folder: Path) -> list[Path]:
+    """Delete temp files a killed writer left in `folder` (and its subfolders).
+
+    Call it only while holding the folder's lock (no live writer). Returns what was removed.
+    """
+    removed = []
+    for p in Path(folder).rglob(f"*{TEMP_SUFFIX}"):  # '.x.abc.tmp', and 'x.tmp' of older writers
+        try:
+            if p.is_file():
+                p.unlink()
+            removed.append(p)
+        except OSError:
+            continue
+    return removed
+
+
+def try_lock(lock: Path, wait: float = 0.0) -> int | None:
+    """An open fd holding an exclusive `flock` on `lock`, or None when someone else holds it.
+
+    The lock belongs to the open file: a child process handed the fd (`pass_fds`) keeps it,
+    and the kernel drops it when the last holder exits, kill -9 included.
+
+    Args:
+        lock: the lock file (created if missing).
+        wait: seconds to keep trying (a `lock_held` look holds it for microseconds).
+    """
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.02)
+
+
+def lock_held(lock: Path) -> bool:
+    """True while some process holds `lock` (liveness without a pid that can be recycled)."""
+    if not lock.is_file():
+        return False
+    fd = try_lock(lock)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
-from core.files import atomic_write_json, read_json
+from core.files import atomic_write_json, lock_held, read_json, try_lock
 
 
 class RunError(UserError):
@@ -21,16 +23,52 @@ _FILES = {
     "report": "report.json", "evaluation": "evaluation.json", "embeddings": "embeddings.npy",
     "labels": "labels.npy", "items": "items.csv", "test_embeddings": "test_embeddings.npy",
     "test_labels": "test_labels.npy", "index": "index.faiss", "pid": "train.pid",
+    "lock": "run.lock",
 }
+# The served set: written together as one generation under artifacts/ (core.index.artifacts).
+ARTIFACT_FILES = ("embeddings", "labels", "items", "test_embeddings", "test_labels", "index")
+ARTIFACTS_DIR = "artifacts"
+CURRENT_FILE = "current.json"
+ACTIVE_STATES = ("starting", "running", "embedding", "indexing", "evaluating")
+_CURRENT = "current"
+
+
+def current_generation(root: str | Path) -> str:
+    """The served artifact generation, e.g. 'g000003'; '' for a run folder from before them."""
+    info = read_json(Path(root) / ARTIFACTS_DIR / CURRENT_FILE, default=None)
+    gen = info.get("generation") if isinstance(info, dict) else None
+    return gen if isinstance(gen, str) and gen[:1] == "g" and gen[1:].isdigit() else ""
 
 
 class RunPaths:
-    """Names of the files in a run folder: `RunPaths(dir).best` is `dir/best.pt`, and so on."""
+    """Names of the files in a run folder: `RunPaths(dir).best` is `dir/best.pt`, and so on.
 
-    def __init__(self, root: str | Path) -> None:
+    The served files (ARTIFACT_FILES, plus `model`, the checkpoint that made them, and
+    `manifest`) are those of the generation current when the RunPaths is made, so one
+    RunPaths reads one consistent set even while a new one is being switched in. A folder
+    without generations (older runs, or a plain output folder) keeps them at the top level.
+
+    Args:
+        root: the run folder.
+        generation: 'current' (default), a generation name, or None for the top level.
+    """
+
+    def __init__(self, root: str | Path, generation: str | None = _CURRENT) -> None:
         self.root = Path(root)
         for name, filename in _FILES.items():
             setattr(self, name, self.root / filename)
+        gen = current_generation(self.root) if generation == _CURRENT else (generation or "")
+        self.generation = gen
+        served = self.root / ARTIFACTS_DIR / gen if gen else self.root
+        for name in ARTIFACT_FILES:
+            setattr(self, name, served / _FILES[name])
+        self.model = served / "model.pt" if gen else (self.best if self.best.is_file() else self.last)
+        self.manifest = served / "manifest.json"
+
+    generation: str
+    model: Path
+    manifest: Path
+    lock: Path
 
     config: Path
     status: Path
@@ -69,13 +107,48 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def run_alive(paths: RunPaths, pid: int | None = None) -> bool:
+    """True while a process works on the run: it holds the run's lock (`hold_run_lock`).
+
+    Folders from before the lock fall back to the pid in status.json.
+    """
+    if paths.lock.is_file():
+        return lock_held(paths.lock)
+    return pid_alive(pid)
+
+
 def read_status(run_dir: str | Path) -> dict[str, Any]:
-    """The run's status; a 'running' run whose process is gone reads as 'interrupted'."""
-    paths = RunPaths(Path(run_dir))
+    """The run's status, from liveness: a run in any working state (ACTIVE_STATES) whose
+    process is gone reads as 'interrupted'."""
+    paths = RunPaths(Path(run_dir), generation=None)
     status = read_json(paths.status, default=None) or {"state": "new"}
-    if status.get("state") in ("starting", "running", "embedding") and not pid_alive(status.get("pid")):
+    if status.get("state") in ACTIVE_STATES and not run_alive(paths, status.get("pid")):
         status = {**status, "state": "interrupted"}
     return status
+
+
+@contextmanager
+def hold_run_lock(paths: RunPaths, wait: float = 2.0) -> Iterator[None]:
+    """Hold the run folder's lock while training, embedding or evaluating it.
+
+    The app's jobs and the CLI both come through here, so two processes never write one run.
+    The lock is an `flock`: the kernel drops it when the holder dies, kill -9 included, and
+    that is how `read_status` tells a live run from an interrupted one.
+
+    Raises:
+        RunError: another process holds the run (one line).
+    """
+    paths.root.mkdir(parents=True, exist_ok=True)
+    fd = try_lock(paths.lock, wait=wait)
+    if fd is None:
+        pid = (read_json(paths.status, default=None) or {}).get("pid")
+        who = f" (pid {pid})" if pid and pid_alive(pid) else ""
+        raise RunError(f"run {paths.root} is in use by another process{who}; wait for it to "
+                       "end or stop it")
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def list_runs(runs_root: str | Path) -> list[Path]:

@@ -18,6 +18,7 @@ from core.review import (
     image_facts,
     keep_one_per_group,
     keep_rows,
+    pair_key,
     pending_exact,
     review_groups,
     review_queue,
@@ -42,19 +43,30 @@ from pages._shared import flash, load_embeddings, synthetic_banner, workspace_ui
 
 
 def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: str) -> None:
-    """The queue: one pair at a time, verdict buttons, undo and bulk confirm."""
+    """The queue: one pair at a time, verdict buttons, undo and bulk confirm.
+
+    A click acts on what the last run of this page showed (kept in session state), bound to
+    the state it was in: if another reviewer moved it on since, the store refuses with one
+    line and the page shows the pair as it is now.
+    """
+    shown = st.session_state.get(_SHOWN) or {}
     current = store.current()
     f = filters_ui(result)
     c1, c2, _ = st.columns([1, 1, 2])
     exact = pending_exact(result.flagged, current)
     if c1.button(f"Confirm {len(exact)} exact copies", key="dup_bulk", disabled=not exact,
                  help="Pairs with identical pixels, as 'same image', in one step (undo undoes all)."):
-        _save(lambda: store.record_many(exact, "duplicate", reviewer=reviewer, kind="same_image",
+        pairs = shown.get("exact", exact)
+        _save(lambda: store.record_many(pairs, "duplicate", reviewer=reviewer, kind="same_image",
                                         note="bulk: identical pixels", run=run.name,
-                                        threshold=result.rule.threshold),
-              f"Confirmed {len(exact)} exact copies.")
+                                        threshold=result.rule.threshold, seen=shown.get("bulk")),
+              f"Confirmed {len(pairs)} exact copies.")
     if c2.button("Undo my last verdict", key="dup_undo", shortcut="U"):
-        _save(lambda: store.undo_last(reviewer), "Undone.", empty="Nothing of yours to undo.")
+        _save(lambda: store.undo_last(reviewer, seen=shown.get("undo")), "Undone.",
+              empty="Nothing of yours to undo.")
+    states = store.states()
+    st.session_state[_SHOWN] = {"exact": exact, "undo": store.last_action(reviewer),
+                                "bulk": {pair_key(a, b): states.get(pair_key(a, b), 0) for a, b in exact}}
     queue = review_queue(result.pairs, current, f)
     if not queue:
         st.success("No pair left with these filters.")
@@ -73,19 +85,27 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
         v = item.verdict
         kind = f" ({KIND_LABELS.get(v.kind, v.kind)})" if v.kind else ""
         st.text(f"Current verdict: {v.verdict.replace('_', ' ')}{kind} by {v.reviewer}")
-    choice = verdict_ui(f"{item.pair.a}|{item.pair.b}")
+    seen_pair, seen_state = shown.get("pair"), shown.get("state")
+    if seen_pair is None:
+        seen_pair, seen_state = (item.pair.a, item.pair.b), states.get(pair_key(item.pair.a, item.pair.b), 0)
+    choice = verdict_ui(f"{item.pair.a}|{item.pair.b}")  # if the pair moved on, refused below
+    st.session_state[_SHOWN] = {**st.session_state[_SHOWN], "pair": (item.pair.a, item.pair.b),
+                                "state": states.get(pair_key(item.pair.a, item.pair.b), 0)}
     if choice is not None:
         verdict, kind, note = choice
         if f.status != "pending":  # the pair stays in the queue: move on
             st.session_state["dup_pos"] = pos + 1
-        _save(lambda: store.record(item.pair.a, item.pair.b, verdict, reviewer=reviewer, kind=kind,
-                                   note=note, run=run.name, threshold=result.rule.threshold),
+        _save(lambda: store.record(*seen_pair, verdict, reviewer=reviewer, kind=kind, note=note,
+                                   run=run.name, threshold=result.rule.threshold, seen=seen_state),
               f"Saved: {verdict.replace('_', ' ')}.")
     images_ui(item, result.data_root)
     with st.expander("History of this pair"):
         rows = verdict_rows(store.history(item.pair.a, item.pair.b))
         cols = ["time", "verdict", "kind", "note", "reviewer", "run", "threshold"]
         st.dataframe(pd.DataFrame(rows, columns=cols), hide_index=True, key="dup_history")
+
+
+_SHOWN = "dup_shown"  # what the review desk showed last: pair and state, bulk list, last action
 
 
 def _save(action, message: str, empty: str | None = None) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.data import ImageReadError, Window, dataset_file, load_image, to_uint8
+from core.data import ImageReadError, Window, dataset_file, load_image, preview
 from core.runs import (
     DUPLICATES_FILE,
     DuplicateThreshold,
@@ -85,12 +85,12 @@ def compare_ui(query: QueryImage, pixels: np.ndarray, result: TimedHits, data_ro
     hit = by_rank[rank]
     left, right = st.columns(2)
     with left:
-        st.image(to_uint8(pixels), width=COMPARE_PX)
+        st.image(preview(pixels), width=COMPARE_PX)
         st.text(f"query: {query.name}")
     with right:
         try:
             shown = load_image(dataset_file(data_root, hit.path)).pixels
-            st.image(to_uint8(shown), width=COMPARE_PX)
+            st.image(preview(shown), width=COMPARE_PX)
         except ImageReadError as e:
             st.error(escape_markdown(str(e)))
         st.text(f"#{hit.rank} · cosine {hit.score:.3f} · {hit.label}\n{hit.path}")
@@ -119,7 +119,7 @@ query_col, results_col = st.columns([1, 3])
 with query_col:
     st.subheader("Query")
     pixels, window = window_ui(query)
-    st.image(to_uint8(pixels), width="stretch")
+    st.image(preview(pixels), width="stretch")
     st.text(query.name)
     tags_ui(query.image.meta)
     k = st.slider("Results (k)", 1, min(50, len(emb)), min(10, len(emb)), key="search_k")

@@ -18,8 +18,9 @@ from core.config import ARCHS, PRESETS
 from core.errors import UserError, one_line
 from core.run_folder import RunError
 
-# Every one-line error derives from UserError; these OS errors name a path the user gave.
-USER_ERRORS = (UserError, FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError)
+# Every one-line error derives from UserError; an OSError is the environment failing (a
+# missing path, a full or read-only disk): one line too, never a traceback.
+USER_ERRORS = (UserError, OSError)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -73,7 +74,8 @@ def cmd_embed(a: argparse.Namespace) -> int:
     from core.data.dataset import scan_dataset
     from core.data.splits import load_splits
     from core.device import resolve_device, resolve_precision
-    from core.run_folder import RunPaths
+    from core.files import remove_temps
+    from core.run_folder import RunPaths, hold_run_lock
     from core.runs.pipeline import embed_run
 
     paths = RunPaths(Path(a.run))
@@ -87,16 +89,24 @@ def cmd_embed(a: argparse.Namespace) -> int:
     samples, splits = load_splits(paths.splits)
     by_path = {s.path: sp for s, sp in zip(samples, splits, strict=True)}
     device = resolve_device(a.device)
-    emb, bad = embed_run(paths, dataset, [by_path.get(s.path, "") for s in dataset.samples], device,
-                         resolve_precision(config.train.precision, device), sys.stderr.isatty())
+    with hold_run_lock(paths):
+        remove_temps(paths.root)
+        emb, bad = embed_run(paths, dataset, [by_path.get(s.path, "") for s in dataset.samples],
+                             device, resolve_precision(config.train.precision, device),
+                             sys.stderr.isatty())
     print(json.dumps({"n_images": len(emb), "n_skipped": len(bad), "dim": int(emb.vectors.shape[1])}))
     return 0
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from core.retrieval.evaluate import evaluate_run
+    from core.run_folder import RunPaths, hold_run_lock
 
-    result = evaluate_run(a.run, data=a.data, baselines=not a.no_baselines, progress=sys.stderr.isatty())
+    if not RunPaths(a.run).config.is_file():
+        raise RunError(f"not a run folder: {a.run}")
+    with hold_run_lock(RunPaths(a.run)):  # it writes evaluation.json
+        result = evaluate_run(a.run, data=a.data, baselines=not a.no_baselines,
+                              progress=sys.stderr.isatty())
     if a.json:
         print(json.dumps(result, indent=2))
     else:
@@ -190,11 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except USER_ERRORS as e:
-        msg = one_line(e)
-        if isinstance(e, OSError) and e.filename and str(e.filename) not in msg:
-            msg = f"{msg}: {e.filename}"
-        sys.stderr.write(f"error: {msg}\n")
+    except USER_ERRORS as e:  # bad input, and the environment failing (disk full, read-only)
+        sys.stderr.write(f"error: {one_line(e)}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

@@ -15,6 +15,11 @@ Choices, documented once:
   meta['frames'] / meta['NumberOfFrames'] says there were more.
 - DICOM: see `core.data.dicom` (rescale, VOI LUT or window, else 0.5-99.5 percentile window,
   MONOCHROME1 inverted).
+- Memory: an image with a side over `max_side` (default MAX_SIDE) is decoded downscaled by
+  an integer factor: JPEG through Pillow's `draft` (the decoder skips the detail), others
+  by `Image.reduce` (a box filter) right after decoding, before any float conversion, and
+  never through float64. Images over BIG_PIXELS decode one at a time on one thread, so a
+  server answering several uploads holds one full-size buffer, not one per request.
 - Safety: the pixel count is checked before any pixels are decoded (Pillow reads only the
   header on open; for DICOM Rows * Columns) and images over `max_pixels` are refused. Every
   failure raises `ImageReadError` with one line naming the file; no Pillow or pydicom
@@ -24,6 +29,8 @@ Choices, documented once:
 from __future__ import annotations
 
 import io
+import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -47,7 +54,13 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (
 # Formats Pillow may open; a closed list so content never reaches plugins such as EPS,
 # which would start Ghostscript. (The JPEG opener also returns multi-picture 'MPO' JPEGs.)
 PIL_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
-LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601-2
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2
+MAX_SIDE = 2048  # decode larger images downscaled to at most this side (by 2, 3, ...)
+BIG_PIXELS = 16_000_000  # images over this many pixels decode one at a time
+PREVIEW_SIDE = 1024  # what a page shows: screen size, not file size
+# Big images decode one at a time on one thread: a single malloc arena, so the memory of one
+# decode is reused by the next instead of each request thread keeping its own.
+_BIG_DECODES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cxr-big-decode")
 
 
 class ImageReadError(UserError):
@@ -87,7 +100,8 @@ class LoadedImage:
 
 
 def load_image(
-    source: str | Path | bytes, *, name: str | None = None, max_pixels: int = MAX_PIXELS
+    source: str | Path | bytes, *, name: str | None = None, max_pixels: int = MAX_PIXELS,
+    max_side: int | None = MAX_SIDE,
 ) -> LoadedImage:
     """Decode a file path or uploaded bytes into display-ready grayscale.
 
@@ -95,6 +109,8 @@ def load_image(
         source: path, or the raw bytes of an upload.
         name: file name for format hints and messages (defaults to the path; '<upload>').
         max_pixels: refuse images with more pixels than this, checked before decoding.
+        max_side: decode larger images downscaled by an integer factor to at most this
+            side (None: full size). meta['size'] stays the file's size.
 
     Returns:
         LoadedImage with (H, W) float32 pixels in [0, 1].
@@ -123,7 +139,7 @@ def load_image(
     if size == 0:
         raise ImageReadError(label, "file is empty (0 bytes)")
     try:
-        return _dispatch(fp, label, head, max_pixels)
+        return _dispatch(fp, label, head, max_pixels, max_side)
     except ImageReadError:
         raise
     except DicomError as e:
@@ -133,7 +149,8 @@ def load_image(
 
 
 def read_gray(
-    source: str | Path | bytes, *, name: str | None = None, max_pixels: int = MAX_PIXELS
+    source: str | Path | bytes, *, name: str | None = None, max_pixels: int = MAX_PIXELS,
+    max_side: int | None = MAX_SIDE,
 ) -> np.ndarray:
     """Shortcut for `load_image(...).pixels`.
 
@@ -145,7 +162,7 @@ def read_gray(
     Returns:
         (H, W) float32 in [0, 1].
     """
-    return load_image(source, name=name, max_pixels=max_pixels).pixels
+    return load_image(source, name=name, max_pixels=max_pixels, max_side=max_side).pixels
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
@@ -159,6 +176,25 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
     """
     clean = np.nan_to_num(np.asarray(pixels, dtype=np.float32), nan=0.0)
     return np.rint(np.clip(clean, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def preview(pixels: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
+    """An 8-bit copy for the screen: at most `side` pixels on its longer side.
+
+    Args:
+        pixels: (H, W) float in [0, 1].
+        side: the longest side shown.
+
+    Returns:
+        (h, w) uint8, the image itself in 8 bits when already small enough.
+    """
+    small = to_uint8(pixels)
+    h, w = small.shape[:2]
+    if max(h, w) <= side:
+        return small
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(small).resize(size, Image.Resampling.BOX))
 
 
 def is_supported(path: str | Path) -> bool:
@@ -182,11 +218,12 @@ def is_supported(path: str | Path) -> bool:
         return False
 
 
-def _dispatch(fp: str | IO[bytes], label: str, head: bytes, max_pixels: int) -> LoadedImage:
+def _dispatch(fp: str | IO[bytes], label: str, head: bytes, max_pixels: int,
+              max_side: int | None) -> LoadedImage:
     if head[128:132] == b"DICM":
         return _load_dicom(fp, max_pixels, force=False)
     try:
-        return _load_pillow(fp, label, max_pixels)
+        return _load_pillow(fp, label, max_pixels, max_side)
     except UnidentifiedImageError:
         # DICOM without the 128-byte preamble (older files): trust the suffix, or a first tag
         # in group 0008 or 0002.
@@ -200,27 +237,81 @@ def _load_dicom(fp: str | IO[bytes], max_pixels: int, force: bool) -> LoadedImag
     return LoadedImage(image.pixels, image.raw, image.window, image.meta, "dicom")
 
 
-def _load_pillow(fp: str | IO[bytes], label: str, max_pixels: int) -> LoadedImage:
+def _reduce_factor(width: int, height: int, max_side: int | None) -> int:
+    if not max_side or max(width, height) <= max_side:
+        return 1
+    return math.ceil(max(width, height) / max_side)
+
+
+def _reduce(im: Image.Image, factor: int) -> Image.Image:
+    """`im` shrunk by `factor` with a box filter, without a full-size float copy."""
+    if factor <= 1:
+        return im
+    if im.mode in ("1", "P"):
+        im = im.convert("L" if im.mode == "1" else ("RGBA" if im.has_transparency_data else "RGB"))
+    if im.mode.startswith("I;16"):  # Pillow cannot reduce 16-bit: average blocks in numpy
+        a = np.asarray(im)  # (H, W) uint16
+        h, w = a.shape[0] // factor * factor, a.shape[1] // factor * factor
+        rows = a[:h, :w].reshape(h // factor, factor, w).sum(axis=1, dtype=np.uint32)  # (h/f, w)
+        small = rows.reshape(h // factor, w // factor, factor).sum(axis=2, dtype=np.uint64)
+        small = small / (factor * factor)  # (h/f, w/f) block means
+        return Image.fromarray(np.rint(small).astype(np.uint16))  # mode I;16
+    return im.reduce(factor)
+
+
+def _orientation(im: Image.Image, fmt: str) -> int | None:
+    """The EXIF orientation, read from the header only."""
+    if fmt == "PNG":  # PngImageFile.getexif() decodes every pixel to look past the image data
+        raw = im.info.get("exif")
+        if not raw:
+            return None
+        exif = Image.Exif()
+        exif.load(raw)
+        return exif.get(0x0112)
+    return im.getexif().get(0x0112)
+
+
+def _decode_reduced(im: Image.Image, factor: int) -> Image.Image:
+    """Decode `im` and shrink it by `factor`, dropping the full-size buffer at once."""
+    im.load()
+    small = _reduce(im, factor)
+    if small is not im:
+        im.im = None  # type: ignore[assignment]  # free the full-size pixels before returning
+    return small
+
+
+def _load_pillow(fp: str | IO[bytes], label: str, max_pixels: int,
+                 max_side: int | None = MAX_SIDE) -> LoadedImage:
     try:
         with Image.open(fp, formats=PIL_FORMATS) as im:
             width, height = im.size
             if width * height > max_pixels:
                 raise ImageReadError(label, _bomb_reason(max_pixels, width, height))
             fmt, mode, frames = str(im.format), im.mode, int(getattr(im, "n_frames", 1))
-            orientation = im.getexif().get(0x0112)  # EXIF Orientation
-            im.load()
+            orientation = _orientation(im, fmt)  # EXIF Orientation
+            factor = _reduce_factor(width, height, max_side)
+            if factor > 1 and fmt in ("JPEG", "MPO"):  # the decoder scales by 1/2, 1/4, 1/8
+                im.draft(im.mode, (math.ceil(width / factor), math.ceil(height / factor)))
+                factor = _reduce_factor(*im.size, max_side)
+            if width * height > BIG_PIXELS:  # one at a time, in one thread (one malloc arena)
+                small = _BIG_DECODES.submit(_decode_reduced, im, factor).result()
+            else:
+                small = _decode_reduced(im, factor)
             try:
-                ImageOps.exif_transpose(im, in_place=True)
+                small = ImageOps.exif_transpose(small)
             except Exception:  # a broken EXIF block should not make the pixels unreadable
                 pass
-            pixels = _pillow_to_gray(im)
+            pixels = _pillow_to_gray(small)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageReadError(label, _bomb_reason(max_pixels)) from e
     except (UnidentifiedImageError, ImageReadError):
         raise
     except (OSError, SyntaxError, EOFError, ValueError) as e:
         raise ImageReadError(label, f"{_format_name(label)} is truncated or corrupt ({_short(e)})") from e
-    meta = {"format": fmt, "mode": mode, "size": f"{pixels.shape[1]}x{pixels.shape[0]}"}
+    rotated = orientation in (5, 6, 7, 8)
+    meta = {"format": fmt, "mode": mode, "size": f"{height}x{width}" if rotated else f"{width}x{height}"}
+    if pixels.shape[0] * pixels.shape[1] < width * height:
+        meta["decoded_size"] = f"{pixels.shape[1]}x{pixels.shape[0]}"
     if frames > 1:
         meta["frames"] = str(frames)
     if orientation not in (None, 1):
@@ -235,21 +326,22 @@ def _pillow_to_gray(im: Image.Image) -> np.ndarray:
         im = im.convert("RGBA" if im.has_transparency_data else "RGB")
     mode = im.mode
     if mode in ("1", "L"):
-        gray = np.asarray(im.convert("L"), dtype=np.float64) / 255.0
+        gray = np.asarray(im.convert("L"), dtype=np.float32)
+        gray *= np.float32(1 / 255)
     elif mode.startswith("I;16"):
-        gray = np.asarray(im).astype(np.float64) / 65535.0
+        gray = np.asarray(im).astype(np.float32) / np.float32(65535.0)
     elif mode in ("I", "F"):
-        values = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        values = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)  # 32-bit ints need float64
         lo, hi = float(values.min()), float(values.max())
         if mode == "I" and lo >= 0 and hi <= 65535:
             gray = values / 65535.0
         else:
             gray = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
     elif mode in ("LA", "La", "PA", "RGBA", "RGBa"):
-        rgba = np.asarray(im.convert("RGBA"), dtype=np.float64) / 255.0  # (H, W, 4)
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / np.float32(255.0)  # (H, W, 4)
         gray = (rgba[..., :3] @ LUMA) * rgba[..., 3]  # composite on black
     else:  # RGB, CMYK, YCbCr, LAB, HSV, ...
-        gray = (np.asarray(im.convert("RGB"), dtype=np.float64) @ LUMA) / 255.0  # (H, W)
+        gray = (np.asarray(im.convert("RGB"), dtype=np.float32) @ LUMA) / np.float32(255.0)  # (H, W)
     return np.clip(gray, 0.0, 1.0).astype(np.float32)
 
 

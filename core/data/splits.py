@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from core.files import atomic_write_text
 from core.data.dataset import Sample
 
 SPLITS = ("train", "val", "test")
@@ -67,13 +69,12 @@ def _target(n: int, frac: float) -> int:
 
 def save_splits(path: Path, samples: list[Sample] | tuple[Sample, ...], splits: list[str]) -> None:
     """Write `path,label,patient_id,split` rows (the run's record of its split)."""
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "label", "patient_id", "split"])
-        for s, sp in zip(samples, splits, strict=True):
-            w.writerow([s.path, s.label, s.patient_id or "", sp])
-    tmp.replace(path)
+    text = io.StringIO()
+    w = csv.writer(text)
+    w.writerow(["path", "label", "patient_id", "split"])
+    for s, sp in zip(samples, splits, strict=True):
+        w.writerow([s.path, s.label, s.patient_id or "", sp])
+    atomic_write_text(path, text.getvalue())
 
 
 def load_splits(path: Path) -> tuple[list[Sample], list[str]]:

@@ -10,6 +10,7 @@ whatever the file format or metadata.
 from __future__ import annotations
 
 import csv
+import io
 import hashlib
 import os
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from core.files import atomic_write_text
 from core.data.imageio import ImageReadError, load_image, to_uint8
 
 HASH_BITS = 64
@@ -211,10 +213,8 @@ def _read_cache(path: Path) -> dict[str, dict[str, str]]:
 
 
 def _write_cache(path: Path, rows: list[dict[str, str]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=_CACHE_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(path)
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=_CACHE_FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, text.getvalue())

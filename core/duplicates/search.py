@@ -177,7 +177,7 @@ def dataset_embeddings(run: Path, data: str | Path | None, out: Path, device: st
 
     dataset = scan_dataset(data, min_classes=1)
     cached = RunPaths(out)
-    checkpoint = paths.best if paths.best.is_file() else paths.last
+    checkpoint = paths.model  # the checkpoint of the served set, which load_run_model uses
     if cached.embeddings.is_file() and cached.items.is_file() and checkpoint.is_file() \
             and cached.embeddings.stat().st_mtime > checkpoint.stat().st_mtime:
         emb = Embeddings.load(out)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from core.files import atomic_write_bytes
-from core.run_folder import RunPaths
+from core.run_folder import RunError, RunPaths
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,13 @@ class Embeddings:
     def subset(self, split: str) -> np.ndarray:
         return np.array([i for i, s in enumerate(self.splits) if s == split], dtype=np.int64)
 
-    def save(self, run_dir: str | Path) -> None:
-        """Write embeddings.npy, labels.npy, items.csv and the test split's arrays."""
-        p = RunPaths(run_dir)
+    def save(self, folder: str | Path) -> None:
+        """Write embeddings.npy, labels.npy, items.csv and the test split's arrays in `folder`.
+
+        A run's served set is written through `core.index.artifacts.write_artifact_set`,
+        which calls this on a new generation's folder.
+        """
+        p = RunPaths(folder, generation=None)
         _save_npy(p.embeddings, self.vectors)
         _save_npy(p.labels, np.array(self.labels, dtype=str))
         test = self.subset("test")
@@ -47,13 +51,31 @@ class Embeddings:
         atomic_write_bytes(p.items, text.getvalue().encode("utf-8"))
 
     @staticmethod
-    def load(run_dir: str | Path) -> Embeddings:
-        p = RunPaths(run_dir)
-        vectors = np.load(p.embeddings, allow_pickle=False).astype(np.float32, copy=False)
-        with p.items.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        return Embeddings([r["path"] for r in rows], [r["label"] for r in rows],
-                          [r["split"] for r in rows], [r.get("patient_id", "") for r in rows], vectors)
+    def load(run_dir: str | Path, paths: RunPaths | None = None) -> Embeddings:
+        """The served embeddings of a run (or those saved in a plain folder).
+
+        Raises:
+            RunError: missing, unreadable or malformed files, or rows that do not match the
+                items (one line that says to re-embed).
+        """
+        p = paths or RunPaths(run_dir)
+        redo = f"re-embed the run: python -m core embed --run {p.root}"
+        try:
+            vectors = np.load(p.embeddings, allow_pickle=False)
+            with p.items.open(newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            items = ([r["path"] for r in rows], [r["label"] for r in rows],
+                     [r["split"] for r in rows], [r.get("patient_id") or "" for r in rows])
+        except FileNotFoundError as e:
+            raise RunError(f"{p.root} has no {Path(e.filename or '').name or 'embeddings'} "
+                           "(training not finished?)") from None
+        except (OSError, ValueError, EOFError, KeyError, TypeError, csv.Error) as e:
+            raise RunError(f"unreadable embeddings in {p.root} ({type(e).__name__}); {redo}") from None
+        if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating) \
+                or vectors.shape[0] != len(rows):
+            raise RunError(f"malformed embeddings in {p.root}: embeddings.npy is {vectors.dtype} "
+                           f"{vectors.shape}, items.csv has {len(rows)} rows; {redo}")
+        return Embeddings(*items, vectors.astype(np.float32, copy=False))
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

@@ -14,6 +14,7 @@ in `path + '.json'`, so `load` restores the search settings FAISS does not persi
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterable
@@ -22,6 +23,8 @@ from typing import NamedTuple
 
 import faiss
 import numpy as np
+
+from core.files import atomic_write_json, atomic_write_with
 
 KINDS = ("exact", "hnsw")
 _NORM_TOL = 1e-2
@@ -96,6 +99,7 @@ class VectorIndex:
         self._kind = kind
         self._hnsw_m = hnsw_m
         self.ef_search = ef_search
+        self.generation = ""  # the artifact set it was saved in or loaded from
 
     @property
     def ef_search(self) -> int:
@@ -315,11 +319,16 @@ class VectorIndex:
         """HNSW links per node (unused for 'exact')."""
         return self._hnsw_m
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, generation: str = "") -> None:
         """Write the index to `path` and its settings to `path + '.json'`, each atomically.
 
         Args:
-            path: destination file, e.g. run_dir / 'index.faiss'.
+            path: destination file, e.g. a run's artifacts/<generation>/index.faiss.
+            generation: the artifact set it belongs to (core.index.artifacts), kept in the
+                settings so a reader can tell an index from another set.
+
+        Raises:
+            OSError: the file cannot be written (disk full, read-only): one line.
         """
         path = Path(path)
         meta = {
@@ -330,17 +339,21 @@ class VectorIndex:
             "hnsw_m": self._hnsw_m,
             "ef_search": self.ef_search,
             "faiss_version": faiss.__version__,
+            "generation": generation,
         }
         if self._kind == "hnsw":
             self._index.hnsw.efSearch = self.ef_search  # so a bare faiss.read_index has it too
-        # Write to a temporary name then rename, so a crash never leaves half an index.
-        tmp = path.with_name(path.name + ".tmp")
-        faiss.write_index(self._index, str(tmp))
-        os.replace(tmp, path)
-        meta_path = _meta_path(path)
-        tmp_meta = meta_path.with_name(meta_path.name + ".tmp")
-        tmp_meta.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp_meta, meta_path)
+
+        def write(tmp: Path) -> None:
+            try:
+                faiss.write_index(self._index, str(tmp))
+            except RuntimeError as err:  # FAISS reports a failed write (disk full) this way
+                raise OSError(errno.EIO, f"cannot write the index {path}: "
+                              f"{str(err).strip().splitlines()[-1][:200]}") from None
+
+        atomic_write_with(path, write)
+        atomic_write_json(_meta_path(path), meta)
+        self.generation = generation
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> VectorIndex:
@@ -377,7 +390,9 @@ class VectorIndex:
             raise ValueError(f"index file {path} does not use inner-product similarity")
         if index.ntotal != meta.get("ntotal") or index.d != meta.get("dim"):
             raise ValueError(f"index file {path} does not match its settings {meta_path}")
-        return cls(index, kind, hnsw_m, ef_search)
+        loaded = cls(index, kind, hnsw_m, ef_search)
+        loaded.generation = str(meta.get("generation") or "")
+        return loaded
 
     def __repr__(self) -> str:
         return f"VectorIndex(kind={self._kind!r}, ntotal={self.ntotal}, dim={self.dim})"

@@ -26,16 +26,39 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def training_checkpoint(run_dir: str | Path) -> Path:
+    """The checkpoint a new embedding pass uses: best.pt, else last.pt."""
+    paths = RunPaths(Path(run_dir), generation=None)
+    return paths.best if paths.best.is_file() else paths.last
+
+
 def load_run_model(run_dir: str | Path, device: torch.device | None = None,
-                   which: str = "best") -> tuple[SimCLRModel, RunConfig]:
+                   which: str = "served", checkpoint: Path | None = None
+                   ) -> tuple[SimCLRModel, RunConfig]:
     """Rebuild a run's model from its checkpoint (weights_only=True) in eval mode.
+
+    Args:
+        run_dir: the run folder.
+        device: where to put it (CPU by default).
+        which: 'served', the checkpoint that made the run's served embeddings and index
+            (what a query must be embedded with; best.pt in folders from before artifact
+            sets); 'best', the training's best.pt (else last.pt), for a new embedding pass;
+            or 'last'.
+        checkpoint: this file instead (an artifact set's own, already resolved).
 
     Raises:
         RunError: no checkpoint, or a corrupt one.
         WeightsError: the checkpoint's weights or architecture do not fit the run.
     """
     paths = RunPaths(Path(run_dir))
-    path = paths.best if which == "best" and paths.best.is_file() else paths.last
+    if checkpoint is not None:
+        path = Path(checkpoint)
+    elif which == "served":
+        path = paths.model
+    elif which == "best":
+        path = training_checkpoint(paths.root)
+    else:
+        path = paths.last
     if not path.is_file():
         raise RunError(f"no checkpoint in {paths.root} (train it first)")
     try:

@@ -9,9 +9,8 @@ import numpy as np
 
 from core.data.imageio import load_image
 from core.device import resolve_device, resolve_precision
-from core.embed.embeddings import Embeddings
 from core.embed.encoder import embed_tensor
-from core.index.vectors import VectorIndex
+from core.index.artifacts import open_artifact_set
 from core.model.checkpoint import load_run_model
 from core.model.transforms import eval_view
 from core.run_folder import RunError, RunPaths
@@ -31,14 +30,19 @@ class Searcher:
     """A run's model, embeddings and index, loaded once, answering queries."""
 
     def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
+        """Load the run's served artifact set, checked to agree (core.index.artifacts).
+
+        Raises:
+            RunError: nothing served yet, or files that disagree or cannot be read (one line).
+        """
+        served = open_artifact_set(Path(run_dir))
         paths = RunPaths(Path(run_dir))
-        if not paths.index.is_file() or not paths.embeddings.is_file():
-            raise RunError(f"{paths.root} has no index yet (training not finished?)")
         self.device = resolve_device(device)
-        self.model, self.config = load_run_model(paths.root, self.device)
+        self.model, self.config = load_run_model(paths.root, self.device, checkpoint=served.checkpoint)
         self.precision = resolve_precision(self.config.train.precision, self.device)
-        self.embeddings = Embeddings.load(paths.root)
-        self.index = VectorIndex.load(paths.index)
+        self.embeddings = served.embeddings
+        self.index = served.index
+        self.generation = served.generation
         if self.embeddings.vectors.shape[1] != self.config.model.feature_dim:
             raise RunError(f"{paths.root}: the index holds {self.embeddings.vectors.shape[1]}-d "
                            f"vectors but the checkpoint makes {self.config.model.feature_dim}-d "

@@ -14,6 +14,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "overlay_image": "queue",
     "ReviewError": "store",
     "ReviewStore": "store",
+    "StaleVerdict": "store",
     "pair_key": "store",
 })
 
@@ -29,5 +30,6 @@ __all__ = [
     "overlay_image",
     "ReviewError",
     "ReviewStore",
+    "StaleVerdict",
     "pair_key",
 ]

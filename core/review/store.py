@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +59,14 @@ _COLUMNS = ("id", "dataset", "path_a", "path_b", "verdict", "kind", "note", "rev
 
 class ReviewError(UserError):
     """A verdict cannot be stored (bad value, or an unreadable database): one line."""
+
+
+class StaleVerdict(ReviewError):
+    """The pair (or the action to undo) changed after the reviewer opened it: refresh."""
+
+
+STALE = "this pair changed since you opened it; the page now shows it as it is"
+ANY = -1  # `seen` for callers that do not bind a verdict to what was shown (CLI, scripts)
 
 
 @dataclass(frozen=True)
@@ -139,8 +147,9 @@ class ReviewStore:
                 raise
 
     def record(self, a: str, b: str, verdict: str, *, reviewer: str, kind: str = "",
-               note: str = "", run: str = "", threshold: float | None = None) -> Verdict:
-        """Append a verdict on the pair (a, b).
+               note: str = "", run: str = "", threshold: float | None = None,
+               seen: int = ANY) -> Verdict:
+        """Append a verdict on the pair (a, b), if the pair is as the reviewer saw it.
 
         Args:
             a, b: image paths relative to the dataset root, in either order.
@@ -150,35 +159,55 @@ class ReviewStore:
             note: free text.
             run: the model run whose candidates were reviewed.
             threshold: the threshold in force.
+            seen: the pair's state when it was shown (`state(a, b)`): the last history id,
+                0 for none. Another verdict or an undo since then refuses this one.
 
         Returns:
             The stored row.
+
+        Raises:
+            StaleVerdict: the pair changed since `seen` (nothing is written).
         """
-        rows = self._insert([(a, b)], verdict, reviewer, kind, note, run, threshold, False)
+        seen_by_key = None if seen == ANY else {pair_key(str(a), str(b)): int(seen)}
+        rows = self._insert([(a, b)], verdict, reviewer, kind, note, run, threshold, False,
+                            seen_by_key)
         return rows[0]
 
     def record_many(self, pairs: Iterable[tuple[str, str]], verdict: str, *, reviewer: str,
                     kind: str = "", note: str = "", run: str = "", threshold: float | None = None,
-                    only_pending: bool = True) -> list[Verdict]:
+                    only_pending: bool = True,
+                    seen: Mapping[tuple[str, str], int] | None = None) -> list[Verdict]:
         """Append one verdict to many pairs in one transaction (one batch, undone together).
 
         Args:
             pairs: (a, b) paths.
             verdict, reviewer, kind, note, run, threshold: as in `record`.
             only_pending: skip pairs that already have a current verdict.
+            seen: each pair's state when the list was shown (`states()`); if any pair has
+                changed since, nothing is written.
 
         Returns:
             The stored rows (possibly none).
+
+        Raises:
+            StaleVerdict: a pair changed since `seen`.
         """
-        return self._insert(list(pairs), verdict, reviewer, kind, note, run, threshold, only_pending)
+        seen_by_key = None if seen is None else {pair_key(*k): int(v) for k, v in seen.items()}
+        return self._insert(list(pairs), verdict, reviewer, kind, note, run, threshold,
+                            only_pending, seen_by_key)
 
     def _insert(self, pairs: list[tuple[str, str]], verdict: str, reviewer: str, kind: str,
-                note: str, run: str, threshold: float | None, only_pending: bool) -> list[Verdict]:
+                note: str, run: str, threshold: float | None, only_pending: bool,
+                seen: dict[tuple[str, str], int] | None = None) -> list[Verdict]:
         reviewer, kind, note = _check(verdict, reviewer, kind, note)
         keys = [pair_key(str(a), str(b)) for a, b in pairs]
         batch, now = uuid.uuid4().hex, time.time()
         out = []
         with self._write() as db:
+            if seen is not None:
+                now_states = self._states(db)
+                if any(now_states.get(k, 0) != seen.get(k, 0) for k in keys):
+                    raise StaleVerdict(STALE)
             decided = set(self._current_keys(db)) if only_pending else set()
             for key in dict.fromkeys(keys):
                 if key in decided:
@@ -190,18 +219,42 @@ class ReviewStore:
                 out.append(Verdict(int(cur.lastrowid or 0), *values))
         return out
 
-    def undo_last(self, reviewer: str) -> list[Verdict]:
+    def last_action(self, reviewer: str) -> str:
+        """The batch id of the reviewer's latest live action ('' when none): what Undo undoes."""
+        reviewer = _clean_reviewer(reviewer)
+        with self._connect() as db:
+            if not _has_table(db):
+                return ""
+            return self._last_batch(db, reviewer)
+
+    def _last_batch(self, db: sqlite3.Connection, reviewer: str) -> str:
+        row = db.execute(f"SELECT batch FROM ({_LIVE}) WHERE reviewer = ? ORDER BY id DESC "
+                         "LIMIT 1", (self.dataset, reviewer)).fetchone()
+        return "" if row is None else str(row[0])
+
+    def undo_last(self, reviewer: str, seen: str | None = None) -> list[Verdict]:
         """Cancel the reviewer's latest live action (one verdict, or one bulk batch).
 
         Earlier verdicts on those pairs become current again. Calling it again walks further
         back. Returns the cancelled rows (empty when there is nothing to undo).
+
+        Args:
+            reviewer: whose action.
+            seen: `last_action(reviewer)` when the Undo button was shown; None to skip the check.
+
+        Raises:
+            StaleVerdict: the reviewer's latest action is no longer the one shown (another
+                session of theirs gave or undid a verdict since).
         """
         reviewer = _clean_reviewer(reviewer)
         with self._write() as db:
-            row = db.execute(f"SELECT batch FROM ({_LIVE}) WHERE reviewer = ? ORDER BY id DESC "
-                             "LIMIT 1", (self.dataset, reviewer)).fetchone()
-            if row is None:
+            last = self._last_batch(db, reviewer)
+            if seen is not None and last != seen:
+                raise StaleVerdict("your last verdict changed since this page was shown "
+                                   "(another window?); the page now shows it as it is")
+            if not last:
                 return []
+            row = (last,)
             undone = [_row(r) for r in db.execute(
                 f"SELECT {', '.join(_COLUMNS)} FROM ({_LIVE}) WHERE batch = ? ORDER BY id",
                 (self.dataset, row[0]))]
@@ -223,6 +276,26 @@ class ReviewStore:
                 f"(PARTITION BY path_a, path_b ORDER BY id DESC) AS rn FROM ({_LIVE})) "
                 "WHERE rn = 1 ORDER BY id", (self.dataset,)).fetchall()
         return {(r[2], r[3]): _row(r) for r in rows}
+
+    def state(self, a: str, b: str) -> int:
+        """The pair's state for `record(seen=...)`: its last history id (undo rows count), 0 for none."""
+        key = pair_key(str(a), str(b))
+        with self._connect() as db:
+            if not _has_table(db):
+                return 0
+            row = db.execute("SELECT MAX(id) FROM verdicts WHERE dataset = ? AND path_a = ? "
+                             "AND path_b = ?", (self.dataset, *key)).fetchone()
+        return int(row[0] or 0)
+
+    def states(self) -> dict[tuple[str, str], int]:
+        """`state` of every pair with a history (pairs not listed are in state 0)."""
+        with self._connect() as db:
+            return self._states(db) if _has_table(db) else {}
+
+    def _states(self, db: sqlite3.Connection) -> dict[tuple[str, str], int]:
+        return {(r[0], r[1]): int(r[2]) for r in db.execute(
+            "SELECT path_a, path_b, MAX(id) FROM verdicts WHERE dataset = ? GROUP BY path_a, path_b",
+            (self.dataset,))}
 
     def _current_keys(self, db: sqlite3.Connection) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in db.execute(

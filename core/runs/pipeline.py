@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import os
 import signal
 import time
 from dataclasses import asdict, replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,9 @@ from core.embed.encoder import embed_files
 from core.retrieval.evaluate import evaluate_run
 from core.index.vectors import VectorIndex
 from core.train.views import decode_images
-from core.run_folder import RunError, RunPaths, write_status
-from core.files import atomic_write_json, read_json, read_jsonl
+from core.run_folder import RunError, RunPaths, hold_run_lock, write_status
+from core.files import atomic_write_json, read_json, read_jsonl, remove_temps, write_jsonl
+from core.index.artifacts import write_artifact_set
 from core.data.splits import assign_splits, load_splits, save_splits
 from core.train.trainer import Trainer
 from core.model.checkpoint import load_checkpoint
@@ -76,14 +78,23 @@ def train_run(config: RunConfig, run_dir: str | Path, *, progress: bool = False)
     """
     setup_cpu()
     paths = RunPaths(Path(run_dir))
-    paths.root.mkdir(parents=True, exist_ok=True)
     distributed = _dist_setup(config.train.device)
     main = not distributed or dist.get_rank() == 0
+    # One process per run folder (the app's jobs and the CLI alike); the others wait on rank 0.
+    with hold_run_lock(paths) if main else contextlib.nullcontext():
+        if main:
+            remove_temps(paths.root)  # left by a killed writer: nobody else writes here now
+        return _train_locked(config, paths, main, distributed, progress)
+
+
+def _train_locked(config: RunConfig, paths: RunPaths, main: bool, distributed: bool,
+                  progress: bool) -> dict[str, Any]:
     config = _check_resume(paths, config)
     device = resolve_device(config.train.device)
     if distributed and device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())
     precision = resolve_precision(config.train.precision, device)
+    dataset, splits = prepare_data(config, paths)  # the data checks come before any run file
     if main:
         atomic_write_json(paths.config, config.to_dict())
         write_status(paths, "starting", epoch=0, step=0, total=0, eta_s=None)
@@ -94,7 +105,8 @@ def train_run(config: RunConfig, run_dir: str | Path, *, progress: bool = False)
 
     old_handler = signal.signal(signal.SIGTERM, on_signal)
     try:
-        return _train_and_finish(config, paths, device, precision, main, progress, lambda: stop["flag"])
+        return _train_and_finish(config, paths, dataset, splits, device, precision, main, progress,
+                                 lambda: stop["flag"])
     except BaseException as e:
         if main:
             state = "stopped" if isinstance(e, KeyboardInterrupt) else "failed"
@@ -104,10 +116,10 @@ def train_run(config: RunConfig, run_dir: str | Path, *, progress: bool = False)
         signal.signal(signal.SIGTERM, old_handler)
 
 
-def _train_and_finish(config: RunConfig, paths: RunPaths, device: torch.device, precision: str,
-                      main: bool, progress: bool, should_stop) -> dict[str, Any]:
+def _train_and_finish(config: RunConfig, paths: RunPaths, dataset: Dataset, splits: list[str],
+                      device: torch.device, precision: str, main: bool, progress: bool,
+                      should_stop) -> dict[str, Any]:
     started = time.time()
-    dataset, splits = prepare_data(config, paths)
     size = int(round(config.train.image_size * 1.15))  # crops need a little more than the output
     files = [dataset.absolute(s) for s in dataset.samples]
     train_idx = [i for i, s in enumerate(splits) if s == "train"]
@@ -121,6 +133,7 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, device: torch.device, 
     trainer = Trainer(config, paths, train_images, val_images, device, precision, progress)
     if paths.last.is_file():
         _resume(trainer, paths)
+    if main:  # rows past the checkpoint: a kill between the metrics row and the checkpoint
         _trim_metrics(paths, trainer.start_epoch)
     if main:
         write_status(paths, "running", epoch=trainer.start_epoch, epochs=config.train.epochs,
@@ -133,7 +146,10 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, device: torch.device, 
         write_status(paths, "stopped", epoch=result.epochs_done, epochs=config.train.epochs)
         return {"state": "stopped", "epochs_done": result.epochs_done}
     write_status(paths, "embedding", epoch=config.train.epochs, epochs=config.train.epochs)
-    embeddings, bad_embed = embed_run(paths, dataset, splits, device, precision, progress)
+    embeddings, bad_embed = embed_run(
+        paths, dataset, splits, device, precision, progress,
+        on_stage=lambda stage: write_status(paths, stage, epoch=config.train.epochs,
+                                            epochs=config.train.epochs))
     unreadable.update(bad_embed)
     report = {
         "state": "finished", "data": str(dataset.root), "layout": dataset.layout,
@@ -174,20 +190,27 @@ def _resume(trainer: Trainer, paths: RunPaths) -> None:
 
 
 def _trim_metrics(paths: RunPaths, start_epoch: int) -> None:
-    """Drop metric rows of epochs after the checkpoint (a crash between the two writes)."""
-    rows = [r for r in read_jsonl(paths.metrics) if r.get("epoch", 0) <= start_epoch]
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
-    tmp = paths.metrics.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(paths.metrics)
+    """Drop metric rows of epochs after the checkpoint (a kill between the two writes),
+    all of them when there is no checkpoint yet (`start_epoch` 0)."""
+    rows = read_jsonl(paths.metrics)
+    keep = [r for r in rows if r.get("epoch", 0) <= start_epoch]
+    if len(keep) != len(rows):
+        write_jsonl(paths.metrics, keep)
 
 
 def embed_run(paths: RunPaths, dataset: Dataset, splits: list[str], device: torch.device,
-              precision: str, progress: bool = False) -> tuple[Embeddings, dict[str, str]]:
-    """Embed every image with the best checkpoint; save embeddings and the FAISS index."""
-    from core.model.checkpoint import load_run_model
+              precision: str, progress: bool = False,
+              on_stage: Callable[[str], None] = lambda stage: None) -> tuple[Embeddings, dict[str, str]]:
+    """Embed every image with the best checkpoint and switch the run to the new artifact set.
 
-    model, config = load_run_model(paths.root, device=device)
+    The set (checkpoint, embeddings, items, index) is written as a new generation beside the
+    served one and switched in by one rename (core.index.artifacts): a kill at any point
+    leaves the old set served, whole. The caller holds the run's lock.
+    """
+    from core.model.checkpoint import load_run_model, training_checkpoint
+
+    checkpoint = training_checkpoint(paths.root)
+    model, config = load_run_model(paths.root, device=device, which="best")
     files = [dataset.absolute(s) for s in dataset.samples]
     vectors, bad = embed_files(model, files, config.train.image_size, device, precision,
                                batch_size=config.train.batch_size, progress=progress)
@@ -196,8 +219,9 @@ def embed_run(paths: RunPaths, dataset: Dataset, splits: list[str], device: torc
     embeddings = Embeddings([s.path for s in samples], [s.label for s in samples],
                             [splits[i] for i in keep], [s.patient_id or "" for s in samples],
                             vectors[keep])
-    embeddings.save(paths.root)
-    VectorIndex.build(embeddings.vectors).save(paths.index)
+    on_stage("indexing")
+    index = VectorIndex.build(embeddings.vectors)
+    write_artifact_set(paths.root, embeddings, index, checkpoint)
     return embeddings, {dataset.samples[i].path: r for i, r in bad.items()}
 
 

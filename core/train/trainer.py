@@ -14,6 +14,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from core.config import RunConfig
 from core.device import autocast
+from core.errors import UserError
 from core.files import append_jsonl
 from core.model.checkpoint import save_checkpoint
 from core.model.loss import NTXentLoss
@@ -21,6 +22,10 @@ from core.model.network import build_model
 from core.model.transforms import XRayViews
 from core.run_folder import RunPaths, write_status
 from core.train.views import TwoViewDataset, default_workers, worker_init
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite: training stops at once (one-line message)."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,9 @@ class Trainer:
                     continue
                 total += float(self._step_loss(v1, v2)) * v1.shape[0]
                 count += v1.shape[0]
-        return total / max(count, 1) if count else float("nan")
+        if not count:
+            return float("nan")  # no val split
+        return total / count if math.isfinite(total) else math.inf  # inf: diverged
 
     def fit(self, should_stop=lambda: False) -> TrainResult:
         """Train from `start_epoch` to the configured number of epochs."""
@@ -147,6 +154,11 @@ class Trainer:
                 batches = tqdm(batches, desc=f"epoch {epoch + 1}/{t.epochs}", leave=False)
             for step, (v1, v2) in enumerate(batches):
                 loss = self._step_loss(v1, v2)
+                if not torch.isfinite(loss):  # stop before the optimizer spreads it to the weights
+                    raise TrainingDiverged(
+                        f"training diverged: the loss became {float(loss.detach())} at epoch {epoch + 1}, "
+                        f"step {step + 1}; the last good checkpoint is kept (train again with a "
+                        "lower --lr on a new --run)")
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
@@ -165,6 +177,10 @@ class Trainer:
             if stopped:
                 break
             val = self.validate()
+            if math.isinf(val):
+                raise TrainingDiverged(f"training diverged: the validation loss became {val} "
+                                       f"at epoch {epoch + 1}; the last good checkpoint is kept "
+                                       "(train again with a lower --lr on a new --run)")
             seconds = time.time() - t0
             self._end_epoch(epoch, running / max(n, 1), val, lr, seconds, n / max(seconds, 1e-6))
         done = epoch if stopped else epoch + 1  # a stopped epoch is not complete

@@ -155,3 +155,32 @@ def test_difference_overlay_and_zoom_views(dup_ws):
     at.selectbox(key="dup_zoom").set_value(4).run()
     at.slider(key="dup_cx").set_value(0.2).run()
     assert not at.exception and len(at.get("image")) == 2
+
+
+def test_two_reviewers_on_one_pair_the_second_verdict_is_refused_not_moved(dup_ws):
+    """Issue 10 case 1: B's click must not land on the pair that replaced the one B saw."""
+    _, result, store = dup_ws
+    a, b = _page("ann"), _page("bob")
+    seen = _shown_pair(b)
+    assert _shown_pair(a) == seen
+    a.button(key="dup_v_same_image").click().run()
+    assert store.current()[tuple(sorted(seen))].reviewer == "ann"
+    b.button(key="dup_v_not").click().run()  # bob has not reloaded: he still sees `seen`
+    assert not b.exception
+    assert any("changed since you opened it" in e.value for e in b.error)
+    assert [v.reviewer for v in store.history()] == ["ann"]  # nothing stored for bob
+    assert _shown_pair(b) != seen  # refreshed: the queue as it is now
+    now = _shown_pair(b)
+    b.button(key="dup_v_not").click().run()  # now on the pair he sees
+    assert store.current()[tuple(sorted(now))].reviewer == "bob"
+
+
+def test_undo_from_a_stale_window_is_refused(dup_ws):
+    _, result, store = dup_ws
+    one, two = _page("ann"), _page("ann")  # ann in two windows
+    one.button(key="dup_v_skip").click().run()
+    two.button(key="dup_undo").click().run()  # window two was shown before that verdict
+    assert any("changed since" in e.value for e in two.error)
+    assert len(store.current()) == 1
+    two.button(key="dup_undo").click().run()  # refreshed: it undoes the verdict it now knows of
+    assert store.current() == {}
