@@ -27,10 +27,11 @@ from core.duplicates.hashing import HashTable, hamming_many
 from core.duplicates.known_pairs import singletons
 from core.duplicates.neighbours import mine_pair_arrays
 from core.duplicates.verify import VerifyRule, verify_many
-from core.duplicates.verify_calibration import calibrate_verification
+from core.duplicates.verify_calibration import VerifyCalibration, calibrate_verification
 from core.embed.embeddings import Embeddings
 
 KINDS = ("exact", "copy", "similar", "same_patient")
+PAIR_KINDS = KINDS  # the facade's name for them
 DEFAULT_VERIFY_K = 5
 DEFAULT_FLOOR = 0.5  # lowest cosine a candidate may have; a crop+rotation+gamma copy sits ~0.8-0.95
 FEATURES = "features.npz"
@@ -60,19 +61,28 @@ def geometric_stage(out: Path, emb: Embeddings, hashes: HashTable, root: Path,
     table = image_features(root, emb.paths, cache=out / FEATURES, workers=workers)
     calibration = None
     if rule is None:
-        rng = np.random.default_rng([seed, 12])
-        eligible = singletons(hashes, range(len(emb)) if heldout is None else heldout)
-        originals = sorted(rng.choice(eligible, min(n_heldout, len(eligible)), replace=False).tolist()) \
-            if eligible else []
-        others = np.setdiff1d(singletons(hashes, range(len(emb))), originals)
-        bystanders = rng.choice(others, min(n_bystanders, len(others)), replace=False).tolist()
-        cal = calibrate_verification(root, emb.paths, emb.vectors, table, originals, bystanders,
-                                     k=k, target=target, seed=seed, workers=workers)
+        cal = calibrate_on_heldout(table, emb, hashes, root, heldout, target=target, seed=seed, k=k,
+                                   workers=workers, n_heldout=n_heldout, n_bystanders=n_bystanders)
         rule = cal.rule if cal else VerifyRule()
         calibration = cal.to_dict() if cal else None
     verified = verify_candidates(emb, hashes, pairs, table, rule, k=k, floor=floor, cache=out / VERIFIED,
                                  stamps=file_stamps(root, emb.paths), workers=workers)
     return verified, rule, calibration
+
+
+def calibrate_on_heldout(table: FeatureTable, emb: Embeddings, hashes: HashTable, root: Path,
+                         heldout: list[int] | None, *, target: float = 0.99, seed: int = 0,
+                         k: int = DEFAULT_VERIFY_K, workers: int = 0, n_heldout: int = 60,
+                         n_bystanders: int = 300) -> VerifyCalibration | None:
+    """Calibrate the verification rule on copies of held-out images without a near copy."""
+    rng = np.random.default_rng([seed, 12])
+    eligible = singletons(hashes, range(len(emb)) if heldout is None else heldout)
+    originals = sorted(rng.choice(eligible, min(n_heldout, len(eligible)), replace=False).tolist()) \
+        if eligible else []
+    others = np.setdiff1d(singletons(hashes, range(len(emb))), originals)
+    bystanders = rng.choice(others, min(n_bystanders, len(others)), replace=False).tolist()
+    return calibrate_verification(root, emb.paths, emb.vectors, table, originals, bystanders,
+                                  k=k, target=target, seed=seed, workers=workers)
 
 
 def kind_of(exact: bool, copy: bool, flagged: bool, same_patient: bool) -> str:

@@ -58,6 +58,10 @@ class VerifyRule:
     min_inliers: int = 20
     min_agreement: float = 0.85
 
+    def describe(self) -> str:
+        """The rule in words."""
+        return f"same film when >= {self.min_inliers} RANSAC inliers and agreement >= {self.min_agreement:.2f}"
+
     def passes(self, inliers: np.ndarray, agreement: np.ndarray) -> np.ndarray:
         """(P,) bool: which verified pairs are copies."""
         return (np.asarray(inliers) >= self.min_inliers) & (np.asarray(agreement) >= self.min_agreement - 1e-9)

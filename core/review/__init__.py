@@ -3,6 +3,8 @@
 from core.facade import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "PairEvidence": "compare",
+    "pair_evidence": "compare",
     "ImageFacts": "export",
     "KEEP_RULE": "export",
     "image_facts": "export",
@@ -12,12 +14,16 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "to_csv": "export",
     "difference_image": "queue",
     "overlay_image": "queue",
+    "pending_copies": "queue",
     "ReviewError": "store",
     "ReviewStore": "store",
     "pair_key": "store",
 })
 
 __all__ = [
+    "PairEvidence",
+    "pair_evidence",
+    "pending_copies",
     "ImageFacts",
     "KEEP_RULE",
     "image_facts",
