@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -39,6 +40,7 @@ from pages._duplicates_ui import (
     verdict_ui,
 )
 from pages._images_ui import escape_markdown
+from pages._pair_evidence_ui import bulk_copies_ui, evidence_ui, found_kinds_ui
 from pages._shared import flash, load_embeddings, synthetic_banner, workspace_ui
 
 
@@ -51,7 +53,7 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
     """
     shown = st.session_state.get(_SHOWN) or {}
     current = store.current()
-    f = filters_ui(result)
+    f = replace(filters_ui(result), found_kinds=found_kinds_ui())
     c1, c2, _ = st.columns([1, 1, 2])
     exact = pending_exact(result.flagged, current)
     if c1.button(f"Confirm {len(exact)} exact copies", key="dup_bulk", disabled=not exact,
@@ -61,6 +63,7 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
                                         note="bulk: identical pixels", run=run.name,
                                         threshold=result.rule.threshold, seen=shown.get("bulk")),
               f"Confirmed {len(pairs)} exact copies.")
+    bulk_copies_ui(result, store, reviewer, run, current)
     if c2.button("Undo my last verdict", key="dup_undo", shortcut="U"):
         _save(lambda: store.undo_last(reviewer, seen=shown.get("undo")), "Undone.",
               empty="Nothing of yours to undo.")
@@ -98,6 +101,7 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
         _save(lambda: store.record(*seen_pair, verdict, reviewer=reviewer, kind=kind, note=note,
                                    run=run.name, threshold=result.rule.threshold, seen=seen_state),
               f"Saved: {verdict.replace('_', ' ')}.")
+    evidence_ui(item, result.data_root)
     images_ui(item, result.data_root)
     with st.expander("History of this pair"):
         rows = verdict_rows(store.history(item.pair.a, item.pair.b))

@@ -2,7 +2,9 @@
 
 `duplicates --json` prints one object (a contract): threshold, estimated_precision,
 estimated_recall, n_pairs, n_groups, n_cross_split and pairs, a list of
-{"a", "b", "score", "hash_distance", "cross_split"} with paths relative to the dataset root.
+{"a", "b", "score", "hash_distance", "cross_split", "kind", "inliers"} with paths relative to the
+dataset root; kind is exact, copy, similar or same_patient; inliers is null when the pair was not
+checked geometrically (exact copies).
 """
 
 from __future__ import annotations
@@ -28,11 +30,19 @@ def _threshold(text: str) -> str | float:
     return value
 
 
+def _cosine(text: str) -> float:
+    value = _threshold(text)
+    if value == "auto":
+        raise argparse.ArgumentTypeError("expected a cosine in [-1, 1], got 'auto'")
+    return value
+
+
 def cmd_duplicates(a: argparse.Namespace) -> int:
     from core.duplicates.search import run_duplicates
 
     result = run_duplicates(a.run, a.threshold, data=a.data, k=a.k, device=a.device,
-                            progress=sys.stderr.isatty())
+                            progress=sys.stderr.isatty(), verify_k=a.verify_k, floor=a.floor,
+                            workers=a.workers or 0)
     if a.json:
         print(json.dumps(result.contract()))
         return 0
@@ -46,7 +56,8 @@ def cmd_duplicates(a: argparse.Namespace) -> int:
           f"images; {sum(p.cross_split for p in flagged)} cross-split; "
           f"{result.leakage.n_patients_across_splits} patients in more than one split")
     for p in flagged[:20]:
-        print(f"  {p.score:.4f}  d={p.hash_distance:2d}{'  exact' if p.exact else ''}"
+        inl = "" if p.inliers is None else f"  inliers={p.inliers}"
+        print(f"  {p.kind:12s} {p.score:.4f}  d={p.hash_distance:2d}{inl}"
               f"{'  CROSS-SPLIT' if p.cross_split else ''}  {p.a}  {p.b}")
     if len(flagged) > 20:
         print(f"  ... {len(flagged) - 20} more")
@@ -74,6 +85,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="'auto' (calibrated on synthetic copies) or a cosine in [-1, 1]")
     d.add_argument("--data", help="another image folder, embedded with the run's model")
     d.add_argument("-k", type=positive_int, default=10, help="neighbours per image")
+    d.add_argument("--verify-k", type=positive_int, default=5,
+                   help="neighbours per image checked geometrically (local features + RANSAC)")
+    d.add_argument("--floor", type=_cosine, default=0.5,
+                   help="lowest cosine of a neighbour checked geometrically")
+    d.add_argument("--workers", type=positive_int, default=None,
+                   help="processes for features and verification (default: one per core)")
     d.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(func=cmd_duplicates)

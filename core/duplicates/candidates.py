@@ -10,7 +10,7 @@ reviewers also see near misses and their verdicts can move the threshold down as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -43,14 +43,18 @@ class CandidatePair:
     exact: bool  # identical pixels
     cross_split: bool  # the two sit in different splits: a leakage risk
     same_patient: bool
-    flagged: bool  # the rule (or an exact copy) calls it a duplicate
+    flagged: bool  # the rule, an exact copy or a verified copy calls it a duplicate
+    kind: str = ""  # exact | copy | similar | same_patient ("" for an unflagged near miss)
+    inliers: int | None = None  # geometric verification: RANSAC inliers (None: not verified)
+    agreement: float | None = None  # ... and the aligned overlap's agreement (0..1)
 
     def to_dict(self) -> dict:
         """The pair as JSON-ready values (scores rounded to 6 decimals)."""
         return {"a": self.a, "b": self.b, "score": round(self.score, 6),
                 "hash_distance": self.hash_distance, "exact": self.exact,
                 "cross_split": self.cross_split, "same_patient": self.same_patient,
-                "flagged": self.flagged}
+                "flagged": self.flagged, "kind": self.kind, "inliers": self.inliers,
+                "agreement": None if self.agreement is None else round(self.agreement, 4)}
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ def find_pairs(emb: Embeddings, hashes: HashTable, rule: Rule, k: int = DEFAULT_
         out.append(CandidatePair(emb.paths[a], emb.paths[b], a, b, float(score[p]), int(dist[p]),
                                  exact, bool(sa and sb and sa != sb), bool(pa and pa == pb),
                                  bool(flagged[p] or exact)))
-    out = sorted((_ordered(p) for p in out), key=lambda p: (-p.score, p.a, p.b))
+    out = sorted((ordered(p) for p in out), key=lambda p: (-p.score, p.a, p.b))
     misses = [p for p in out if not p.flagged][MAX_NEAR_MISSES:]
     if misses:
         dropped = {(p.a, p.b) for p in misses}
@@ -137,12 +141,11 @@ def find_pairs(emb: Embeddings, hashes: HashTable, rule: Rule, k: int = DEFAULT_
     return out
 
 
-def _ordered(p: CandidatePair) -> CandidatePair:
+def ordered(p: CandidatePair) -> CandidatePair:
     """Paths in sorted order (the review store's key), rows swapped with them."""
     if p.a < p.b:
         return p
-    return CandidatePair(p.b, p.a, p.j, p.i, p.score, p.hash_distance, p.exact, p.cross_split,
-                         p.same_patient, p.flagged)
+    return replace(p, a=p.b, b=p.a, i=p.j, j=p.i)
 
 
 def _exact_pairs(hashes: HashTable) -> tuple[np.ndarray, np.ndarray]:

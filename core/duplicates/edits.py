@@ -1,5 +1,10 @@
-"""Near-duplicate copies for the demo dataset: the edits a radiograph suffers when it is
-re-exported, screenshotted or re-scanned. Each copy is ground truth in duplicates.csv."""
+"""The edits a radiograph suffers when it is re-acquired: copies for calibration, tests and the demo set.
+
+Ranges follow what recycled films show: crop up to 20 % per side, rotation up to 10 degrees,
+gamma 0.6-1.6, JPEG quality 30-90, downscale to 40-80 %, burned-in text, sensor noise, and
+"combo": three different edits of the above, applied in a random order. Copies keep the size
+an edit gives them (a crop is smaller, a downscale is small), as a real re-export would.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-COPY_KINDS = ("crop", "rescale", "gamma", "noise", "jpeg", "rotate", "text")
-_TEXTS = ("PORTABLE", "AP SUPINE", "ERECT", "MOBILE")
+SINGLE_EDITS = ("crop", "rotate", "gamma", "jpeg", "downscale", "text", "noise")
+EDITS = (*SINGLE_EDITS, "combo")
+COPY_KINDS = EDITS  # the name the demo set's duplicates.csv uses for its `kind` column
+_TEXTS = ("PORTABLE", "AP SUPINE", "ERECT", "MOBILE", "L", "R")
 
 
 @dataclass(frozen=True)
@@ -37,60 +44,75 @@ def encode_png(img: Image.Image) -> EncodedImage:
 
 
 def make_copy(img: Image.Image, kind: str, rng: np.random.Generator) -> EncodedImage:
-    """Make a near-duplicate of a grey radiograph, the same size as the original.
+    """Make a near-duplicate of a grey radiograph.
 
     Args:
-        img: mode "L" original, (size, size).
-        kind: one of COPY_KINDS.
-        rng: randomness for the edit's strength.
+        img: mode "L" original.
+        kind: one of EDITS.
+        rng: randomness for the edit's strength (and, for "combo", the three edits).
 
     Returns:
         The copy's file bytes: JPEG for kind "jpeg", PNG otherwise.
     """
-    size = img.width
-    if kind == "crop":  # keep 86-95 % of each side, then scale back up
-        keep = rng.uniform(0.86, 0.95)
-        side = round(size * keep)
-        x0, y0 = (int(rng.integers(0, size - side + 1)) for _ in range(2))
-        out = img.crop((x0, y0, x0 + side, y0 + side)).resize((size, size), Image.Resampling.BILINEAR)
-    elif kind == "rescale":  # lost resolution: down to 40-65 %, back up
-        small = max(8, round(size * rng.uniform(0.4, 0.65)))
-        out = img.resize((small, small), Image.Resampling.BOX).resize((size, size), Image.Resampling.BILINEAR)
-    elif kind == "gamma":
-        gamma = rng.uniform(0.55, 0.75) if rng.uniform() < 0.5 else rng.uniform(1.35, 1.8)
-        out = img.point([round(255.0 * (v / 255.0) ** gamma) for v in range(256)])
-    elif kind == "noise":
-        noise = rng.standard_normal((size, size), dtype=np.float32) * np.float32(rng.uniform(8, 16))
-        grey = np.clip(np.asarray(img, dtype=np.float32) + noise + np.float32(0.5), 0, 255)
-        out = Image.fromarray(grey.astype(np.uint8), mode="L")
-    elif kind == "jpeg":
-        buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=int(rng.integers(15, 40)))
-        return EncodedImage(buf.getvalue(), ".jpg")
-    elif kind == "rotate":
-        angle = rng.uniform(2.0, 6.0) * (1 if rng.uniform() < 0.5 else -1)
-        out = img.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=0)
-    elif kind == "text":
+    if kind == "jpeg":
+        return EncodedImage(_jpeg_bytes(img, rng), ".jpg")
+    return encode_png(edit_image(img, kind, rng))
+
+
+def edit_image(img: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
+    """Apply one edit (JPEG is encoded and decoded back) and return the edited mode "L" image."""
+    w, h = img.size
+    if kind == "crop":  # each side 0-20 %, at least one side 10-20 %
+        f = rng.uniform(0.0, 0.2, 4)
+        f[int(rng.integers(4))] = rng.uniform(0.1, 0.2)
+        return img.crop((round(w * f[0]), round(h * f[1]), w - round(w * f[2]), h - round(h * f[3])))
+    if kind == "rotate":
+        angle = rng.uniform(2.0, 10.0) * (1 if rng.uniform() < 0.5 else -1)
+        return img.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=0)
+    if kind == "gamma":
+        gamma = rng.uniform(0.6, 0.85) if rng.uniform() < 0.5 else rng.uniform(1.2, 1.6)
+        return img.point([round(255.0 * (v / 255.0) ** gamma) for v in range(256)])
+    if kind == "jpeg":
+        return Image.open(io.BytesIO(_jpeg_bytes(img, rng))).convert("L")
+    if kind == "downscale":
+        s = rng.uniform(0.4, 0.8)
+        return img.resize((max(8, round(w * s)), max(8, round(h * s))), Image.Resampling.BOX)
+    if kind == "text":
         out = img.copy()
-        _burn_text(out, rng)
-    else:
-        raise ValueError(f"unknown copy kind {kind!r}; expected one of {', '.join(COPY_KINDS)}")
-    return encode_png(out)
+        for _ in range(int(rng.integers(1, 3))):
+            _burn_text(out, rng)
+        return out
+    if kind == "noise":
+        noise = rng.standard_normal((h, w), dtype=np.float32) * np.float32(rng.uniform(5, 15))
+        grey = np.clip(np.asarray(img, dtype=np.float32) + noise + np.float32(0.5), 0, 255)
+        return Image.fromarray(grey.astype(np.uint8), mode="L")
+    if kind == "combo":
+        out = img
+        for edit in rng.choice(SINGLE_EDITS, size=3, replace=False):
+            out = edit_image(out, str(edit), rng)
+        return out
+    raise ValueError(f"unknown edit {kind!r}; expected one of {', '.join(EDITS)}")
+
+
+def _jpeg_bytes(img: Image.Image, rng: np.random.Generator) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=int(rng.integers(30, 91)))
+    return buf.getvalue()
 
 
 def _burn_text(img: Image.Image, rng: np.random.Generator) -> None:
-    """Burn a study annotation (projection or date) along the top or bottom edge, in place."""
+    """Burn a study annotation (projection, side marker or date) somewhere on the film, in place."""
     if rng.uniform() < 0.5:
         text = str(rng.choice(_TEXTS))
     else:
-        text = f"{int(rng.integers(2018, 2024))}-{int(rng.integers(1, 13)):02d}-{int(rng.integers(1, 29)):02d}"
-    size = img.width
-    font = text_font(max(7, round(size * 0.06)))
+        text = f"{int(rng.integers(2018, 2025))}-{int(rng.integers(1, 13)):02d}-{int(rng.integers(1, 29)):02d}"
+    w, h = img.size
+    font = text_font(max(7, round(min(w, h) * rng.uniform(0.04, 0.08))))
     draw = ImageDraw.Draw(img)
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    x = int(rng.integers(round(size * 0.05), max(round(size * 0.05) + 1, size - right - 2)))
-    y = round(size * 0.2) if rng.uniform() < 0.5 else size - round(size * 0.2) - bottom
-    draw.text((x - left, y - top), text, fill=235, font=font)
+    x = int(rng.integers(0, max(1, w - (right - left))))
+    y = int(rng.integers(0, max(1, h - (bottom - top))))
+    draw.text((x - left, y - top), text, fill=235 if rng.uniform() < 0.8 else 10, font=font)
 
 
 @functools.lru_cache(maxsize=8)

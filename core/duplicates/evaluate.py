@@ -9,12 +9,15 @@ the run's val-split images (target precision 0.99), on three sets:
   added to the dataset; pairs with at least one copy count, and the truth is each original
   with its copies (and the copies with each other);
 - demo: the synthetic demo set against its duplicates.csv, embedded with the run's model.
+The two-stage detector (the combined rule's candidates and every image's nearest neighbours,
+checked geometrically) is scored per kind and, on the synthetic copies, per edit
+(`core.duplicates.evaluate_verified`).
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,16 @@ import numpy as np
 from core.data.imageio import load_image
 from core.duplicates.auto_calibration import AutoCalibration, auto_calibrate
 from core.duplicates.candidates import find_pairs
+from core.duplicates.edits import COPY_KINDS
+from core.duplicates.evaluate_verified import (
+    SyntheticCopies,
+    _interval_row,
+    _row,
+    pair_scores,
+    synthetic_verified_rows,
+    verified_rows,
+    verify_rule_for,
+)
 from core.duplicates.hashing import HashTable, hash_files, hash_pixels
 from core.duplicates.known_pairs import make_copies, singletons
 from core.duplicates.neighbours import connected_groups
@@ -31,33 +44,6 @@ from core.duplicates.search import dataset_embeddings, output_dir
 from core.embed.embeddings import Embeddings
 
 DETECTORS = ("embedding", "hash", "combined")
-
-
-@dataclass(frozen=True)
-class PairScores:
-    """Precision, recall and F1 of flagged pairs against true pairs."""
-
-    precision: float
-    recall: float
-    f1: float
-    n_flagged: int
-    n_true: int
-
-
-def pair_scores(flagged: set[tuple[int, int]], truth: set[tuple[int, int]]) -> PairScores:
-    """Score unordered pairs (given as (i, j) with i < j).
-
-    Args:
-        flagged: pairs a detector called duplicates; truth: the real duplicates.
-
-    Returns:
-        PairScores; precision is 1.0 when nothing is flagged, recall 1.0 when nothing is true.
-    """
-    tp = len(flagged & truth)
-    precision = tp / len(flagged) if flagged else 1.0
-    recall = tp / len(truth) if truth else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return PairScores(precision, recall, f1, len(flagged), len(truth))
 
 
 def detector_rules(cal: AutoCalibration) -> dict[str, Rule]:
@@ -119,8 +105,13 @@ def evaluate_duplicates(run: str | Path, cxr: str | Path | None = "../shared/dat
         truth = closure(len(emb), _listed_pairs(root / "near_duplicates.csv", emb.paths))
         for name, rule in det.items():
             rows.append(_row("cxr real pairs", name, pair_scores(flagged_pairs(emb, hashes, rule, k), truth)))
+        vrule, vcal = verify_rule_for(out, emb, hashes, root, val)
+        rules["cxr"]["verified"] = f"{_describe(det['combined'])}, or a verified copy; {vrule.describe()}"
+        rows += verified_rows("cxr real pairs", emb, hashes, root, out, det["combined"], vrule, truth, k)
         test = [i for i, s in enumerate(emb.splits) if s == "test"] or list(range(len(emb)))
-        rows += _synthetic_rows(run, emb, hashes, root, singletons(hashes, test), det, device, k)
+        synth_rows, copies = _synthetic_rows(run, emb, hashes, root, singletons(hashes, test), det, device, k)
+        rows += synth_rows + synthetic_verified_rows(copies, root, out, det["combined"], vrule, k)
+        rows += [_interval_row(vcal)] if vcal else []
     if demo is not None:
         rows_demo, rules_demo = _demo_rows(run, Path(demo), device, k)
         rows += rows_demo
@@ -146,14 +137,8 @@ def _describe(rule: Rule) -> str:
     return " or ".join(parts)
 
 
-def _row(name: str, detector: str, s: PairScores) -> dict[str, Any]:
-    return {"set": name, "detector": detector, "precision": round(s.precision, 4),
-            "recall": round(s.recall, 4), "f1": round(s.f1, 4), "n_flagged": s.n_flagged,
-            "n_true": s.n_true}
-
-
 def _synthetic_rows(run: Path, emb: Embeddings, hashes: HashTable, root: Path, originals: list[int],
-                    det: dict[str, Rule], device: str, k: int) -> list[dict[str, Any]]:
+                    det: dict[str, Rule], device: str, k: int) -> tuple[list[dict[str, Any]], SyntheticCopies]:
     """Add copies of `originals` to the dataset and score pairs that involve a copy."""
     from core.device import resolve_device, resolve_precision
     from core.duplicates.known_pairs import Encoder
@@ -163,11 +148,12 @@ def _synthetic_rows(run: Path, emb: Embeddings, hashes: HashTable, root: Path, o
     model, config = load_run_model(run, dev)
     encoder = Encoder(model, config.train.image_size, dev, resolve_precision(config.train.precision, dev))
     rng = np.random.default_rng(1)
-    pixels, family = [], []
+    pixels, family, edits = [], [], []
     for i in originals:
         copies = make_copies(load_image(root / emb.paths[i]).pixels, rng)
         pixels += copies
         family += [i] * len(copies)
+        edits += list(COPY_KINDS)
     n = len(emb)
     h = [hash_pixels(p) for p in pixels]
     big = Embeddings(emb.paths + [f"~copy/{x}" for x in range(len(pixels))],
@@ -186,7 +172,7 @@ def _synthetic_rows(run: Path, emb: Embeddings, hashes: HashTable, root: Path, o
     for name, rule in det.items():
         flagged = {p for p in flagged_pairs(big, big_hashes, rule, k) if p[1] >= n}  # involves a copy
         rows.append(_row("cxr synthetic copies", name, pair_scores(flagged, truth)))
-    return rows
+    return rows, SyntheticCopies(big, big_hashes, emb, family, edits, pixels)
 
 
 def _demo_rows(run: Path, demo: Path, device: str, k: int) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -206,7 +192,9 @@ def format_table(table: dict[str, Any]) -> str:
     lines = ["| set | detector | precision | recall | F1 | flagged | true pairs |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for r in table["rows"]:
-        lines.append(f"| {r['set']} | {r['detector']} | {r['precision']:.3f} | {r['recall']:.3f} | "
+        pci = " [{:.3f}, {:.3f}]".format(*r["precision_ci"]) if r.get("precision_ci") else ""
+        rci = " [{:.3f}, {:.3f}]".format(*r["recall_ci"]) if r.get("recall_ci") else ""
+        lines.append(f"| {r['set']} | {r['detector']} | {r['precision']:.3f}{pci} | {r['recall']:.3f}{rci} | "
                      f"{r['f1']:.3f} | {r['n_flagged']} | {r['n_true']} |")
     for name, rules in table["rules"].items():
         lines.append("")

@@ -25,7 +25,7 @@ from core.embed.encoder import embed_tensor
 from core.model.network import SimCLRModel
 from core.model.transforms import eval_view
 
-COPY_SIDE = 256  # originals are squared to this side before editing (the model squares anyway)
+COPY_SIDE = 256  # originals are shrunk to this longer side (aspect kept) before editing
 
 
 @dataclass(frozen=True)
@@ -93,10 +93,10 @@ def make_copies(pixels: np.ndarray, rng: np.random.Generator,
         kinds: edits from COPY_KINDS.
 
     Returns:
-        One (COPY_SIDE, COPY_SIDE) float32 array per kind.
+        One (H', W') float32 array per kind (the edit decides the size).
     """
-    img = Image.fromarray(to_uint8(pixels), mode="L").resize((COPY_SIDE, COPY_SIDE),
-                                                             Image.Resampling.BILINEAR)
+    img = Image.fromarray(to_uint8(pixels), mode="L")
+    img.thumbnail((COPY_SIDE, COPY_SIDE), Image.Resampling.BILINEAR)  # keeps the aspect ratio
     out = []
     for kind in kinds:
         encoded = make_copy(img, kind, rng)

@@ -35,6 +35,8 @@ from core.duplicates.candidates import (
 )
 from core.duplicates.hashing import hash_files
 from core.duplicates.rule import DEFAULT_TARGET, CalibrationError, Rule, precision_recall
+from core.duplicates.verified import DEFAULT_FLOOR, DEFAULT_VERIFY_K, geometric_stage
+from core.duplicates.verify import VerifyRule
 from core.embed.embeddings import Embeddings
 from core.files import atomic_write_bytes, atomic_write_json, read_json
 from core.run_folder import RunError, RunPaths
@@ -58,6 +60,7 @@ class DuplicateResult:
     pairs: list[CandidatePair]  # flagged pairs and unflagged near misses
     groups: list[list[str]]
     leakage: LeakageReport
+    verify_rule: VerifyRule = VerifyRule()
 
     @property
     def flagged(self) -> list[CandidatePair]:
@@ -74,7 +77,8 @@ class DuplicateResult:
             "n_pairs": len(flagged), "n_groups": len(self.groups),
             "n_cross_split": sum(p.cross_split for p in flagged),
             "pairs": [{"a": p.a, "b": p.b, "score": round(p.score, 6),
-                       "hash_distance": p.hash_distance, "cross_split": p.cross_split}
+                       "hash_distance": p.hash_distance, "cross_split": p.cross_split,
+                       "kind": p.kind, "inliers": p.inliers}
                       for p in flagged],
         }
 
@@ -92,7 +96,8 @@ def output_dir(run_dir: str | Path, data: str | Path | None = None) -> Path:
 def run_duplicates(run_dir: str | Path, threshold: str | float = "auto", *,
                    data: str | Path | None = None, k: int = DEFAULT_K,
                    target: float = DEFAULT_TARGET, n_heldout: int = 60, seed: int = 0,
-                   device: str = "cpu", progress: bool = False) -> DuplicateResult:
+                   device: str = "cpu", progress: bool = False, verify_k: int = DEFAULT_VERIFY_K,
+                   floor: float = DEFAULT_FLOOR, workers: int = 0) -> DuplicateResult:
     """Find the near-duplicates of a run's dataset (or of `data`) and save them.
 
     Args:
@@ -105,6 +110,9 @@ def run_duplicates(run_dir: str | Path, threshold: str | float = "auto", *,
         seed: seeds the choice of held-out images and the copies.
         device: 'cpu', 'cuda' or 'auto' for the model.
         progress: show progress bars.
+        verify_k: neighbours per image checked geometrically (`core.duplicates.verified`).
+        floor: lowest cosine of a pair checked geometrically.
+        workers: processes for features and verification (0: one per core).
 
     Returns:
         The DuplicateResult (also written to the output folder).
@@ -126,16 +134,24 @@ def run_duplicates(run_dir: str | Path, threshold: str | float = "auto", *,
         heldout = [i for i, s in enumerate(emb.splits) if s != "train"] if data is None else None
         cal = auto_calibrate(run, emb, hashes, data_root, heldout, target=target,
                              n_heldout=n_heldout, seed=seed, device=device)
-        atomic_write_json(out / CALIBRATION, cal.to_dict())
+        calibration = cal.to_dict()
         rule, method = cal.rule.rule, "auto"
         precision, recall = cal.rule.precision, cal.rule.recall
     else:
+        heldout, calibration = None, None
         rule, method = Rule(fixed, DEFAULT_HASH_THRESHOLD), "fixed"
         precision, recall = _estimate(out / CALIBRATION, rule)
     pairs = find_pairs(emb, hashes, rule, k=k)
+    saved = None if fixed is None else (read_json(out / CALIBRATION, default=None) or {}).get("verification")
+    pairs, verify_rule, verification = geometric_stage(
+        out, emb, hashes, data_root, pairs, heldout,
+        None if fixed is None else VerifyRule(**saved["rule"]) if saved else VerifyRule(),
+        target=target, seed=seed, k=verify_k, floor=floor, workers=workers)
+    if calibration is not None:
+        atomic_write_json(out / CALIBRATION, calibration | {"verification": verification})
     groups = [[emb.paths[r] for r in g] for g in duplicate_groups(len(emb), pairs)]
     result = DuplicateResult(out, run, data_root, method, rule, precision, recall, len(emb),
-                             pairs, groups, leakage_report(emb, pairs))
+                             pairs, groups, leakage_report(emb, pairs), verify_rule)
     save_result(result)
     return result
 
@@ -220,6 +236,7 @@ def save_result(result: DuplicateResult) -> None:
     doc = {
         "created": time.time(), "run": str(result.run), "data": str(result.data_root),
         "method": result.method, "rule": asdict(result.rule),
+        "verify_rule": asdict(result.verify_rule),
         "estimated_precision": _round(result.estimated_precision),
         "estimated_recall": _round(result.estimated_recall), "n_images": result.n_images,
         "pairs": [p.to_dict() | {"i": p.i, "j": p.j} for p in result.pairs],
@@ -228,7 +245,8 @@ def save_result(result: DuplicateResult) -> None:
                     "patient_leaks": [asdict(x) for x in leak.patient_leaks]},
     }
     atomic_write_json(out / RESULT, doc)
-    fields = ["a", "b", "score", "hash_distance", "exact", "cross_split", "same_patient", "flagged"]
+    fields = ["a", "b", "score", "hash_distance", "exact", "cross_split", "same_patient", "flagged",
+              "kind", "inliers", "agreement"]
     atomic_write_bytes(out / "pairs.csv", _csv(fields, [p.to_dict() for p in result.pairs]))
     atomic_write_bytes(out / "groups.csv", _csv(["group", "path"], [
         {"group": g, "path": path} for g, members in enumerate(result.groups, 1) for path in members]))
@@ -249,7 +267,8 @@ def load_result(run_dir: str | Path, data: str | Path | None = None) -> Duplicat
     if not doc:
         return None
     pairs = [CandidatePair(p["a"], p["b"], p["i"], p["j"], p["score"], p["hash_distance"],
-                           p["exact"], p["cross_split"], p["same_patient"], p["flagged"])
+                           p["exact"], p["cross_split"], p["same_patient"], p["flagged"],
+                           p.get("kind", ""), p.get("inliers"), p.get("agreement"))
              for p in doc["pairs"]]
     leak = doc.get("leakage", {})
     leakage = LeakageReport([p for p in pairs if p.flagged and p.cross_split],
@@ -258,7 +277,7 @@ def load_result(run_dir: str | Path, data: str | Path | None = None) -> Duplicat
     rule = Rule(**{k: v for k, v in doc["rule"].items() if k in Rule.__dataclass_fields__})
     return DuplicateResult(out, Path(doc["run"]), Path(doc["data"]), doc["method"], rule,
                            doc["estimated_precision"], doc["estimated_recall"], doc["n_images"],
-                           pairs, doc["groups"], leakage)
+                           pairs, doc["groups"], leakage, VerifyRule(**doc.get("verify_rule", {})))
 
 
 def load_calibration(run_dir: str | Path, data: str | Path | None = None) -> dict[str, Any] | None:

@@ -3,6 +3,8 @@
 from core.facade import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "PairEvidence": "compare",
+    "pair_evidence": "compare",
     "ImageFacts": "export",
     "KEEP_RULE": "export",
     "image_facts": "export",
@@ -12,6 +14,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "to_csv": "export",
     "difference_image": "queue",
     "overlay_image": "queue",
+    "pending_copies": "queue",
     "ReviewError": "store",
     "ReviewStore": "store",
     "StaleVerdict": "store",
@@ -19,6 +22,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "PairEvidence",
+    "pair_evidence",
+    "pending_copies",
     "ImageFacts",
     "KEEP_RULE",
     "image_facts",

@@ -2,7 +2,7 @@
 
 Groups are connected components of pairs that are confirmed duplicates or, optionally,
 flagged candidates nobody has rejected yet. The keep list uses copy kinds only: two studies
-of one patient ('same_patient_other_study') are not copies, and both are kept.
+of one patient ('same_patient') are not copies, and both are kept.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from core.review.store import Verdict
 
 KEEP_RULE = ("keep the highest resolution (width x height), then the largest file, "
              "then the shortest path, then the first in alphabetical order")
-COPY_KINDS = ("same_image", "reencoded_resized", "cropped_rotated")
+COPY_KINDS = ("exact", "copy")  # kinds that mean "the same film"
 
 
 @dataclass(frozen=True)

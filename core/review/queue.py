@@ -39,6 +39,7 @@ class QueueFilter:
     kinds: tuple[str, ...] = ()
     cross_split_only: bool = False
     flagged_only: bool = True
+    found_kinds: tuple[str, ...] = ()  # the search's kind of the pair (exact, copy, ...); empty: any
 
 
 def review_queue(pairs: Iterable[CandidatePair], current: Mapping[tuple[str, str], Verdict],
@@ -68,8 +69,16 @@ def review_queue(pairs: Iterable[CandidatePair], current: Mapping[tuple[str, str
             continue
         if f.kinds and not (item.verdict is not None and item.verdict.kind in f.kinds):
             continue
+        if f.found_kinds and p.kind not in f.found_kinds:
+            continue
         out.append(item)
     return sorted(out, key=lambda q: (not q.pair.flagged, -q.pair.score, q.pair.a, q.pair.b))
+
+
+def pending_copies(pairs: Iterable[CandidatePair], current: Mapping[tuple[str, str], Verdict]
+                   ) -> list[tuple[str, str]]:
+    """Geometrically verified copies nobody has judged yet (for the bulk confirm)."""
+    return [(p.a, p.b) for p in pairs if p.kind == "copy" and pair_key(p.a, p.b) not in current]
 
 
 def pending_exact(pairs: Iterable[CandidatePair], current: Mapping[tuple[str, str], Verdict]

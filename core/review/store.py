@@ -16,17 +16,22 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from core.duplicates.verified import KINDS as PAIR_KINDS
 from core.errors import UserError
 
 VERDICTS = ("duplicate", "not_duplicate", "skip")
-KINDS = ("same_image", "reencoded_resized", "cropped_rotated", "same_patient_other_study")
+# The kinds a duplicate search gives; a reviewer confirms or corrects one.
+KINDS = PAIR_KINDS
 KIND_LABELS = {
-    "same_image": "same image", "reencoded_resized": "re-encoded or resized",
-    "cropped_rotated": "cropped or rotated", "same_patient_other_study": "same patient, other study",
+    "exact": "exact copy (same pixels)", "copy": "copy (same film, transformed)",
+    "similar": "similar (not the same film)", "same_patient": "same patient, other film",
 }
+# Kinds of databases written before geometric verification: read (and accepted) as the new ones.
+LEGACY_KINDS = {"same_image": "exact", "reencoded_resized": "copy", "cropped_rotated": "copy",
+                "same_patient_other_study": "same_patient"}
 _UNDO = "undo"
 _SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -323,7 +328,8 @@ def _has_table(db: sqlite3.Connection) -> bool:
 
 
 def _row(r: tuple) -> Verdict:
-    return Verdict(*r)
+    v = Verdict(*r)
+    return replace(v, kind=LEGACY_KINDS[v.kind]) if v.kind in LEGACY_KINDS else v
 
 
 def _clean_reviewer(reviewer: str) -> str:
@@ -338,7 +344,7 @@ def _clean_reviewer(reviewer: str) -> str:
 def _check(verdict: str, reviewer: str, kind: str, note: str) -> tuple[str, str, str]:
     if verdict not in VERDICTS:
         raise ReviewError(f"unknown verdict {verdict!r} (choose from {', '.join(VERDICTS)})")
-    kind = kind or ""
+    kind = LEGACY_KINDS.get(kind or "", kind or "")
     if verdict == "duplicate" and kind not in KINDS:
         raise ReviewError(f"a duplicate needs a kind: one of {', '.join(KINDS)}")
     if verdict != "duplicate" and kind:

@@ -70,12 +70,12 @@ def test_confirm_then_reject_records_who_what_and_which_model(dup_ws):
     assert _position(at) == f"**Pair 1 of {n}**"
     first = _shown_pair(at)
     at.text_input(key=f"dup_note_{first[0]}|{first[1]}").input("same film").run()
-    at.button(key="dup_v_same_image").click().run()
+    at.button(key="dup_v_exact").click().run()
     assert not at.exception
     assert _position(at) == f"**Pair 1 of {n - 1}**"
     current = store.current()
     v = current[tuple(sorted(first))]
-    assert (v.verdict, v.kind, v.reviewer, v.note, v.run) == ("duplicate", "same_image", "ann",
+    assert (v.verdict, v.kind, v.reviewer, v.note, v.run) == ("duplicate", "exact", "ann",
                                                               "same film", ws.run_dir.name)
     assert v.threshold == pytest.approx(result.rule.threshold)
     second = _shown_pair(at)
@@ -88,7 +88,7 @@ def test_confirm_then_reject_records_who_what_and_which_model(dup_ws):
 def test_undo_takes_back_the_last_verdict(dup_ws):
     _, result, store = dup_ws
     at = _page()
-    at.button(key="dup_v_cropped_rotated").click().run()
+    at.button(key="dup_v_copy").click().run()
     assert len(store.current()) == 1
     at.button(key="dup_undo").click().run()
     assert not at.exception
@@ -102,7 +102,7 @@ def test_undo_takes_back_the_last_verdict(dup_ws):
 def test_filters_by_status_kind_cross_split_and_score(dup_ws):
     _, result, store = dup_ws
     flagged = sorted(result.flagged, key=lambda p: -p.score)
-    store.record(flagged[0].a, flagged[0].b, "duplicate", reviewer="bob", kind="reencoded_resized")
+    store.record(flagged[0].a, flagged[0].b, "duplicate", reviewer="bob", kind="copy")
     store.record(flagged[1].a, flagged[1].b, "not_duplicate", reviewer="bob")
     at = _page()
     at.selectbox(key="dup_status").set_value("duplicate").run()
@@ -110,9 +110,9 @@ def test_filters_by_status_kind_cross_split_and_score(dup_ws):
     at.selectbox(key="dup_status").set_value("not_duplicate").run()
     assert _shown_pair(at) == (flagged[1].a, flagged[1].b)
     at.selectbox(key="dup_status").set_value("any").run()
-    at.multiselect(key="dup_kinds").set_value(["cropped_rotated"]).run()
+    at.multiselect(key="dup_kinds").set_value(["similar"]).run()
     assert any("No pair left" in s.value for s in at.success)
-    at.multiselect(key="dup_kinds").set_value(["reencoded_resized"]).run()
+    at.multiselect(key="dup_kinds").set_value(["copy"]).run()
     assert _position(at) == "**Pair 1 of 1**"
     at.multiselect(key="dup_kinds").set_value([]).run()
     at.checkbox(key="dup_cross").check().run()

@@ -211,7 +211,7 @@ def test_groups_and_keep_one_per_group(tmp_path):
     assert [g.members for g in groups] == [["a", "b", "g"], ["e", "f"], ["h", "i"]]
     assert (groups[0].confirmed, groups[0].pending) == (1, 1)
     copies = review_groups(candidates, store.current(), include_pending=False,
-                           kinds=("same_image", "reencoded_resized", "cropped_rotated"))
+                           kinds=("exact", "copy"))
     assert [g.members for g in copies] == [["a", "b"]]
     facts = {"a": ImageFacts("a", 100, 100, 10), "b": ImageFacts("b", 200, 100, 5),
              "g": ImageFacts("g", 200, 100, 9), "h": ImageFacts("h", 10, 10, 1),

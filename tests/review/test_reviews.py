@@ -35,7 +35,7 @@ def test_verdict_then_change_keeps_history(store):
     assert [v.verdict for v in history] == ["duplicate", "not_duplicate"]
     first = history[0]
     assert (first.reviewer, first.kind, first.note, first.run, first.threshold) == \
-        ("ann", "same_image", "identical", "r1", 0.97)
+        ("ann", "exact", "identical", "r1", 0.97)  # a legacy kind is stored as its new name
     assert first.created <= history[1].created
 
 
@@ -79,6 +79,19 @@ def test_bad_verdicts_are_refused(store, verdict, kind, reviewer):
     assert store.history() == []
 
 
+def test_old_databases_read_with_the_new_kinds(tmp_path):
+    path = tmp_path / "old.sqlite"
+    ReviewStore(path, "d").record("a", "b", "skip", reviewer="ann")
+    with sqlite3.connect(path) as db:  # a row as written before the kinds were renamed
+        db.execute("INSERT INTO verdicts (dataset, path_a, path_b, verdict, kind, reviewer, created, batch)"
+                   " VALUES ('d', 'c', 'e', 'duplicate', 'cropped_rotated', 'bob', 1.0, 'x')")
+    store = ReviewStore(path, "d")
+    assert store.current()[("c", "e")].kind == "copy"
+    store.record("c", "e", "duplicate", reviewer="ann", kind="same_patient")  # a reviewer corrects the kind
+    assert store.current()[("c", "e")].kind == "same_patient"
+    assert [v.kind for v in store.history("c", "e")] == ["copy", "same_patient"]
+
+
 def test_datasets_do_not_mix(tmp_path):
     a = ReviewStore(tmp_path / "r.sqlite", dataset="one")
     b = ReviewStore(tmp_path / "r.sqlite", dataset="two")
@@ -90,7 +103,7 @@ def test_survives_a_restart(tmp_path):
     path = tmp_path / "r.sqlite"
     ReviewStore(path, "demo").record("a", "b", "duplicate", reviewer="ann", kind="same_image")
     again = ReviewStore(path, "demo")
-    assert again.current()[("a", "b")].kind == "same_image"
+    assert again.current()[("a", "b")].kind == "exact"
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

@@ -1,0 +1,163 @@
+"""Scores of the two-stage detector (candidates, then geometry) per kind and per edit.
+
+Used by `core.duplicates.evaluate` (`python -m core duplicates-eval`): the same sets as the
+one-stage detectors, plus rows per kind (exact, copy, similar, same_patient: precision is the
+share of that kind's pairs that are true duplicates, recall the share of true pairs found with
+that kind) and per edit on the synthetic copies (a copy counts as found when it lands in its
+original's group of exact and verified copies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.duplicates.candidates import CandidatePair, find_pairs
+from core.duplicates.features import FeatureTable, features_of, image_features
+from core.duplicates.hashing import HashTable
+from core.duplicates.neighbours import connected_groups
+from core.duplicates.rule import Rule
+from core.duplicates.verified import (
+    FEATURES,
+    KINDS,
+    VERIFIED,
+    calibrate_on_heldout,
+    file_stamps,
+    verify_candidates,
+)
+from core.duplicates.verify import VerifyRule
+from core.duplicates.verify_calibration import VerifyCalibration
+from core.embed.embeddings import Embeddings
+
+DUPLICATE_KINDS = ("exact", "copy")  # the kinds that claim "the same film"
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """Precision, recall and F1 of flagged pairs against true pairs."""
+
+    precision: float
+    recall: float
+    f1: float
+    n_flagged: int
+    n_true: int
+
+
+def pair_scores(flagged: set[tuple[int, int]], truth: set[tuple[int, int]]) -> PairScores:
+    """Score unordered pairs (given as (i, j) with i < j).
+
+    Args:
+        flagged: pairs a detector called duplicates; truth: the real duplicates.
+
+    Returns:
+        PairScores; precision is 1.0 when nothing is flagged, recall 1.0 when nothing is true.
+    """
+    tp = len(flagged & truth)
+    precision = tp / len(flagged) if flagged else 1.0
+    recall = tp / len(truth) if truth else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return PairScores(precision, recall, f1, len(flagged), len(truth))
+
+
+def kind_scores(flagged: set[tuple[int, int]], truth: set[tuple[int, int]], n_true: int) -> PairScores:
+    """One kind's share of the answer: precision within the kind, recall over all true pairs."""
+    tp = len(flagged & truth)
+    precision = tp / len(flagged) if flagged else 1.0
+    recall = tp / n_true if n_true else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return PairScores(precision, recall, f1, len(flagged), n_true)
+
+
+@dataclass(frozen=True)
+class SyntheticCopies:
+    """A dataset with copies appended: rows >= len(base) are copies of row family[x] by edits[x]."""
+
+    big: Embeddings
+    hashes: HashTable
+    base: Embeddings
+    family: list[int]
+    edits: list[str]
+    pixels: list[np.ndarray]
+
+
+def _row(name: str, detector: str, s: PairScores) -> dict[str, Any]:
+    return {"set": name, "detector": detector, "precision": round(s.precision, 4),
+            "recall": round(s.recall, 4), "f1": round(s.f1, 4), "n_flagged": s.n_flagged,
+            "n_true": s.n_true}
+
+
+def _key(p: CandidatePair) -> tuple[int, int]:
+    return min(p.i, p.j), max(p.i, p.j)
+
+
+def verify_rule_for(out: Path, emb: Embeddings, hashes: HashTable, root: Path,
+                    heldout: list[int] | None) -> tuple[VerifyRule, VerifyCalibration | None]:
+    """The verification rule calibrated as `auto` does it (on copies of `heldout` images)."""
+    table = image_features(root, emb.paths, cache=out / FEATURES)
+    cal = calibrate_on_heldout(table, emb, hashes, root, heldout)
+    return (cal.rule if cal else VerifyRule()), cal
+
+
+def verified_rows(name: str, emb: Embeddings, hashes: HashTable, root: Path, out: Path, rule: Rule,
+                  vrule: VerifyRule, truth: set[tuple[int, int]], k: int) -> list[dict[str, Any]]:
+    """Rows for the two-stage detector and each kind on a dataset with known true pairs."""
+    table = image_features(root, emb.paths, cache=out / FEATURES)
+    pairs = verify_candidates(emb, hashes, find_pairs(emb, hashes, rule, k=k, near_misses=False), table,
+                              vrule, cache=out / VERIFIED, stamps=file_stamps(root, emb.paths))
+    dup = {_key(p) for p in pairs if p.kind in DUPLICATE_KINDS}
+    rows = [_row(name, "verified (exact + copy)", pair_scores(dup, truth))]
+    for kind in KINDS:
+        flagged = {_key(p) for p in pairs if p.kind == kind}
+        rows.append(_row(name, f"kind {kind}", kind_scores(flagged, truth, len(truth))))
+    return rows
+
+
+def synthetic_verified_rows(c: SyntheticCopies, root: Path, out: Path, rule: Rule, vrule: VerifyRule,
+                            k: int) -> list[dict[str, Any]]:
+    """Rows for the two-stage detector on copies: overall, per kind and per edit."""
+    n = len(c.base)
+    base = image_features(root, c.base.paths, cache=out / FEATURES)
+    table = FeatureTable(c.big.paths, base.items + [features_of(p) for p in c.pixels], dict(base.bad))
+    pairs = verify_candidates(c.big, c.hashes, find_pairs(c.big, c.hashes, rule, k=k, near_misses=False),
+                              table, vrule)
+    fam = {i: i for i in c.family} | {n + x: i for x, i in enumerate(c.family)}
+    mine = [p for p in pairs if max(p.i, p.j) >= n]  # pairs that involve a copy
+    true_of = {_key(p): fam.get(p.i, -1) == fam.get(p.j, -2) for p in mine}
+    group = np.arange(n + len(c.family))
+    for g in connected_groups(len(group), [_key(p) for p in pairs if p.kind in DUPLICATE_KINDS]):
+        group[g] = g[0]
+    found = np.array([group[n + x] == group[i] for x, i in enumerate(c.family)], bool)
+    edits = np.array(c.edits)
+    name = "cxr synthetic copies"
+    rows = []
+
+    def add(detector: str, sel: list[CandidatePair], hits: np.ndarray) -> None:
+        tp = sum(true_of[_key(p)] for p in sel)
+        precision = tp / len(sel) if sel else 1.0
+        recall = float(hits.mean()) if hits.size else 1.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append(_row(name, detector, PairScores(precision, recall, f1, len(sel), int(hits.size))))
+
+    dup = [p for p in mine if p.kind in DUPLICATE_KINDS]
+    add("verified (exact + copy)", dup, found)
+    for kind in KINDS:
+        sel = [p for p in mine if p.kind == kind]
+        hit_rows = {r for p in sel if true_of[_key(p)] for r in (p.i, p.j)}
+        add(f"kind {kind}", sel, np.array([n + x in hit_rows for x in range(len(c.family))], bool))
+    for edit in dict.fromkeys(c.edits):
+        rows_e = {n + x for x in np.flatnonzero(edits == edit)}
+        add(f"edit {edit}", [p for p in dup if p.i in rows_e or p.j in rows_e], found[edits == edit])
+    return rows
+
+
+def _interval_row(cal: VerifyCalibration) -> dict[str, Any]:
+    """The calibration's own estimate, at its prevalence, with 95 % bootstrap intervals."""
+    p, r = cal.precision, cal.recall
+    f1 = 2 * p.value * r.value / (p.value + r.value) if p.value + r.value else 0.0
+    return {"set": f"val copies (calibration, prevalence {cal.prevalence:g})", "detector": "verification",
+            "precision": p.value, "recall": r.value, "f1": round(f1, 4),
+            "n_flagged": int(cal.rule.passes(cal.pos_inliers, cal.pos_agreement).sum()),
+            "n_true": int(cal.pos_inliers.size), "precision_ci": [p.low, p.high], "recall_ci": [r.low, r.high]}

@@ -1,0 +1,185 @@
+"""Geometric verification of a candidate pair: is it the same film, transformed?
+
+ORB descriptors of the two images are matched (Lowe's ratio test), a similarity transform
+(rotation, uniform scale, shift) is fitted with RANSAC, and the second image is warped onto
+the first. Two numbers decide:
+- inliers: matches consistent with one similarity; two different films of the same anatomy
+  rarely share more than ~30, a cropped, rotated, re-windowed copy keeps 20 to hundreds;
+- agreement: on the aligned overlap (thumbnails, lightly blurred, the second histogram-
+  matched to the first so gamma and window changes do not count), the fraction of pixels
+  within AGREE_LEVELS grey levels. Copies agree almost everywhere (burned-in text and noise
+  touch few pixels after the blur); two films of one patient, taken minutes apart, move
+  ribs and diaphragm and agree on far less.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing import get_all_start_methods, get_context
+
+import cv2
+import numpy as np
+
+from core.duplicates.features import SIDE, FeatureTable, ImageFeatures
+
+RATIO = 0.8  # Lowe's ratio test (Lowe, IJCV 2004)
+REPROJ_PX = 4.0  # RANSAC inlier distance at SIDE pixels
+MIN_MATCHES = 8  # fewer good matches: no transform is fitted
+AGREE_LEVELS = 8  # grey levels (of 255) within which two aligned pixels agree
+MIN_OVERLAP_PX = 200
+SCALE_RANGE = (0.3, 3.5)  # a similarity outside this is no copy of a film
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The geometric evidence for one pair.
+
+    inliers: RANSAC inliers (0 when no transform was found); agreement: fraction of the
+    aligned overlap that agrees (0..1); overlap: fraction of the first image the second
+    covers; matrix: 2x3 similarity taking the second image's SIDE-scale points onto the first's
+    (None when none was found).
+    """
+
+    inliers: int
+    agreement: float
+    overlap: float
+    matrix: np.ndarray | None = None
+
+
+NOT_VERIFIED = Verification(0, 0.0, 0.0, None)
+
+
+@dataclass(frozen=True)
+class VerifyRule:
+    """A pair is the same film when inliers >= min_inliers and agreement >= min_agreement."""
+
+    min_inliers: int = 20
+    min_agreement: float = 0.85
+
+    def describe(self) -> str:
+        """The rule in words."""
+        return f"same film when >= {self.min_inliers} RANSAC inliers and agreement >= {self.min_agreement:.2f}"
+
+    def passes(self, inliers: np.ndarray, agreement: np.ndarray) -> np.ndarray:
+        """(P,) bool: which verified pairs are copies."""
+        return (np.asarray(inliers) >= self.min_inliers) & (np.asarray(agreement) >= self.min_agreement - 1e-9)
+
+
+def match_points(a: ImageFeatures, b: ImageFeatures) -> tuple[np.ndarray, np.ndarray]:
+    """Ratio-test matches: (M, 2) points in a and the (M, 2) points in b they match."""
+    if len(a.desc) < 2 or len(b.desc) < 2:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+    knn = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(a.desc, b.desc, k=2)
+    good = [m[0] for m in knn if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    ia = np.array([g.queryIdx for g in good], np.int64)
+    ib = np.array([g.trainIdx for g in good], np.int64)
+    return a.points[ia].reshape(-1, 2), b.points[ib].reshape(-1, 2)
+
+
+def fit_similarity(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """RANSAC similarity taking pb onto pa: (2x3 matrix or None, (M,) bool inlier mask)."""
+    if len(pa) < MIN_MATCHES:
+        return None, np.zeros(len(pa), bool)
+    m, inl = cv2.estimateAffinePartial2D(pb, pa, method=cv2.RANSAC, ransacReprojThreshold=REPROJ_PX,
+                                         maxIters=500, confidence=0.99, refineIters=5)
+    if m is None:
+        return None, np.zeros(len(pa), bool)
+    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
+        return None, np.zeros(len(pa), bool)
+    return m, inl.ravel().astype(bool)
+
+
+def thumb_matrix(m: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The SIDE-scale similarity `m` re-expressed between thumbnails a and b."""
+    sa = max(a.shape) / SIDE
+    sb = max(b.shape) / SIDE
+    out = m.astype(np.float64).copy()
+    out[:, :2] *= sa / sb
+    out[:, 2] *= sa
+    return out
+
+
+def aligned(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """b warped onto a's frame: (warped float32 image, bool mask of where b covers a)."""
+    h, w = a.shape
+    warped = cv2.warpAffine(b.astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    cover = cv2.warpAffine(np.ones(b.shape, np.float32), m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    return warped, cover > 0.99
+
+
+def agreement(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> tuple[float, float]:
+    """Fraction of the aligned overlap where a and b (warped, histogram-matched) agree.
+
+    Args:
+        a, b: uint8 thumbnails; m: 2x3 matrix from b's thumbnail to a's.
+
+    Returns:
+        (agreement in [0, 1], overlap fraction of a).
+    """
+    warped, cover = aligned(a, b, m)
+    # black film border and rotation fill say nothing about the content
+    mask = cover & (warped > 2) & (a > 2)
+    mask = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    if mask.sum() < MIN_OVERLAP_PX:
+        return 0.0, float(mask.mean())
+    va = cv2.GaussianBlur(a.astype(np.float32), (0, 0), 0.75)[mask]  # (P,)
+    vb = cv2.GaussianBlur(warped, (0, 0), 0.75)[mask]  # (P,)
+    matched = np.empty_like(vb)
+    matched[np.argsort(vb, kind="stable")] = np.sort(va)  # b's grey levels mapped onto a's
+    return float((np.abs(va - matched) < AGREE_LEVELS).mean()), float(mask.mean())
+
+
+def verify_pair(a: ImageFeatures, b: ImageFeatures) -> Verification:
+    """Match, fit and compare one pair (b is aligned onto a)."""
+    pa, pb = match_points(a, b)
+    m, inl = fit_similarity(pa, pb)
+    if m is None:
+        return Verification(0, 0.0, 0.0, None)
+    agree, overlap = agreement(a.thumb, b.thumb, thumb_matrix(m, a.thumb, b.thumb))
+    return Verification(int(inl.sum()), agree, overlap, m)
+
+
+_TABLE: FeatureTable | None = None  # the worker's features, inherited through fork
+
+
+def _verify_rows(pairs: np.ndarray) -> list[tuple[int, float, float]]:
+    out = []
+    for i, j in pairs:
+        a, b = _TABLE.items[i], _TABLE.items[j]
+        v = NOT_VERIFIED if a is None or b is None else verify_pair(a, b)
+        out.append((v.inliers, round(v.agreement, 4), round(v.overlap, 4)))
+    return out
+
+
+def _init() -> None:
+    cv2.setNumThreads(1)
+
+
+def verify_many(table: FeatureTable, pairs: Sequence[tuple[int, int]] | np.ndarray,
+                workers: int = 0, chunk: int = 256) -> list[tuple[int, float, float]]:
+    """Verify pairs of rows of `table` in parallel processes.
+
+    Args:
+        table: the images' features.
+        pairs: (P, 2) row ids.
+        workers: processes (0: one per core; 1: in this process).
+        chunk: pairs per task.
+
+    Returns:
+        (inliers, agreement, overlap) per pair, in order.
+    """
+    global _TABLE
+    arr = np.asarray(pairs, np.int64).reshape(-1, 2)
+    n = workers or (os.cpu_count() or 1)
+    _TABLE = table
+    try:
+        if n <= 1 or len(arr) < 2 * chunk or "fork" not in get_all_start_methods():
+            return _verify_rows(arr)
+        with get_context("fork").Pool(n, initializer=_init) as pool:
+            parts = pool.map(_verify_rows, [arr[s:s + chunk] for s in range(0, len(arr), chunk)])
+        return [x for part in parts for x in part]
+    finally:
+        _TABLE = None
