@@ -38,7 +38,8 @@ class IVFPQSettings:
 
     def factory(self, dim: int) -> str:
         """The faiss.index_factory string, e.g. 'OPQ64,IVF4096,PQ64'."""
-        return f"{'OPQ%d,' % self.m if self.opq else ''}IVF{self.nlist},PQ{self.m}"
+        rotation = f"OPQ{self.m}," if self.opq else ""
+        return f"{rotation}IVF{self.nlist},PQ{self.m}"
 
     def bytes_per_vector(self) -> int:
         """Code bytes plus the 8-byte id each inverted list stores per vector."""

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from core.index.ivfpq import MIN_TRAIN, choose_settings
-from core.index.refine import refine_search
 from core.index.recall import exact_top_k, recall_at_k, sample_recall
+from core.index.refine import refine_search
 from core.index.shard_rows import gather_rows
 from core.index.vectors import VectorIndex
 
