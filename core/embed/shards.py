@@ -45,6 +45,7 @@ from core.run_folder import RunPaths
 ARCHIVE_FORMAT = 1
 MANIFEST = "archive.json"
 INDEX_FILE = "index.faiss"
+ENGINES = ("local", "ray")
 
 
 class ArchiveError(UserError):
@@ -135,7 +136,8 @@ def read_archive_paths(out_dir: str | Path) -> list[str]:
 def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
                   shard_size: int = 10_000, *, device: str = "auto", precision: str = "auto",
                   batch_size: int = 64, workers: int = -1, progress: bool = False,
-                  on_shard: Callable[[ShardInfo], None] | None = None) -> ArchiveResult:
+                  on_shard: Callable[[ShardInfo], None] | None = None, engine: str = "local",
+                  address: str | None = None, gpus_per_worker: float = 0.0) -> ArchiveResult:
     """Embed every archive file not yet in a finished shard, one shard at a time.
 
     Args:
@@ -147,6 +149,10 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
         batch_size, workers: passed to `embed_files`.
         progress: show a progress bar per shard.
         on_shard: called after each shard is written (e.g. to report progress).
+        engine: 'local' (this process) or 'ray' (Ray Data, `core.embed.ray_engine`); both
+            write the same shards with the same vectors, and either resumes the other's.
+        address: Ray cluster ('auto' or HOST:PORT); None starts a local Ray (engine 'ray').
+        gpus_per_worker: GPUs per embedding actor (engine 'ray'; 0 embeds on CPUs).
 
     Returns:
         ArchiveResult for the whole output folder.
@@ -157,6 +163,8 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
     """
     if shard_size < 1:
         raise ArchiveError(f"shard size must be >= 1, got {shard_size}")
+    if engine not in ENGINES:
+        raise ArchiveError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
     started = time.time()
     setup_cpu()
     root = Path(data_dir).expanduser().resolve()
@@ -172,25 +180,35 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
     todo = [p for p in files if p not in seen]
     number = done[-1].number + 1 if done else 0
     prec = resolve_precision(precision, dev)
+    plan = [(number + i, todo[start:start + shard_size])
+            for i, start in enumerate(range(0, len(todo), shard_size))]
+    if engine == "ray":
+        from core.embed.ray_engine import RaySettings, embed_shards_on_ray
+
+        settings = RaySettings(address, gpus_per_worker, batch_size=batch_size)
+        new = embed_shards_on_ray(model, size, precision, root, out, plan, settings, on_shard)
+        return _result(out, len(files), new, started)
     new: list[int] = []
-    for start in range(0, len(todo), shard_size):
-        chunk = todo[start:start + shard_size]
+    for number, chunk in plan:
         vectors, bad = embed_files(model, [root / p for p in chunk], size, dev, prec,
                                    batch_size=batch_size, workers=workers, progress=progress)
         keep = [i for i in range(len(chunk)) if i not in bad]
-        info = _write_shard(out, number, vectors[keep], [chunk[i] for i in keep],
+        info = write_shard(out, number, vectors[keep], [chunk[i] for i in keep],
                             [(chunk[i], bad[i]) for i in sorted(bad)])
         new.append(number)
-        number += 1
         if on_shard is not None:
             on_shard(info)
+    return _result(out, len(files), new, started)
+
+
+def _result(out: Path, n_files: int, new: list[int], started: float) -> ArchiveResult:
     shards = finished_shards(out)
-    return ArchiveResult(out, len(files), sum(s.n_vectors for s in shards),
+    return ArchiveResult(out, n_files, sum(s.n_vectors for s in shards),
                          sum(s.n_skipped for s in shards), len(shards), tuple(new),
                          time.time() - started)
 
 
-def _write_shard(out: Path, number: int, vectors: np.ndarray, paths: list[str],
+def write_shard(out: Path, number: int, vectors: np.ndarray, paths: list[str],
                  skipped: list[tuple[str, str]]) -> ShardInfo:
     """Write the csv files first and the .npy last: the .npy marks the shard as finished."""
     stem = shard_stem(out, number)

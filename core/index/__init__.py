@@ -1,4 +1,4 @@
-"""Vector search: `VectorIndex` (exact or HNSW, cosine on normalised vectors) and an index built from shards."""
+"""Vector search: `VectorIndex` (exact, HNSW or IVF-PQ, cosine on normalised vectors) and an index built from shards."""
 
 from core.facade import lazy_exports
 
@@ -9,6 +9,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "build_index_from_shards": "from_shards",
     "VectorIndex": "vectors",
     "validate_vectors": "vectors",
+    "refine_search": "refine",
+    "sample_recall": "recall",
+    "recall_at_k": "recall",
+    "gather_rows": "shard_rows",
 })
 
 __all__ = [
@@ -18,4 +22,8 @@ __all__ = [
     "build_index_from_shards",
     "VectorIndex",
     "validate_vectors",
+    "refine_search",
+    "sample_recall",
+    "recall_at_k",
+    "gather_rows",
 ]

@@ -6,7 +6,13 @@ Inner product on unit vectors is cosine similarity. Two kinds:
 - 'hnsw': `faiss.IndexHNSWFlat(d, M, METRIC_INNER_PRODUCT)`, a graph index for millions of
   vectors; approximate, with recall set by `efSearch` at query time. It stores the vectors
   plus about 8 * M bytes of links per vector.
-'auto' picks exact below `exact_below` vectors and HNSW above.
+- 'ivfpq': FAISS IVF-PQ (optionally with an OPQ rotation), trained on a sample, for tens of
+  millions of vectors: about 72 bytes a vector at D=512 (`core.index.ivfpq`). Approximate, and
+  its scores are decoded from compressed codes: callers comparing scores to a threshold
+  re-score its candidates exactly (`core.index.refine`).
+'auto' picks exact below `exact_below` vectors, HNSW up to `ivfpq_from`, IVF-PQ above.
+
+The settings file says the index's kind; files written before IVF-PQ (format 1) still load.
 
 `save(path)` writes the FAISS file at `path` and its settings (kind, M, efSearch) beside it
 in `path + '.json'`, so `load` restores the search settings FAISS does not persist.
@@ -25,10 +31,16 @@ import faiss
 import numpy as np
 
 from core.files import atomic_write_json, atomic_write_with
+from core.index import ivfpq
+from core.index.shard_rows import gather_rows
 
-KINDS = ("exact", "hnsw")
+KINDS = ("exact", "hnsw", "ivfpq")
 _NORM_TOL = 1e-2
-_FORMAT = 1
+_FORMAT = 2  # 2: adds nprobe and the IVF-PQ settings; format 1 files load unchanged
+EXACT_BELOW = 200_000
+# Past 1M vectors 'auto' builds IVF-PQ: at 1M x 512 HNSW holds ~2.3 GB and builds for tens of
+# minutes on 2 cores, IVF-PQ ~72 MB (benchmarks/README.md, "Scaling up").
+IVFPQ_FROM = 1_000_000
 _ADD_CHUNK = 65_536  # rows copied to float32 at a time when streaming shards
 # Below this many queries FAISS's flat index scans on one thread per query; one BLAS product
 # over its stored rows uses every core instead (FAISS switches to BLAS itself at 20 queries).
@@ -82,24 +94,38 @@ def validate_vectors(
     return arr
 
 
-def _choose_kind(kind: str, n: int, exact_below: int) -> str:
+def _choose_kind(kind: str, n: int, exact_below: int, ivfpq_from: int = IVFPQ_FROM) -> str:
     if kind == "auto":
-        return "exact" if n < exact_below else "hnsw"
+        return "exact" if n < exact_below else "hnsw" if n < ivfpq_from else "ivfpq"
     if kind not in KINDS:
-        raise ValueError(f"unknown index kind {kind!r}; choose auto, exact or hnsw")
+        raise ValueError(f"unknown index kind {kind!r}; choose auto, exact, hnsw or ivfpq")
     return kind
 
 
 class VectorIndex:
     """A FAISS cosine-similarity index with its kind and search settings."""
 
-    def __init__(self, index: faiss.Index, kind: str, hnsw_m: int = 32, ef_search: int = 128):
+    def __init__(self, index: faiss.Index, kind: str, hnsw_m: int = 32, ef_search: int = 128,
+                 nprobe: int = 32):
         """Wrap an existing FAISS index; prefer `create`, `build` or `load`."""
         self._index = index
         self._kind = kind
         self._hnsw_m = hnsw_m
         self.ef_search = ef_search
         self.generation = ""  # the artifact set it was saved in or loaded from
+        self.nprobe = nprobe
+        self.report: dict = {}  # what the build measured (recall@10 on a sample), saved with it
+
+    @property
+    def nprobe(self) -> int:
+        """IVF-PQ cells visited per query (unused for other kinds)."""
+        return self._nprobe
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        if int(value) < 1:
+            raise ValueError(f"nprobe must be >= 1, got {value}")
+        self._nprobe = int(value)
 
     @property
     def ef_search(self) -> int:
@@ -137,6 +163,8 @@ class VectorIndex:
         if dim < 1:
             raise ValueError(f"dimension must be >= 1, got {dim}")
         kind = _choose_kind(kind, 0, 1)
+        if kind == "ivfpq":
+            raise ValueError("an IVF-PQ index is trained on its vectors: use build or build_from_shards")
         if kind == "exact":
             return cls(faiss.IndexFlatIP(dim), "exact", hnsw_m, ef_search)
         if hnsw_m < 2 or ef_search < 1 or ef_construction < 1:
@@ -151,18 +179,23 @@ class VectorIndex:
         vectors: np.ndarray,
         kind: str = "auto",
         *,
-        exact_below: int = 200_000,
+        exact_below: int = EXACT_BELOW,
         hnsw_m: int = 32,
         ef_search: int = 128,
         ef_construction: int = 100,
+        ivfpq_from: int = IVFPQ_FROM,
+        opq: bool = False,
     ) -> VectorIndex:
         """Build an index over a matrix of embeddings.
 
         Args:
             vectors: (N, D) float32 L2-normalised embeddings; row i gets id i.
-            kind: 'auto' (exact if N < exact_below, else HNSW), 'exact' or 'hnsw'.
+            kind: 'auto' (exact if N < exact_below, HNSW if N < ivfpq_from, else IVF-PQ),
+                'exact', 'hnsw' or 'ivfpq'.
             exact_below: size at which 'auto' switches to HNSW.
             hnsw_m, ef_search, ef_construction: HNSW settings (see `create`).
+            ivfpq_from: size at which 'auto' switches to IVF-PQ.
+            opq: give an IVF-PQ index an OPQ rotation.
 
         Returns:
             The filled VectorIndex.
@@ -170,15 +203,23 @@ class VectorIndex:
         vecs = validate_vectors(vectors)
         if vecs.shape[0] == 0:
             raise ValueError("cannot build an index from zero vectors")
-        index = cls.create(
-            vecs.shape[1],
-            _choose_kind(kind, vecs.shape[0], exact_below),
-            hnsw_m=hnsw_m,
-            ef_search=ef_search,
-            ef_construction=ef_construction,
-        )
+        chosen = _choose_kind(kind, vecs.shape[0], exact_below, ivfpq_from)
+        if chosen == "ivfpq":
+            index = cls._trained_ivfpq(vecs.shape[0], vecs.shape[1], lambda rows: vecs[rows], opq)
+        else:
+            index = cls.create(vecs.shape[1], chosen, hnsw_m=hnsw_m, ef_search=ef_search,
+                               ef_construction=ef_construction)
         index.add(vecs)
         return index
+
+    @classmethod
+    def _trained_ivfpq(cls, n: int, dim: int, rows_of, opq: bool) -> VectorIndex:
+        """An empty IVF-PQ index trained on a sample; rows_of(sorted ids) -> (S, D) vectors."""
+        settings = ivfpq.choose_settings(n, dim, opq=opq)
+        index = ivfpq.new_index(dim, settings)
+        sample = validate_vectors(rows_of(ivfpq.train_rows(n, settings)), dim, "training sample")
+        index.train(sample)
+        return cls(index, "ivfpq", nprobe=settings.nprobe)
 
     @classmethod
     def build_from_shards(
@@ -186,20 +227,23 @@ class VectorIndex:
         shard_paths: Iterable[str | os.PathLike],
         kind: str = "auto",
         *,
-        exact_below: int = 200_000,
+        exact_below: int = EXACT_BELOW,
         hnsw_m: int = 32,
         ef_search: int = 128,
         ef_construction: int = 100,
+        ivfpq_from: int = IVFPQ_FROM,
+        opq: bool = False,
     ) -> VectorIndex:
         """Build an index from .npy shards without loading them all into memory.
 
         Each shard is memory-mapped and added in chunks, so peak memory is the index plus
-        one chunk. Ids follow the shard order: shard 0 rows first.
+        one chunk (plus, for IVF-PQ, its training sample). Ids follow the shard order:
+        shard 0 rows first.
 
         Args:
             shard_paths: .npy files, each an (N_i, D) array of L2-normalised rows, same D.
-            kind, exact_below, hnsw_m, ef_search, ef_construction: as in `build`, with 'auto'
-                deciding on the total row count.
+            kind, exact_below, hnsw_m, ef_search, ef_construction, ivfpq_from, opq: as in
+                `build`, with 'auto' deciding on the total row count.
 
         Returns:
             The filled VectorIndex.
@@ -223,13 +267,14 @@ class VectorIndex:
         total = sum(shard.shape[0] for _, shard in shards)
         if total == 0:
             raise ValueError("the embedding shards hold zero vectors")
-        index = cls.create(
-            shards[0][1].shape[1],
-            _choose_kind(kind, total, exact_below),
-            hnsw_m=hnsw_m,
-            ef_search=ef_search,
-            ef_construction=ef_construction,
-        )
+        dim = shards[0][1].shape[1]
+        chosen = _choose_kind(kind, total, exact_below, ivfpq_from)
+        if chosen == "ivfpq":
+            arrays = [shard for _, shard in shards]
+            index = cls._trained_ivfpq(total, dim, lambda rows: gather_rows(arrays, rows), opq)
+        else:
+            index = cls.create(dim, chosen, hnsw_m=hnsw_m, ef_search=ef_search,
+                               ef_construction=ef_construction)
         for path, shard in shards:
             for start in range(0, shard.shape[0], _ADD_CHUNK):
                 chunk = shard[start : start + _ADD_CHUNK]  # (<=chunk, D) read from disk
@@ -272,6 +317,9 @@ class VectorIndex:
         if self._kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k_eff))
             found_s, found_i = self._index.search(q, k_eff, params=params)  # (Q, k_eff)
+        elif self._kind == "ivfpq":
+            params = ivfpq.search_params(self._index, self.nprobe)
+            found_s, found_i = self._index.search(q, k_eff, params=params)  # (Q, k_eff)
         elif q.shape[0] < _FEW_QUERIES:
             found_s, found_i = self._exact_few(q, k_eff)  # (Q, k_eff)
         else:
@@ -301,7 +349,7 @@ class VectorIndex:
 
     @property
     def kind(self) -> str:
-        """'exact' or 'hnsw'."""
+        """'exact', 'hnsw' or 'ivfpq'."""
         return self._kind
 
     @property
@@ -338,9 +386,14 @@ class VectorIndex:
             "ntotal": self.ntotal,
             "hnsw_m": self._hnsw_m,
             "ef_search": self.ef_search,
+            "nprobe": self.nprobe,
             "faiss_version": faiss.__version__,
             "generation": generation,
+            **({"report": self.report} if self.report else {}),
         }
+        if self._kind == "ivfpq":
+            settings = ivfpq.settings_of(self._index, self.nprobe)
+            meta["ivfpq"] = {"nlist": settings.nlist, "m": settings.m, "opq": settings.opq}
         if self._kind == "hnsw":
             self._index.hnsw.efSearch = self.ef_search  # so a bare faiss.read_index has it too
 
@@ -383,19 +436,30 @@ class VectorIndex:
             index = faiss.read_index(str(path))
         except RuntimeError as err:
             raise ValueError(f"index file {path} is unreadable or corrupt") from err
-        expected = faiss.IndexHNSWFlat if kind == "hnsw" else faiss.IndexFlatIP
-        if kind not in KINDS or not isinstance(index, expected):
+        if kind not in KINDS or not _holds(index, kind):
             raise ValueError(f"index file {path} does not hold a {kind!r} index")
         if index.metric_type != faiss.METRIC_INNER_PRODUCT:
             raise ValueError(f"index file {path} does not use inner-product similarity")
         if index.ntotal != meta.get("ntotal") or index.d != meta.get("dim"):
             raise ValueError(f"index file {path} does not match its settings {meta_path}")
-        loaded = cls(index, kind, hnsw_m, ef_search)
+        loaded = cls(index, kind, hnsw_m, ef_search, int(meta.get("nprobe", 32)))
         loaded.generation = str(meta.get("generation") or "")
+        loaded.report = dict(meta.get("report") or {})
         return loaded
 
     def __repr__(self) -> str:
         return f"VectorIndex(kind={self._kind!r}, ntotal={self.ntotal}, dim={self.dim})"
+
+
+def _holds(index: faiss.Index, kind: str) -> bool:
+    """Whether a FAISS index read from disk is of the kind its settings file names."""
+    if kind == "ivfpq":
+        try:
+            ivfpq.ivf(index)
+        except (ValueError, RuntimeError):
+            return False
+        return True
+    return isinstance(index, faiss.IndexHNSWFlat if kind == "hnsw" else faiss.IndexFlatIP)
 
 
 def _meta_path(path: Path) -> Path:
