@@ -53,7 +53,8 @@ def cmd_train(a: argparse.Namespace) -> int:
                              weights=a.weights, epochs=a.epochs, batch_size=a.batch_size,
                              image_size=a.image_size, lr=a.lr, temperature=a.temperature,
                              device=a.device, seed=a.seed, precision=a.precision,
-                             num_workers=a.workers)
+                             num_workers=a.workers,
+                             patient_positives=a.patient_positives)
     report = train_run(config, a.run, progress=sys.stderr.isatty())
     if not report:
         return 0
@@ -158,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", choices=("auto", "fp32", "bf16"))
     t.add_argument("--workers", type=int, help="data loader processes (-1: automatic)")
     t.add_argument("--seed", type=int)
+    t.add_argument("--patient-positives", type=float, metavar="P",
+                   help="chance that a positive pair is two films of one patient (0..1; needs ids)")
     t.add_argument("--json", action="store_true", help="print the run report as JSON")
     t.set_defaults(func=cmd_train)
 

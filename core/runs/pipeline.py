@@ -118,7 +118,9 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, device: torch.device, 
     unreadable.update({dataset.samples[val_idx[i]].path: r for i, r in bad_val.items()})
     if train_images.shape[0] < 2:
         raise DatasetError(f"only {train_images.shape[0]} readable training images in {dataset.root}")
-    trainer = Trainer(config, paths, train_images, val_images, device, precision, progress)
+    train_ok = [i for k, i in enumerate(train_idx) if k not in bad_train]  # decoded order
+    trainer = Trainer(config, paths, train_images, val_images, device, precision, progress,
+                      train_patients=[dataset.samples[i].patient_id for i in train_ok])
     if paths.last.is_file():
         _resume(trainer, paths)
         _trim_metrics(paths, trainer.start_epoch)
