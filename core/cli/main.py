@@ -64,9 +64,11 @@ def cmd_train(a: argparse.Namespace) -> int:
         print(f"stopped after epoch {report['epochs_done']}; run the same command to resume")
     else:
         ev = report["evaluation"]
+        same = ev.get("same_patient_p1")
         print(f"trained {report['epochs_done']} epochs in {report['train_seconds']} s; "
-              f"test P@5 {ev['precision_at_5']:.3f}, mAP {ev['map']:.3f}, mAP@R {ev['map_at_r']:.3f}; "
-              f"{report['n_skipped']} files skipped; run: {a.run}")
+              f"test P@5 {ev['precision_at_5']:.3f}, mAP {ev['map']:.3f}, mAP@R {ev['map_at_r']:.3f}"
+              + (f", same-patient P@1 {same:.3f}" if same is not None else "")
+              + f"; {report['n_skipped']} files skipped; run: {a.run}")
     return 0
 
 
@@ -97,7 +99,8 @@ def cmd_embed(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from core.retrieval.evaluate import evaluate_run
 
-    result = evaluate_run(a.run, data=a.data, baselines=not a.no_baselines, progress=sys.stderr.isatty())
+    result = evaluate_run(a.run, data=a.data, baselines=not a.no_baselines, progress=sys.stderr.isatty(),
+                          include_same_patient=a.include_same_patient)
     if a.json:
         print(json.dumps(result, indent=2))
     else:
@@ -107,10 +110,18 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 def format_evaluation(result: dict) -> str:
     keys = ("precision_at_1", "precision_at_5", "precision_at_10", "map", "map_at_r")
+    same = {"precision_at_1": "same-patient P@1", "map": "same-patient mAP",
+            "recall_at_5": "same-patient R@5"}
     rows = [("model", result)] + list(result.get("baselines", {}).items())
-    lines = [f"{'':24s}" + "".join(f"{k:>16s}" for k in keys)]
-    lines += [f"{name:24s}" + "".join(f"{r[k]:16.3f}" for k in keys) for name, r in rows]
-    lines.append(f"queries {result['n_queries']}, gallery {result['n_gallery']}: {result['protocol']}")
+    header = "".join(f"{k:>16s}" for k in keys) + "".join(f"{h:>19s}" for h in same.values())
+    lines = [f"{'':24s}" + header]
+    for name, r in rows:
+        sp = r.get("same_patient") or {}
+        lines.append(f"{name:24s}" + "".join(f"{r[k]:16.3f}" for k in keys)
+                     + "".join(f"{sp[k]:19.3f}" if sp.get(k) is not None else f"{'-':>19s}" for k in same))
+    n_same = (result.get("same_patient") or {}).get("n_queries", 0)
+    lines.append(f"queries {result['n_queries']} ({n_same} with another film of their patient), "
+                 f"gallery {result['n_gallery']}: {result['protocol']}")
     return "\n".join(lines)
 
 
@@ -172,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("evaluate", help="retrieval metrics of a run beside baselines")
     v.add_argument("--run", required=True)
     v.add_argument("--data", help="evaluate on another labelled folder")
+    v.add_argument("--include-same-patient", action="store_true",
+                   help="let the query patient's other films count (the old protocol)")
     v.add_argument("--json", action="store_true")
     v.add_argument("--no-baselines", action="store_true")
     v.set_defaults(func=cmd_evaluate)

@@ -151,6 +151,7 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, device: torch.device, 
     write_status(paths, "evaluating", epoch=config.train.epochs, epochs=config.train.epochs)
     evaluation = evaluate_run(paths.root, baselines=True, progress=progress)
     report["evaluation"] = {k: evaluation[k] for k in ("precision_at_5", "map", "map_at_r")}
+    report["evaluation"]["same_patient_p1"] = evaluation["same_patient"]["precision_at_1"]
     report["wall_seconds"] = round(time.time() - started, 1)
     atomic_write_json(paths.report, report)
     write_status(paths, "finished", epoch=config.train.epochs, epochs=config.train.epochs,

@@ -3,8 +3,8 @@
 import torch
 
 from core.config import AugmentConfig
-from core.train.views import PatientPairDataset, patient_partners
 from core.model.transforms import XRayViews
+from core.train.views import PatientPairDataset, patient_partners
 
 
 def _films(n: int) -> torch.Tensor:
