@@ -73,6 +73,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_embed(a: argparse.Namespace) -> int:
+    if a.out is not None or a.data is not None:
+        return _embed_out(a)
     from core.data.dataset import scan_dataset
     from core.data.splits import load_splits
     from core.device import resolve_device, resolve_precision
@@ -93,6 +95,28 @@ def cmd_embed(a: argparse.Namespace) -> int:
     emb, bad = embed_run(paths, dataset, [by_path.get(s.path, "") for s in dataset.samples], device,
                          resolve_precision(config.train.precision, device), sys.stderr.isatty())
     print(json.dumps({"n_images": len(emb), "n_skipped": len(bad), "dim": int(emb.vectors.shape[1])}))
+    return 0
+
+
+def _embed_out(a: argparse.Namespace) -> int:
+    """`embed --run RUN [--data DIR] --out OUT`: vectors and items of a folder, for anyone to check."""
+    from core.embed.export import ExportError, embed_folder
+    from core.run_folder import RunPaths
+
+    if a.out is None:
+        raise ExportError("--data needs --out OUT (embed --run RUN alone re-embeds the run's dataset)")
+    data = a.data
+    if data is None:  # the run's own dataset
+        from core.config import RunConfig
+        from core.files import read_json
+
+        paths = RunPaths(Path(a.run))
+        if not paths.config.is_file():
+            raise RunError(f"not a run folder: {a.run}")
+        data = RunConfig.from_dict(read_json(paths.config)).data
+    result = embed_folder(a.run, data, a.out, device=a.device, progress=sys.stderr.isatty())
+    print(json.dumps({"out": str(result.out), "n_images": result.n_images,
+                      "n_skipped": result.n_skipped, "dim": result.dim}))
     return 0
 
 
@@ -175,8 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print the run report as JSON")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("embed", help="re-embed a run's dataset and rebuild its index")
+    e = sub.add_parser("embed", help="re-embed a run's dataset and rebuild its index, or "
+                       "write any folder's vectors to --out")
     e.add_argument("--run", required=True)
+    e.add_argument("--data", help="a labelled folder to embed with the run's model (needs --out)")
+    e.add_argument("--out", help="write OUT/embeddings.npy and OUT/items.csv instead of "
+                   "touching the run (--data defaults to the run's dataset)")
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     e.set_defaults(func=cmd_embed)
 
