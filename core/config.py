@@ -62,6 +62,9 @@ class TrainConfig:
     num_workers: int = -1  # -1: pick from the CPU count
     cosine_schedule: bool = False
     split_seed: int = 0
+    # Probability that an image's positive is another film of its patient (MedAug, Vu et al.
+    # 2021; MICLe, Azizi et al. 2021) instead of a second view of itself; needs patient ids.
+    patient_positives: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,8 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"--lr must be positive, got {t.lr}")
     if not t.temperature > 0:
         raise ConfigError(f"--temperature must be positive, got {t.temperature}")
+    if not 0.0 <= t.patient_positives <= 1.0:
+        raise ConfigError(f"--patient-positives must lie in [0, 1], got {t.patient_positives}")
     if t.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"unknown --device '{t.device}' (choose from auto, cpu, cuda)")
     if t.precision not in ("auto", "fp32", "bf16"):

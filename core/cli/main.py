@@ -54,7 +54,8 @@ def cmd_train(a: argparse.Namespace) -> int:
                              weights=a.weights, epochs=a.epochs, batch_size=a.batch_size,
                              image_size=a.image_size, lr=a.lr, temperature=a.temperature,
                              device=a.device, seed=a.seed, precision=a.precision,
-                             num_workers=a.workers)
+                             num_workers=a.workers,
+                             patient_positives=a.patient_positives)
     report = train_run(config, a.run, progress=sys.stderr.isatty())
     if not report:
         return 0
@@ -64,13 +65,17 @@ def cmd_train(a: argparse.Namespace) -> int:
         print(f"stopped after epoch {report['epochs_done']}; run the same command to resume")
     else:
         ev = report["evaluation"]
+        same = ev.get("same_patient_p1")
         print(f"trained {report['epochs_done']} epochs in {report['train_seconds']} s; "
-              f"test P@5 {ev['precision_at_5']:.3f}, mAP {ev['map']:.3f}, mAP@R {ev['map_at_r']:.3f}; "
-              f"{report['n_skipped']} files skipped; run: {a.run}")
+              f"test P@5 {ev['precision_at_5']:.3f}, mAP {ev['map']:.3f}, mAP@R {ev['map_at_r']:.3f}"
+              + (f", same-patient P@1 {same:.3f}" if same is not None else "")
+              + f"; {report['n_skipped']} files skipped; run: {a.run}")
     return 0
 
 
 def cmd_embed(a: argparse.Namespace) -> int:
+    if a.out is not None or a.data is not None:
+        return _embed_out(a)
     from core.data.dataset import scan_dataset
     from core.data.splits import load_splits
     from core.device import resolve_device, resolve_precision
@@ -98,6 +103,28 @@ def cmd_embed(a: argparse.Namespace) -> int:
     return 0
 
 
+def _embed_out(a: argparse.Namespace) -> int:
+    """`embed --run RUN [--data DIR] --out OUT`: vectors and items of a folder, for anyone to check."""
+    from core.embed.export import ExportError, embed_folder
+    from core.run_folder import RunPaths
+
+    if a.out is None:
+        raise ExportError("--data needs --out OUT (embed --run RUN alone re-embeds the run's dataset)")
+    data = a.data
+    if data is None:  # the run's own dataset
+        from core.config import RunConfig
+        from core.files import read_json
+
+        paths = RunPaths(Path(a.run))
+        if not paths.config.is_file():
+            raise RunError(f"not a run folder: {a.run}")
+        data = RunConfig.from_dict(read_json(paths.config)).data
+    result = embed_folder(a.run, data, a.out, device=a.device, progress=sys.stderr.isatty())
+    print(json.dumps({"out": str(result.out), "n_images": result.n_images,
+                      "n_skipped": result.n_skipped, "dim": result.dim}))
+    return 0
+
+
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from core.retrieval.evaluate import evaluate_run
     from core.run_folder import RunPaths, hold_run_lock
@@ -106,7 +133,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         raise RunError(f"not a run folder: {a.run}")
     with hold_run_lock(RunPaths(a.run)):  # it writes evaluation.json
         result = evaluate_run(a.run, data=a.data, baselines=not a.no_baselines,
-                              progress=sys.stderr.isatty())
+                              progress=sys.stderr.isatty(),
+                              include_same_patient=a.include_same_patient)
     if a.json:
         print(json.dumps(result, indent=2))
     else:
@@ -116,10 +144,18 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 def format_evaluation(result: dict) -> str:
     keys = ("precision_at_1", "precision_at_5", "precision_at_10", "map", "map_at_r")
+    same = {"precision_at_1": "same-patient P@1", "map": "same-patient mAP",
+            "recall_at_5": "same-patient R@5"}
     rows = [("model", result)] + list(result.get("baselines", {}).items())
-    lines = [f"{'':24s}" + "".join(f"{k:>16s}" for k in keys)]
-    lines += [f"{name:24s}" + "".join(f"{r[k]:16.3f}" for k in keys) for name, r in rows]
-    lines.append(f"queries {result['n_queries']}, gallery {result['n_gallery']}: {result['protocol']}")
+    header = "".join(f"{k:>16s}" for k in keys) + "".join(f"{h:>19s}" for h in same.values())
+    lines = [f"{'':24s}" + header]
+    for name, r in rows:
+        sp = r.get("same_patient") or {}
+        lines.append(f"{name:24s}" + "".join(f"{r[k]:16.3f}" for k in keys)
+                     + "".join(f"{sp[k]:19.3f}" if sp.get(k) is not None else f"{'-':>19s}" for k in same))
+    n_same = (result.get("same_patient") or {}).get("n_queries", 0)
+    lines.append(f"queries {result['n_queries']} ({n_same} with another film of their patient), "
+                 f"gallery {result['n_gallery']}: {result['protocol']}")
     return "\n".join(lines)
 
 
@@ -168,17 +204,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", choices=("auto", "fp32", "bf16"))
     t.add_argument("--workers", type=int, help="data loader processes (-1: automatic)")
     t.add_argument("--seed", type=int)
+    t.add_argument("--patient-positives", type=float, metavar="P",
+                   help="chance that a positive pair is two films of one patient (0..1; needs ids)")
     t.add_argument("--json", action="store_true", help="print the run report as JSON")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("embed", help="re-embed a run's dataset and rebuild its index")
+    e = sub.add_parser("embed", help="re-embed a run's dataset and rebuild its index, or "
+                       "write any folder's vectors to --out")
     e.add_argument("--run", required=True)
+    e.add_argument("--data", help="a labelled folder to embed with the run's model (needs --out)")
+    e.add_argument("--out", help="write OUT/embeddings.npy and OUT/items.csv instead of "
+                   "touching the run (--data defaults to the run's dataset)")
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     e.set_defaults(func=cmd_embed)
 
     v = sub.add_parser("evaluate", help="retrieval metrics of a run beside baselines")
     v.add_argument("--run", required=True)
     v.add_argument("--data", help="evaluate on another labelled folder")
+    v.add_argument("--include-same-patient", action="store_true",
+                   help="let the query patient's other films count (the old protocol)")
     v.add_argument("--json", action="store_true")
     v.add_argument("--no-baselines", action="store_true")
     v.set_defaults(func=cmd_evaluate)

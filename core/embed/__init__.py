@@ -5,6 +5,10 @@ from core.facade import lazy_exports
 __getattr__, __dir__ = lazy_exports(__name__, {
     "Embeddings": "embeddings",
     "l2_normalize": "embeddings",
+    "ExportError": "export",
+    "ExportResult": "export",
+    "embed_folder": "export",
+    "load_export": "export",
     "embed_files": "encoder",
     "embed_tensor": "encoder",
     "fold_batchnorm": "encoder",
@@ -31,6 +35,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 __all__ = [
     "Embeddings",
     "l2_normalize",
+    "ExportError",
+    "ExportResult",
+    "embed_folder",
+    "load_export",
     "embed_files",
     "embed_tensor",
     "fold_batchnorm",

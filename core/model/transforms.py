@@ -63,5 +63,9 @@ class XRayViews:
                                         p=cfg.blur_prob))
         self.transform = v2.Compose(steps)
 
+    def one(self, image: torch.Tensor) -> torch.Tensor:
+        """One augmented, normalised view: (1, S, S) uint8 -> (1, size, size) float32."""
+        return normalize(self.transform(image))
+
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return normalize(self.transform(image)), normalize(self.transform(image))
+        return self.one(image), self.one(image)

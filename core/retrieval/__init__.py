@@ -1,4 +1,5 @@
-"""Query by example and its quality: `Searcher`/`Hit`, precision@k, mAP, mAP@R, evaluation beside baselines."""
+"""Query by example and its quality: `Searcher`/`Hit`, precision@k, mAP, mAP@R, evaluation beside
+baselines; patient-aware retrieval (same-patient metrics, the "same patient?" prior, hiding a patient)."""
 
 from core.facade import lazy_exports
 
@@ -12,6 +13,12 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "r_precision": "metrics",
     "Hit": "search",
     "Searcher": "search",
+    "SamePatientScores": "patient_metrics",
+    "recall_at_k": "patient_metrics",
+    "same_patient_retrieval": "patient_metrics",
+    "SamePatientPrior": "patients",
+    "calibrate_same_patient": "patients",
+    "without_patient": "patients",
 })
 
 __all__ = [
@@ -24,4 +31,10 @@ __all__ = [
     "r_precision",
     "Hit",
     "Searcher",
+    "SamePatientScores",
+    "recall_at_k",
+    "same_patient_retrieval",
+    "SamePatientPrior",
+    "calibrate_same_patient",
+    "without_patient",
 ]

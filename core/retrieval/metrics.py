@@ -194,12 +194,27 @@ def _check_inputs(
     return vecs, q, g
 
 
+def _patient_codes(patients: Sequence[str] | None, n: int) -> np.ndarray | None:
+    """Patient ids -> (N,) int codes, -1 for an unknown ("" or None) id; None stays None."""
+    if patients is None:
+        return None
+    if len(patients) != n:
+        raise ValueError(f"{len(patients)} patient ids for {n} vectors")
+    known = [p or "" for p in patients]
+    names, codes = np.unique(np.asarray(known, dtype=str), return_inverse=True)
+    codes = codes.astype(np.int64)
+    if names.size and names[0] == "":
+        codes = codes - 1  # "" sorts first: it becomes -1, the rest 0..
+    return codes
+
+
 def evaluate_retrieval(
     vectors: np.ndarray,
     labels: Sequence[str],
     query_idx: np.ndarray,
     gallery_idx: np.ndarray,
     block: int = 1024,
+    patients: Sequence[str] | None = None,
 ) -> RetrievalScores:
     """Rank each query against the gallery by cosine similarity and average the metrics.
 
@@ -213,6 +228,8 @@ def evaluate_retrieval(
         query_idx: (Q,) indices into `vectors` of the queries.
         gallery_idx: (G,) distinct indices into `vectors` of the gallery.
         block: queries scored at once; lowered automatically so block x G stays bounded.
+        patients: N patient ids ("" = unknown). When given, each query's ranking also leaves
+            out every gallery image of its own patient (an unknown id excludes only itself).
 
     Returns:
         RetrievalScores with overall means and per-class means.
@@ -227,6 +244,7 @@ def evaluate_retrieval(
     gallery_vecs = vecs[g]  # (G, D)
     gallery_labels = label_ids[g]  # (G,)
     rows = max(1, min(block, _MAX_BLOCK_ENTRIES // n_gallery))
+    patient_ids = _patient_codes(patients, vecs.shape[0])  # (N,) -1 = unknown
 
     per_query = []
     query_class = []
@@ -240,6 +258,11 @@ def evaluate_retrieval(
         # dividing by k, this equals removing it from the gallery.
         scores[inside, self_pos[inside]] = -np.inf
         rel[inside, self_pos[inside]] = False
+        if patient_ids is not None:
+            qp = patient_ids[qb]  # (B,)
+            same = (patient_ids[g][None, :] == qp[:, None]) & (qp[:, None] >= 0)  # (B, G)
+            scores[same] = -np.inf
+            rel[same] = False
         order = np.argsort(-scores, axis=1, kind="stable")  # (B, G) best first
         ranked = np.take_along_axis(rel, order, axis=1)  # (B, G)
         scored = ranked.any(axis=1)

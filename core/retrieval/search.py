@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from core.embed.encoder import embed_tensor
 from core.index.artifacts import open_artifact_set
 from core.model.checkpoint import load_run_model
 from core.model.transforms import eval_view
+from core.retrieval.patients import SamePatientPrior, calibrate_same_patient, without_patient
 from core.run_folder import RunError, RunPaths
 
 
@@ -24,6 +26,7 @@ class Hit:
     score: float  # cosine similarity
     split: str = ""
     index: int = -1
+    patient_id: str = ""  # "" when the dataset gives none
 
 
 class Searcher:
@@ -54,12 +57,24 @@ class Searcher:
         view = eval_view(pixels, self.config.train.image_size)[None]  # (1, 1, S, S)
         return embed_tensor(self.model, view, self.device, self.precision)[0]
 
-    def search_vector(self, vector: np.ndarray, k: int = 10) -> list[Hit]:
-        scores, ids = self.index.search(vector[None].astype(np.float32), k)
+    def search_vector(self, vector: np.ndarray, k: int = 10,
+                      hide_patient: str | None = None) -> list[Hit]:
+        """Top-k neighbours of a unit vector; `hide_patient` leaves that patient's films out
+        (still k hits when the gallery has enough others)."""
         e = self.embeddings
-        return [Hit(r + 1, e.paths[i], e.labels[i], float(s), e.splits[i], int(i))
+        extra = sum(p == hide_patient for p in e.patients) if hide_patient else 0
+        scores, ids = self.index.search(vector[None].astype(np.float32), k + extra)
+        hits = [Hit(r + 1, e.paths[i], e.labels[i], float(s), e.splits[i], int(i), e.patients[i])
                 for r, (s, i) in enumerate(zip(scores[0], ids[0], strict=True)) if i >= 0]
+        return without_patient(hits, hide_patient)[:k]
 
-    def search(self, source: str | Path | bytes, k: int = 10, name: str | None = None) -> list[Hit]:
+    def search(self, source: str | Path | bytes, k: int = 10, name: str | None = None,
+               hide_patient: str | None = None) -> list[Hit]:
         """Top-k neighbours of an image file or upload (any supported format)."""
-        return self.search_vector(self.embed_pixels(load_image(source, name=name).pixels), k)
+        return self.search_vector(self.embed_pixels(load_image(source, name=name).pixels), k,
+                                  hide_patient)
+
+    @cached_property
+    def same_patient_prior(self) -> SamePatientPrior:
+        """The "same patient?" confidence, calibrated on this run's held-out images."""
+        return calibrate_same_patient(self.embeddings)

@@ -130,7 +130,9 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, dataset: Dataset, spli
     unreadable.update({dataset.samples[val_idx[i]].path: r for i, r in bad_val.items()})
     if train_images.shape[0] < 2:
         raise DatasetError(f"only {train_images.shape[0]} readable training images in {dataset.root}")
-    trainer = Trainer(config, paths, train_images, val_images, device, precision, progress)
+    train_ok = [i for k, i in enumerate(train_idx) if k not in bad_train]  # decoded order
+    trainer = Trainer(config, paths, train_images, val_images, device, precision, progress,
+                      train_patients=[dataset.samples[i].patient_id for i in train_ok])
     if paths.last.is_file():
         _resume(trainer, paths)
     if main:  # rows past the checkpoint: a kill between the metrics row and the checkpoint
@@ -165,6 +167,7 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, dataset: Dataset, spli
     write_status(paths, "evaluating", epoch=config.train.epochs, epochs=config.train.epochs)
     evaluation = evaluate_run(paths.root, baselines=True, progress=progress)
     report["evaluation"] = {k: evaluation[k] for k in ("precision_at_5", "map", "map_at_r")}
+    report["evaluation"]["same_patient_p1"] = evaluation["same_patient"]["precision_at_1"]
     report["wall_seconds"] = round(time.time() - started, 1)
     atomic_write_json(paths.report, report)
     write_status(paths, "finished", epoch=config.train.epochs, epochs=config.train.epochs,

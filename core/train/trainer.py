@@ -21,7 +21,7 @@ from core.model.loss import NTXentLoss
 from core.model.network import build_model
 from core.model.transforms import XRayViews
 from core.run_folder import RunPaths, write_status
-from core.train.views import TwoViewDataset, default_workers, worker_init
+from core.train.views import PatientPairDataset, TwoViewDataset, default_workers, worker_init
 
 
 class TrainingDiverged(UserError):
@@ -49,11 +49,12 @@ class Trainer:
         paths: the run folder.
         train_images, val_images: (N, 1, S, S) uint8 tensors.
         device, precision: where and how to compute ("bf16" uses autocast).
+        train_patients: patient id (or None) of each training image, for patient positives.
     """
 
     def __init__(self, config: RunConfig, paths: RunPaths, train_images: torch.Tensor,
                  val_images: torch.Tensor, device: torch.device, precision: str,
-                 progress: bool = False) -> None:
+                 progress: bool = False, train_patients: list[str | None] | None = None) -> None:
         self.config, self.paths = config, paths
         self.device, self.precision, self.progress = device, precision, progress
         t = config.train
@@ -68,7 +69,11 @@ class Trainer:
         self.loss_fn = NTXentLoss(t.temperature)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         views = XRayViews(t.image_size, config.augment)
-        self.train_set = TwoViewDataset(train_images, views)
+        if t.patient_positives > 0 and train_patients is not None:
+            self.train_set: TwoViewDataset = PatientPairDataset(
+                train_images, views, train_patients, t.patient_positives)
+        else:
+            self.train_set = TwoViewDataset(train_images, views)
         self.val_set = TwoViewDataset(val_images, views)
         # Drop a last partial batch only when it would leave a single image (BatchNorm needs 2).
         self.drop_last = len(self.train_set) % self.local_batch == 1

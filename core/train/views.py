@@ -69,6 +69,45 @@ class TwoViewDataset(TorchDataset):
         return self.views(self.images[i])
 
 
+def patient_partners(patients: Sequence[str | None]) -> list[list[int]]:
+    """For each image, the indices of the other images of its patient ([] when it has none).
+
+    Images without a patient id (None or "") have no partners.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(patients):
+        if p:
+            groups.setdefault(p, []).append(i)
+    return [[j for j in groups[p] if j != i] if p else [] for i, p in enumerate(patients)]
+
+
+class PatientPairDataset(TwoViewDataset):
+    """Two views per image where, with probability `prob`, the second view is drawn from
+    another film of the same patient (MedAug / MICLe positives). An image whose patient has
+    one film (or no id) pairs with itself, as in plain SimCLR."""
+
+    def __init__(self, images: torch.Tensor, views: XRayViews, patients: Sequence[str | None],
+                 prob: float) -> None:
+        super().__init__(images, views)
+        if len(patients) != images.shape[0]:
+            raise ValueError(f"{len(patients)} patient ids for {images.shape[0]} images")
+        self.partners = patient_partners(patients)
+        self.prob = prob
+
+    def partner(self, i: int) -> int:
+        """The image that supplies i's second view (i itself, or one of its patient's films)."""
+        others = self.partners[i]
+        if not others or float(torch.rand(())) >= self.prob:
+            return i
+        return others[int(torch.randint(len(others), ()))]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        j = self.partner(i)
+        if j == i:
+            return self.views(self.images[i])
+        return self.views.one(self.images[i]), self.views.one(self.images[j])
+
+
 class FileDataset(TorchDataset):
     """Image files -> one clean view each, for embedding. Unreadable files give an empty tensor."""
 

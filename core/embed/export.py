@@ -1,0 +1,101 @@
+"""Embed any labelled folder with a run's model into a plain, checkable pair of files.
+
+OUT/embeddings.npy: (N, D) float32, L2-normalised rows; OUT/items.csv: path,label,split,
+patient_id, one row per vector in the same order (paths relative to the folder). Files that
+cannot be read are left out of both and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.data.dataset import scan_dataset
+from core.data.splits import load_splits
+from core.device import resolve_device, resolve_precision
+from core.embed.encoder import embed_files
+from core.errors import UserError
+from core.files import atomic_write_bytes
+from core.model.checkpoint import load_run_model
+from core.run_folder import RunPaths
+
+EMBEDDINGS_FILE = "embeddings.npy"
+ITEMS_FILE = "items.csv"
+
+
+class ExportError(UserError):
+    """The output folder cannot be written (one-line message)."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    out: Path
+    n_images: int
+    n_skipped: int
+    dim: int
+
+
+def embed_folder(run_dir: str | Path, data: str | Path, out: str | Path, device: str = "auto",
+                 progress: bool = False) -> ExportResult:
+    """Embed every image of `data` with the run's best checkpoint; write OUT's two files.
+
+    The split column holds the run's split for images of the run's own dataset, else "".
+
+    Raises:
+        RunError / WeightsError: no usable checkpoint; DatasetError: `data` is not a dataset;
+        ExportError: OUT exists as a file or cannot be created.
+    """
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} is a file; give a folder")
+    dev = resolve_device(device)
+    model, config = load_run_model(run_dir, dev)
+    dataset = scan_dataset(data)
+    files = [dataset.absolute(s) for s in dataset.samples]
+    vectors, bad = embed_files(model, files, config.train.image_size, dev,
+                               resolve_precision(config.train.precision, dev), progress=progress)
+    splits = _run_splits(RunPaths(Path(run_dir)), Path(config.data), dataset.root)
+    keep = [i for i in range(len(files)) if i not in bad]
+    rows = [(s.path, s.label, splits.get(s.path, ""), s.patient_id or "")
+            for s in (dataset.samples[i] for i in keep)]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(vectors[keep], dtype=np.float32), allow_pickle=False)
+        atomic_write_bytes(out / EMBEDDINGS_FILE, buf.getvalue())
+        text = io.StringIO()
+        w = csv.writer(text, lineterminator="\n")
+        w.writerow(["path", "label", "split", "patient_id"])
+        w.writerows(rows)
+        atomic_write_bytes(out / ITEMS_FILE, text.getvalue().encode("utf-8"))
+    except OSError as e:
+        raise ExportError(f"cannot write to {out}: {e.strerror or e}") from None
+    dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+    return ExportResult(out, len(rows), len(dataset.skipped) + len(bad), dim)
+
+
+def _run_splits(paths: RunPaths, run_data: Path, folder: Path) -> dict[str, str]:
+    """path -> split when `folder` is the run's own dataset and its split file exists."""
+    try:
+        same = run_data.resolve() == folder.resolve()
+    except OSError:
+        same = False
+    if not same or not paths.splits.is_file():
+        return {}
+    samples, splits = load_splits(paths.splits)
+    return {s.path: sp for s, sp in zip(samples, splits, strict=True)}
+
+
+def load_export(out: str | Path) -> tuple[np.ndarray, list[dict[str, str]]]:
+    """Read OUT's two files back: (N, D) vectors and N item rows."""
+    out = Path(out)
+    vectors = np.load(out / EMBEDDINGS_FILE, allow_pickle=False)
+    with (out / ITEMS_FILE).open(newline="", encoding="utf-8") as f:
+        return vectors, list(csv.DictReader(f))
+
+
+__all__ = ["embed_folder", "load_export", "ExportResult", "ExportError"]
