@@ -40,6 +40,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "RESULT": "search",
     "load_result": "search",
     "run_duplicates": "search",
+    "CopyMatch": "query",
+    "CopyRule": "query",
+    "copy_rule": "query",
+    "find_copy": "query",
 })
 
 __all__ = [
@@ -80,4 +84,8 @@ __all__ = [
     "RESULT",
     "load_result",
     "run_duplicates",
+    "CopyMatch",
+    "CopyRule",
+    "copy_rule",
+    "find_copy",
 ]

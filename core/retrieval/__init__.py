@@ -12,6 +12,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "r_precision": "metrics",
     "Hit": "search",
     "Searcher": "search",
+    "Familiarity": "familiarity",
+    "ScoreProfile": "familiarity",
+    "familiarity": "familiarity",
+    "score_profile": "familiarity",
 })
 
 __all__ = [
@@ -24,4 +28,8 @@ __all__ = [
     "r_precision",
     "Hit",
     "Searcher",
+    "Familiarity",
+    "ScoreProfile",
+    "familiarity",
+    "score_profile",
 ]

@@ -15,6 +15,17 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "ReviewError": "store",
     "ReviewStore": "store",
     "pair_key": "store",
+    "SORTS": "queue",
+    "STATUSES": "queue",
+    "QueueFilter": "queue",
+    "QueueItem": "queue",
+    "ThresholdSuggestion": "queue",
+    "pending_count": "queue",
+    "pending_exact": "queue",
+    "review_queue": "queue",
+    "suggest_threshold": "queue",
+    "verdict_check": "queue",
+    "verdict_scores": "queue",
 })
 
 __all__ = [
@@ -30,4 +41,15 @@ __all__ = [
     "ReviewError",
     "ReviewStore",
     "pair_key",
+    "SORTS",
+    "STATUSES",
+    "QueueFilter",
+    "QueueItem",
+    "ThresholdSuggestion",
+    "pending_count",
+    "pending_exact",
+    "review_queue",
+    "suggest_threshold",
+    "verdict_check",
+    "verdict_scores",
 ]
