@@ -33,11 +33,14 @@ CUSTOM = "Custom"
 
 @dataclass(frozen=True, eq=False)
 class QueryImage:
-    """A decoded query: its name, image and a digest of its bytes (keys its widgets)."""
+    """A decoded query: its name, image, a digest of its bytes (keys its widgets), what its
+    pixels say (colour, shape, grey range), and its dataset path when picked from the dataset."""
 
     name: str
     image: LoadedImage
     digest: str
+    check: PixelCheck
+    dataset_path: str | None = None
 
 
 @dataclass(frozen=True)

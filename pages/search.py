@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.data import ImageReadError, Window, dataset_file, load_image, to_uint8
 from core.duplicates import CopyMatch, copy_rule, find_copy
-from core.retrieval import Familiarity, ScoreProfile, familiarity, score_profile
+from core.retrieval import Familiarity, ScoreProfile, familiarity_of, score_profile
 from core.runs import TimedHits, hits_csv, label_vote, timed_search
 from pages._images_ui import GridItem, escape_markdown, image_grid
 from pages._search_ui import QueryError, QueryImage, query_source_ui, tags_ui, window_ui
@@ -56,7 +56,7 @@ def search(run_dir: Path, data_root: Path, query: QueryImage, pixels: np.ndarray
     if cached is None or cached[0] != key:
         result = timed_search(get_searcher(run_dir), pixels, k, exclude_path=query.dataset_path)
         copy = find_copy(pixels, result.hits, data_root, copy_rule(run_dir))
-        best = familiarity(profile_of(run_dir), result.hits[0].score) if result.hits else None
+        best = familiarity_of(profile_of(run_dir), result.hits[0].score) if result.hits else None
         cached = (key, Answer(result, copy, best))
         st.session_state[_RESULTS] = cached
     return cached[1]

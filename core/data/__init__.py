@@ -40,6 +40,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "windowed_pixels": "display",
     "PixelCheck": "plausibility",
     "radiograph_check": "plausibility",
+    "THUMB_SIZE": "thumbnails",
 })
 
 __all__ = [
@@ -80,4 +81,5 @@ __all__ = [
     "windowed_pixels",
     "PixelCheck",
     "radiograph_check",
+    "THUMB_SIZE",
 ]

@@ -44,6 +44,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "CopyRule": "query",
     "copy_rule": "query",
     "find_copy": "query",
+    "DuplicateResult": "search",
+    "load_calibration": "search",
 })
 
 __all__ = [
@@ -88,4 +90,6 @@ __all__ = [
     "CopyRule",
     "copy_rule",
     "find_copy",
+    "DuplicateResult",
+    "load_calibration",
 ]

@@ -14,7 +14,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "Searcher": "search",
     "Familiarity": "familiarity",
     "ScoreProfile": "familiarity",
-    "familiarity": "familiarity",
+    "familiarity_of": "familiarity",
     "score_profile": "familiarity",
 })
 
@@ -30,6 +30,6 @@ __all__ = [
     "Searcher",
     "Familiarity",
     "ScoreProfile",
-    "familiarity",
+    "familiarity_of",
     "score_profile",
 ]

@@ -112,7 +112,7 @@ def score_profile(run_dir: str | Path, vectors: np.ndarray | None = None) -> Sco
     return profile
 
 
-def familiarity(profile: ScoreProfile, best: float) -> Familiarity:
+def familiarity_of(profile: ScoreProfile, best: float) -> Familiarity:
     """Place a query's best cosine in the dataset's own distribution."""
     return Familiarity(float(best), profile.percentile(best), bool(profile.quantiles)
                        and best < profile.unlike_below)

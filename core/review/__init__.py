@@ -26,6 +26,12 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "suggest_threshold": "queue",
     "verdict_check": "queue",
     "verdict_scores": "queue",
+    "KIND_LABELS": "store",
+    "KINDS": "store",
+    "COPY_KINDS": "export",
+    "groups_rows": "export",
+    "to_json": "export",
+    "verdict_rows": "export",
 })
 
 __all__ = [
@@ -52,4 +58,10 @@ __all__ = [
     "suggest_threshold",
     "verdict_check",
     "verdict_scores",
+    "KIND_LABELS",
+    "KINDS",
+    "COPY_KINDS",
+    "groups_rows",
+    "to_json",
+    "verdict_rows",
 ]
