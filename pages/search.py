@@ -15,7 +15,13 @@ from core.retrieval import Familiarity, ScoreProfile, familiarity_of, score_prof
 from core.runs import TimedHits, hits_csv, label_vote, timed_search
 from pages._images_ui import GridItem, escape_markdown, image_grid
 from pages._search_ui import QueryError, QueryImage, query_source_ui, tags_ui, window_ui
-from pages._shared import get_searcher, load_embeddings, model_banner, synthetic_banner, workspace_ui
+from pages._shared import (
+    get_searcher,
+    load_embeddings,
+    model_banner,
+    synthetic_banner,
+    workspace_ui,
+)
 
 COMPARE_PX = 440  # side by side, each fits half of a laptop screen
 _RESULTS = "search_results"  # session cache: (run, query, window, k) -> Answer

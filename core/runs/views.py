@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from core.duplicates.search import RESULT as DUPLICATES_FILE
+from core.files import read_json
 from core.retrieval.search import Hit, Searcher
 from core.run_folder import RunPaths
-from core.files import read_json
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.data.display import CT_PRESETS, FILE_DEFAULT, key_tags, window_presets, windowed_pixels
 from core.data.imageio import Window, load_image
 from core.embed.embeddings import Embeddings
 from core.files import atomic_write_json
 from core.retrieval.search import Hit
-from core.data.display import CT_PRESETS, FILE_DEFAULT, key_tags, window_presets, windowed_pixels
 from core.runs.views import hits_csv, label_vote
 from pages._search_ui import QueryError, QueryImage, read_query
 from tests import bad_inputs as bi

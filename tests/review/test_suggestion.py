@@ -52,7 +52,8 @@ def test_suggestion_comes_with_an_interval_around_it():
 
 def test_queue_orders_by_score_kind_and_group():
     p1, p2, p3 = _pair(1, 0.95, 10), _pair(2, 0.99, 4), _pair(3, 0.97, 0, exact=True)
-    order = lambda sort, **kw: [q.pair.a for q in review_queue([p1, p2, p3], {}, QueueFilter(sort=sort), **kw)]
+    def order(sort, **kw):
+        return [q.pair.a for q in review_queue([p1, p2, p3], {}, QueueFilter(sort=sort), **kw)]
     assert order("score") == ["a02.png", "a03.png", "a01.png"]
     assert order("score_low") == ["a01.png", "a03.png", "a02.png"]
     assert order("kind") == ["a03.png", "a02.png", "a01.png"]  # identical pixels, then pHash 4, 10
