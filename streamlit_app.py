@@ -1,21 +1,30 @@
-"""The app's entry point: page settings and navigation (`streamlit run streamlit_app.py`)."""
+"""The app's entry point: page settings and navigation (`streamlit run streamlit_app.py`).
+
+It imports nothing but Streamlit, so the first screen appears before any page has loaded its
+libraries (torch, FAISS); a spinner covers that first load. The tab icon is a local file.
+"""
 
 from pathlib import Path
 
 import streamlit as st
 
-# No page_title here: each st.Page title becomes the browser tab title.
-st.set_page_config(page_icon=":material/radiology:", layout="wide")
-
-PAGES = [  # (file, title, icon); the first is the home page
-    ("pages/home.py", "Home", ":material/home:"),
-    ("pages/train.py", "Train", ":material/model_training:"),
-    ("pages/map.py", "Embedding map", ":material/scatter_plot:"),
-    ("pages/search.py", "Search", ":material/image_search:"),
-    ("pages/duplicates.py", "Duplicates", ":material/content_copy:"),
-]
 HERE = Path(__file__).parent
+# No page_title here: each st.Page title becomes the browser tab title.
+
+ICON = HERE / "assets" / "icon.png"
+st.set_page_config(page_icon=str(ICON), layout="wide")
+
+# (file, title, icon); the first is the home page. Emoji icons: the browser draws them itself
+# (a `:material/...:` page icon would be fetched from a font server as the tab's icon).
+PAGES = [
+    ("pages/home.py", "Home", "🏠"),
+    ("pages/train.py", "Train", "🏋️"),
+    ("pages/map.py", "Embedding map", "🗺️"),
+    ("pages/search.py", "Search", "🔎"),
+    ("pages/duplicates.py", "Duplicates", "👯"),
+]
 pages = [st.Page(path, title=title, icon=icon, default=i == 0)
          for i, (path, title, icon) in enumerate(PAGES) if (HERE / path).is_file()]
-st.session_state["_routed_by_entry_point"] = True  # see pages/_shared.route_through_entry_point
-st.navigation(pages).run()
+page = st.navigation(pages)
+with st.spinner("Loading…", show_time=False):
+    page.run()

@@ -1,38 +1,46 @@
-"""Widgets and pure helpers of the Search page (the page itself is pages/search.py).
+"""Widgets of the Search page (the page itself is pages/search.py), and how a query is read.
 
-The pure functions (`read_query`, `window_presets`, `key_tags`, `windowed_pixels`) hold the
-page's decisions and are tested without a browser.
+Display windows and the tags allowed on screen are core.data's (display.py); `read_query`
+decodes a query and judges its pixels (core.data.plausibility), tested without a browser.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
-from core.data import ImageReadError, LoadedImage, Window, apply_window, dataset_file, load_image
+from core.data import (
+    FILE_DEFAULT,
+    ImageReadError,
+    LoadedImage,
+    PixelCheck,
+    Window,
+    dataset_file,
+    key_tags,
+    load_image,
+    radiograph_check,
+    window_presets,
+    windowed_pixels,
+)
 from core.embed import Embeddings
 
-# Hounsfield-unit windows: meaningful for CT only. Radiograph (CR/DX) values have no fixed
-# scale, so radiographs get the file's window, the full range and an automatic one instead.
-CT_PRESETS = {"Lung (−600 / 1500 HU)": Window(-600.0, 1500.0),
-              "Bone (300 / 1500 HU)": Window(300.0, 1500.0),
-              "Soft tissue (40 / 400 HU)": Window(40.0, 400.0)}
-FILE_DEFAULT = "File default"
 CUSTOM = "Custom"
-SHOWN_TAGS = (("Modality", "Modality"), ("ViewPosition", "View"), ("StudyDate", "Study date"))
 
 
 @dataclass(frozen=True, eq=False)
 class QueryImage:
-    """A decoded query: its name, image and a digest of its bytes (keys its widgets)."""
+    """A decoded query: its name, image, a digest of its bytes (keys its widgets), what its
+    pixels say (colour, shape, grey range), and its dataset path when picked from the dataset."""
 
     name: str
     image: LoadedImage
     digest: str
+    check: PixelCheck
+    dataset_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,8 @@ def read_query(data: bytes, name: str) -> QueryImage | QueryError:
         image = load_image(data, name=name)
     except ImageReadError as e:
         return QueryError(str(e))
-    return QueryImage(name, image, hashlib.sha1(data).hexdigest()[:16])
+    check = radiograph_check(image.pixels, data if image.raw is None else None)
+    return QueryImage(name, image, hashlib.sha1(data).hexdigest()[:16], check)
 
 
 def read_dataset_query(data_root: Path, rel_path: str) -> QueryImage | QueryError:
@@ -65,57 +74,8 @@ def read_dataset_query(data_root: Path, rel_path: str) -> QueryImage | QueryErro
         return QueryError(str(e))
     except OSError as e:
         return QueryError(f"{rel_path}: cannot open file ({e.strerror or e})")
-    return read_query(data, rel_path)
-
-
-def window_presets(image: LoadedImage) -> dict[str, Window | None]:
-    """Window presets for a DICOM query (None: the file's own display, VOI LUT included).
-
-    Returns:
-        {name: window}; empty for images without modality values (PNG, JPEG, ...).
-    """
-    if image.raw is None:
-        return {}
-    raw = image.raw
-    lo, hi = float(np.min(raw)), float(np.max(raw))
-    p1, p99 = (float(v) for v in np.percentile(raw, [1, 99]))
-    presets: dict[str, Window | None] = {
-        FILE_DEFAULT: None,
-        "Full range": Window((lo + hi) / 2, max(hi - lo, 1.0)),
-        "Auto (1st–99th percentile)": Window((p1 + p99) / 2, max(p99 - p1, 1.0)),
-    }
-    if image.meta.get("Modality", "").upper() == "CT":
-        presets.update(CT_PRESETS)
-    return presets
-
-
-def windowed_pixels(image: LoadedImage, window: Window | None) -> np.ndarray:
-    """The query as displayed and searched: the file's own pixels, or `raw` through `window`.
-
-    Returns:
-        (H, W) float32 in [0, 1]; MONOCHROME1 stays inverted (bone bright).
-    """
-    if window is None or image.raw is None:
-        return image.pixels
-    invert = image.meta.get("PhotometricInterpretation", "").upper() == "MONOCHROME1"
-    return apply_window(image.raw, window, invert=invert)
-
-
-def key_tags(meta: dict[str, str]) -> list[tuple[str, str]]:
-    """Modality, view and study date when present; never patient identifiers.
-
-    Returns:
-        [(display name, value)], StudyDate as YYYY-MM-DD.
-    """
-    out = []
-    for tag, shown in SHOWN_TAGS:
-        value = str(meta.get(tag, "")).strip()
-        if not value:
-            continue
-        if tag == "StudyDate" and len(value) == 8 and value.isdigit():
-            value = f"{value[:4]}-{value[4:6]}-{value[6:]}"
-        out.append((shown, value))
-    return out
+    query = read_query(data, rel_path)
+    return replace(query, dataset_path=rel_path) if isinstance(query, QueryImage) else query
 
 
 # ---- widgets --------------------------------------------------------------------------------

@@ -9,9 +9,8 @@ everything else in the workspace folder itself.
 from __future__ import annotations
 
 import math
-import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
@@ -19,10 +18,14 @@ import streamlit as st
 from core.data import DatasetError, FolderNotAllowed, allowed_roots, check_allowed, scan_dataset
 from core.embed import Embeddings
 from core.files import read_json, read_jsonl
-from core.retrieval import Searcher
 from core.run_folder import RunPaths, list_runs, read_status
-from core.runs import Workspace, run_summary, workspace_root
+from core.runs import Workspace, model_data, run_summary, workspace_root
+from core.runs import finished_runs as _finished_runs
 from pages._images_ui import escape_markdown
+from pages._routing import route_through_entry_point
+
+if TYPE_CHECKING:
+    from core.retrieval import Searcher
 
 _WS_KEY = "cxr_workspace"  # the chosen folder (session state + URL), not a widget key
 SYNTHETIC_NOTE = "SYNTHETIC demo data: computer-generated phantoms, not patient images."
@@ -47,25 +50,6 @@ def _chosen_folder(default: Path) -> Path:
         except FolderNotAllowed as e:
             st.sidebar.error(escape_markdown(str(e)))
     return default
-
-
-ROUTED_KEY = "_routed_by_entry_point"
-
-
-def route_through_entry_point() -> None:
-    """Make sure the page runs under streamlit_app.py's st.navigation.
-
-    Streamlit treats a `pages/` folder as an old-style multipage app until the entry point
-    has called st.navigation once in this server process, so a first visit straight to
-    /map would run pages/map.py alone (no router, every file of pages/ in the sidebar).
-    Switching that mode off and rerunning sends the same URL through the router.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if not st.session_state.get(ROUTED_KEY):  # streamlit_app.py sets it before st.navigation
-        PagesManager.uses_pages_directory = False
-        st.session_state[ROUTED_KEY] = True  # never loop, whatever Streamlit does next
-        st.rerun()
 
 
 def workspace_ui() -> Workspace:
@@ -100,7 +84,7 @@ def workspace_ui() -> Workspace:
 
 def finished_runs(ws: Workspace) -> list[Path]:
     """Runs with an index (usable for search), newest first."""
-    return [r for r in list_runs(ws.runs_dir) if RunPaths(r).index.is_file()]
+    return _finished_runs(ws.runs_dir)
 
 
 def _active_run_sidebar(ws: Workspace) -> None:
@@ -116,8 +100,11 @@ def _active_run_sidebar(ws: Workspace) -> None:
     if active is None or choice != active.name:
         ws.update(active_run=str(runs[names.index(choice)]))
     row = load_run_summary(runs[names.index(choice)])
+    data = model_data(runs[names.index(choice)], ws.dataset_path)
+    facts = [data.note()]
     if row.get("map_at_r") is not None:
-        st.caption(f"P@5 {row['precision_at_5']:.3f} · mAP@R {row['map_at_r']:.3f}")
+        facts.append(f"P@5 {row['precision_at_5']:.3f} · mAP@R {row['map_at_r']:.3f}")
+    st.caption(escape_markdown(" ".join(facts)))
 
 
 def dataset_is_synthetic(ws: Workspace) -> bool:
@@ -132,10 +119,23 @@ def synthetic_banner(ws: Workspace) -> None:
         st.info(SYNTHETIC_NOTE, icon=":material/science:")
 
 
+def model_banner(ws: Workspace, run: Path) -> None:
+    """On a page that uses a model: what it was trained on, and a warning when that is not
+    the workspace's current dataset (e.g. a SYNTHETIC-data model answering real films)."""
+    data = model_data(run, ws.dataset_path)
+    warning = data.warning(dataset_is_synthetic(ws))
+    if warning:
+        st.warning(escape_markdown(warning), icon=":material/warning:")
+    else:
+        st.caption(escape_markdown(f"{data.note()} Run: {run.name} (change it in the sidebar)."))
+
+
 # ---- cached loaders -------------------------------------------------------------------------
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model and its index…")
 def _searcher(run_dir: str, stamp: float) -> Searcher:
+    from core.retrieval import Searcher  # torch and FAISS: only pages that search pay for them
+
     return Searcher(run_dir)
 
 
@@ -239,22 +239,9 @@ def metrics_frame(run_dir: Path) -> pd.DataFrame:
 
 def pending_pairs(ws: Workspace, run_dir: Path) -> int | None:
     """Flagged duplicate pairs of the run that no reviewer has judged yet; None if unknown."""
-    try:
-        from core.duplicates.search import load_result
-        from core.review.store import ReviewStore, pair_key
-    except ImportError:  # the duplicate review is not part of this install
-        return None
-    try:
-        result = load_result(run_dir)
-        if result is None:
-            return None
-        flagged = result.flagged
-        if not ws.reviews_db.is_file():
-            return len(flagged)
-        reviewed = ReviewStore(ws.reviews_db, dataset=str(result.data_root)).current()
-        return sum(pair_key(p.a, p.b) not in reviewed for p in flagged)
-    except (OSError, ValueError, KeyError, TypeError, sqlite3.Error):
-        return None
+    from core.review import pending_count
+
+    return pending_count(run_dir, ws.reviews_db)
 
 
 def flash(message: str | None = None) -> None:

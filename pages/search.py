@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,58 +10,84 @@ import pandas as pd
 import streamlit as st
 
 from core.data import ImageReadError, Window, dataset_file, load_image, preview
-from core.runs import (
-    DUPLICATES_FILE,
-    DuplicateThreshold,
-    TimedHits,
-    duplicate_threshold,
-    hits_csv,
-    label_vote,
-    timed_search,
-)
+from core.duplicates import CopyMatch, copy_rule, find_copy
+from core.retrieval import Familiarity, ScoreProfile, familiarity_of, score_profile
+from core.runs import TimedHits, hits_csv, label_vote, timed_search
 from pages._images_ui import GridItem, escape_markdown, image_grid
 from pages._search_ui import QueryError, QueryImage, query_source_ui, tags_ui, window_ui
-from pages._shared import get_searcher, load_embeddings, synthetic_banner, workspace_ui
+from pages._shared import (
+    get_searcher,
+    load_embeddings,
+    model_banner,
+    synthetic_banner,
+    workspace_ui,
+)
 
 COMPARE_PX = 440  # side by side, each fits half of a laptop screen
-_RESULTS = "search_results"  # session cache: (run, query, window, k) -> TimedHits
+_RESULTS = "search_results"  # session cache: (run, query, window, k) -> Answer
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _threshold(run_dir: str, stamp: float) -> DuplicateThreshold:
-    return duplicate_threshold(run_dir)
+@dataclass(frozen=True)
+class Answer:
+    """One query's results, the copy check, and its best match read against the dataset."""
+
+    result: TimedHits
+    copy: CopyMatch | None
+    familiar: Familiarity | None
 
 
-def threshold_of(run_dir: Path) -> DuplicateThreshold:
-    """The run's duplicate threshold, re-read when its duplicate search is redone."""
+def _stamp(path: Path) -> float:
     try:
-        stamp = (run_dir / DUPLICATES_FILE).stat().st_mtime
+        return path.stat().st_mtime
     except OSError:
-        stamp = 0.0
-    return _threshold(str(run_dir), stamp)
+        return 0.0
 
 
-def search(run_dir: Path, query: QueryImage, pixels: np.ndarray, window: Window | None,
-           k: int) -> TimedHits:
+@st.cache_data(max_entries=8, show_spinner="Measuring this dataset's own nearest-neighbour scores…")
+def _profile(run_dir: str, stamp: float) -> ScoreProfile:
+    return score_profile(run_dir, load_embeddings(Path(run_dir)).vectors)
+
+
+def profile_of(run_dir: Path) -> ScoreProfile:
+    """The run's best-match distribution (computed once per run, kept in the run folder)."""
+    return _profile(str(run_dir), _stamp(run_dir / "embeddings.npy"))
+
+
+def search(run_dir: Path, data_root: Path, query: QueryImage, pixels: np.ndarray,
+           window: Window | None, k: int) -> Answer:
     """Results of the query, computed once per (run, image, window, k) in this session."""
-    key = (str(run_dir), query.digest, repr(window), k)
+    dup_stamp = _stamp(run_dir / "duplicates.json")
+    key = (str(run_dir), query.digest, query.dataset_path, repr(window), k, dup_stamp)
     cached = st.session_state.get(_RESULTS)
     if cached is None or cached[0] != key:
-        cached = (key, timed_search(get_searcher(run_dir), pixels, k))
+        result = timed_search(get_searcher(run_dir), pixels, k, exclude_path=query.dataset_path)
+        copy = find_copy(pixels, result.hits, data_root, copy_rule(run_dir))
+        best = familiarity_of(profile_of(run_dir), result.hits[0].score) if result.hits else None
+        cached = (key, Answer(result, copy, best))
         st.session_state[_RESULTS] = cached
     return cached[1]
 
 
-def warning_ui(result: TimedHits, threshold: DuplicateThreshold) -> None:
-    """'Likely the same radiograph' when the best match reaches the duplicate threshold."""
-    if result.hits and result.hits[0].score >= threshold.value:
-        st.warning(f"Likely the same radiograph: the best match has cosine {result.hits[0].score:.3f}, "
-                   f"at or above the duplicate threshold {threshold.value:.3f}.",
+def warnings_ui(query: QueryImage, answer: Answer, run_dir: Path) -> None:
+    """A verified copy, a query unlike the dataset, and where the best score stands."""
+    if answer.copy is not None:
+        c = answer.copy
+        st.warning(f"Same radiograph as result #{c.hit.rank} ({escape_markdown(c.reason)}).",
                    icon=":material/content_copy:")
-    source = {"calibrated": "calibrated by the duplicate search",
-              "fixed": "chosen in the duplicate search",
-              "default": "default; a duplicate search on the Duplicates page calibrates it"}
-    st.caption(f"Duplicate threshold {threshold.value:.3f} ({source[threshold.source]}).")
+    best = answer.familiar
+    reasons = list(query.check.problems)
+    if best is not None and best.unlike:
+        reasons.append(f"its best match (cosine {best.best:.3f}) is lower than what 99% of this "
+                       "dataset's own images get from their nearest neighbour")
+    if reasons:
+        st.warning("Unlike anything in this dataset: " + escape_markdown("; ".join(reasons))
+                   + ". The results are the least unlike images, not similar cases.",
+                   icon=":material/help:")
+    elif best is not None:
+        st.caption(f"Best match cosine {best.best:.3f}: higher than the nearest-neighbour score of "
+                   f"{best.percentile:.0f}% of this dataset's own images.")
+    st.caption(escape_markdown(copy_rule(run_dir).describe()) + " · pct: the share of this dataset's "
+               "images whose own best match scores lower.")
 
 
 def vote_ui(result: TimedHits) -> None:
@@ -77,10 +104,13 @@ def vote_ui(result: TimedHits) -> None:
 
 
 def compare_ui(query: QueryImage, pixels: np.ndarray, result: TimedHits, data_root: Path) -> None:
-    """The query beside a result the user picks."""
+    """The query beside a result the user picks (the picker is new for each query)."""
     ranks = [h.rank for h in result.hits]
+    if not ranks:
+        return
     by_rank = {h.rank: h for h in result.hits}
-    rank = st.selectbox("Compare the query with result", ranks, key="search_compare",
+    rank = st.selectbox("Compare the query with result", ranks,
+                        key=f"search_compare_{query.digest}_{query.dataset_path}_{len(ranks)}",
                         format_func=lambda r: f"#{r} · {Path(by_rank[r].path).name}")
     hit = by_rank[rank]
     left, right = st.columns(2)
@@ -93,7 +123,8 @@ def compare_ui(query: QueryImage, pixels: np.ndarray, result: TimedHits, data_ro
             st.image(preview(shown), width=COMPARE_PX)
         except ImageReadError as e:
             st.error(escape_markdown(str(e)))
-        st.text(f"#{hit.rank} · cosine {hit.score:.3f} · {hit.label}\n{hit.path}")
+        st.text(f"shown: #{hit.rank} · {Path(hit.path).name} · cosine {hit.score:.3f} · {hit.label}\n"
+                f"{hit.path}")
 
 
 ws = workspace_ui()
@@ -104,7 +135,7 @@ if run_dir is None:
     st.info("No trained model yet: train one on the Train page (the demo model trains by itself "
             "on first start).")
     st.stop()
-st.caption(f"Model: {escape_markdown(run_dir.name)} (change it in the sidebar)")
+model_banner(ws, run_dir)
 emb = load_embeddings(run_dir)
 data_root = get_searcher(run_dir).data_root
 
@@ -124,16 +155,20 @@ with query_col:
     tags_ui(query.image.meta)
     k = st.slider("Results (k)", 1, min(50, len(emb)), min(10, len(emb)), key="search_k")
 
-result = search(run_dir, query, pixels, window, k)
+answer = search(run_dir, data_root, query, pixels, window, k)
+result = answer.result
+profile = profile_of(run_dir)
 with results_col:
     st.subheader(f"Top {len(result.hits)} of {len(emb)} images")
     st.caption(f"Query time {result.seconds * 1000:.0f} ms (embedding + search)")
-    warning_ui(result, threshold_of(run_dir))
-    image_grid([GridItem(h.path, h.label, f"#{h.rank} · cosine {h.score:.3f}") for h in result.hits],
-               data_root, run_dir, columns=5)
+    warnings_ui(query, answer, run_dir)
+    image_grid([GridItem(h.path, h.label, f"#{h.rank} · cosine {h.score:.3f} · "
+                                          f"pct {profile.percentile(h.score):.0f}")
+                for h in result.hits], data_root, run_dir, columns=5)
     vote_ui(result)
     st.download_button("Download results (CSV)", hits_csv(result.hits, query.name),
-                       file_name="search-results.csv", mime="text/csv", key="search_csv")
+                       file_name="search-results.csv", mime="text/csv", key="search_csv",
+                       on_click="ignore")
 
 st.subheader("Compare")
 compare_ui(query, pixels, result, data_root)

@@ -33,6 +33,15 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "UploadError": "upload",
     "dataset_dir_for": "upload",
     "extract_dataset_zip": "upload",
+    "CT_PRESETS": "display",
+    "FILE_DEFAULT": "display",
+    "default_window": "display",
+    "key_tags": "display",
+    "window_presets": "display",
+    "windowed_pixels": "display",
+    "PixelCheck": "plausibility",
+    "radiograph_check": "plausibility",
+    "THUMB_SIZE": "thumbnails",
 })
 
 __all__ = [
@@ -66,4 +75,13 @@ __all__ = [
     "UploadError",
     "dataset_dir_for",
     "extract_dataset_zip",
+    "CT_PRESETS",
+    "FILE_DEFAULT",
+    "default_window",
+    "key_tags",
+    "window_presets",
+    "windowed_pixels",
+    "PixelCheck",
+    "radiograph_check",
+    "THUMB_SIZE",
 ]

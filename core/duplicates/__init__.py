@@ -43,6 +43,12 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "RESULT": "search",
     "load_result": "search",
     "run_duplicates": "search",
+    "CopyMatch": "query",
+    "CopyRule": "query",
+    "copy_rule": "query",
+    "find_copy": "query",
+    "DuplicateResult": "search",
+    "load_calibration": "search",
 })
 
 __all__ = [
@@ -86,4 +92,10 @@ __all__ = [
     "RESULT",
     "load_result",
     "run_duplicates",
+    "CopyMatch",
+    "CopyRule",
+    "copy_rule",
+    "find_copy",
+    "DuplicateResult",
+    "load_calibration",
 ]

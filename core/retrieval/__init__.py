@@ -19,6 +19,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "SamePatientPrior": "patients",
     "calibrate_same_patient": "patients",
     "without_patient": "patients",
+    "Familiarity": "familiarity",
+    "ScoreProfile": "familiarity",
+    "familiarity_of": "familiarity",
+    "score_profile": "familiarity",
 })
 
 __all__ = [
@@ -37,4 +41,8 @@ __all__ = [
     "SamePatientPrior",
     "calibrate_same_patient",
     "without_patient",
+    "Familiarity",
+    "ScoreProfile",
+    "familiarity_of",
+    "score_profile",
 ]

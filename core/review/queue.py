@@ -3,17 +3,27 @@ the verdicts turned into a threshold check. Plain data in, plain data out (no st
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from core.duplicates.candidates import CandidatePair
-from core.duplicates.rule import DEFAULT_TARGET, VerdictCalibration, calibrate_from_verdicts
+from core.duplicates.rule import (
+    DEFAULT_TARGET,
+    ThresholdChoice,
+    VerdictCalibration,
+    calibrate_from_verdicts,
+    threshold_for_precision,
+)
 from core.review.store import Verdict, pair_key
 
 STATUSES = ("pending", "duplicate", "not_duplicate", "skip", "any")
+SORTS = {"score": "cosine, highest first", "score_low": "cosine, lowest first",
+         "kind": "evidence: identical pixels, then by pHash distance", "group": "duplicate group"}
 
 
 @dataclass(frozen=True)
@@ -40,22 +50,26 @@ class QueueFilter:
     cross_split_only: bool = False
     flagged_only: bool = True
     found_kinds: tuple[str, ...] = ()  # the search's kind of the pair (exact, copy, ...); empty: any
+    sort: str = "score"  # a key of SORTS
 
 
 def review_queue(pairs: Iterable[CandidatePair], current: Mapping[tuple[str, str], Verdict],
-                 f: QueueFilter = QueueFilter()) -> list[QueueItem]:
-    """The pairs that pass the filter, flagged first, then by score (highest first).
+                 f: QueueFilter = QueueFilter(), groups: Sequence[Sequence[str]] = ()) -> list[QueueItem]:
+    """The pairs that pass the filter, flagged first, then in the filter's order.
 
     Args:
         pairs: candidate pairs of a duplicate search.
         current: current verdicts by pair key (`ReviewStore.current()`).
-        f: the filter.
+        f: the filter and the order (SORTS; ties by cosine, highest first, then by name).
+        groups: the search's duplicate groups, largest first (for sort='group').
 
     Returns:
         QueueItems in review order.
     """
     if f.status not in STATUSES:
         raise ValueError(f"unknown status {f.status!r}; choose from {', '.join(STATUSES)}")
+    if f.sort not in SORTS:
+        raise ValueError(f"unknown sort {f.sort!r}; choose from {', '.join(SORTS)}")
     out = []
     for p in pairs:
         item = QueueItem(p, current.get(pair_key(p.a, p.b)))
@@ -72,7 +86,22 @@ def review_queue(pairs: Iterable[CandidatePair], current: Mapping[tuple[str, str
         if f.found_kinds and p.kind not in f.found_kinds:
             continue
         out.append(item)
-    return sorted(out, key=lambda q: (not q.pair.flagged, -q.pair.score, q.pair.a, q.pair.b))
+    group_of = {path: g for g, members in enumerate(groups, 1) for path in members}
+
+    def key(q: QueueItem) -> tuple:
+        p = q.pair
+        first: float
+        if f.sort == "score_low":
+            first = p.score
+        elif f.sort == "kind":
+            first = -1 if p.exact else p.hash_distance
+        elif f.sort == "group":
+            first = group_of.get(p.a, group_of.get(p.b, len(group_of) + 1))
+        else:
+            first = -p.score
+        return (not p.flagged, first, -p.score, p.a, p.b)
+
+    return sorted(out, key=key)
 
 
 def pending_copies(pairs: Iterable[CandidatePair], current: Mapping[tuple[str, str], Verdict]
@@ -100,13 +129,8 @@ def verdict_check(pairs: Sequence[CandidatePair], current: Mapping[tuple[str, st
     Returns:
         VerdictCalibration.
     """
-    scores, dup = [], []
-    for p in pairs:
-        v = current.get(pair_key(p.a, p.b))
-        if v is not None and v.verdict in ("duplicate", "not_duplicate"):
-            scores.append(p.score)
-            dup.append(v.verdict == "duplicate")
-    return calibrate_from_verdicts(np.array(scores, np.float64), np.array(dup, bool), threshold, target)
+    scores, dup = verdict_scores(pairs, current)
+    return calibrate_from_verdicts(scores, dup, threshold, target)
 
 
 def _match(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -141,3 +165,86 @@ def overlay_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     b2 = _match(a, b)
     rgb = np.stack([a, b2, b2], axis=-1)  # (H, W, 3)
     return np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+
+
+MIN_VERDICTS_EACH = 10  # duplicate and not-duplicate verdicts needed before a threshold is suggested
+INTERVAL = 0.9  # central share of the bootstrap thresholds shown as the interval
+_BOOTSTRAP = 400
+
+
+@dataclass(frozen=True)
+class ThresholdSuggestion:
+    """A threshold suggested by the verdicts, with a bootstrap interval, or why there is none.
+
+    choice: the suggested threshold and its precision/recall on the verdicts (None: too few).
+    low, high: the central 90% of the thresholds suggested by resampled verdicts.
+    missing: '' when suggested, else one line on the verdicts still needed.
+    """
+
+    choice: ThresholdChoice | None
+    low: float | None
+    high: float | None
+    missing: str
+
+
+def suggest_threshold(check: VerdictCalibration, scores: np.ndarray, is_duplicate: np.ndarray,
+                      target: float = DEFAULT_TARGET, min_each: int = MIN_VERDICTS_EACH,
+                      seed: int = 0) -> ThresholdSuggestion:
+    """The verdicts' suggested threshold once there are `min_each` verdicts of each kind.
+
+    Args:
+        check: verdict_check's result (its `suggested`).
+        scores, is_duplicate: the reviewed pairs' cosines and verdicts (verdict_scores).
+        target: precision the suggestion must reach.
+        min_each: duplicate and not-duplicate verdicts needed.
+        seed: the bootstrap's seed (the interval is reproducible).
+    """
+    n_dup, n_not = check.n_duplicate, check.n_not_duplicate
+    if n_dup < min_each or n_not < min_each or check.suggested is None:
+        return ThresholdSuggestion(None, None, None,
+                                   f"A threshold is suggested after at least {min_each} verdicts of each "
+                                   f"kind: {n_dup} duplicate and {n_not} not-duplicate so far.")
+    s, y = np.asarray(scores, np.float64), np.asarray(is_duplicate, bool)
+    rng = np.random.default_rng(seed)
+    found = []
+    for _ in range(_BOOTSTRAP):
+        idx = rng.integers(0, s.size, s.size)
+        if y[idx].any():
+            found.append(threshold_for_precision(s[idx][y[idx]], s[idx][~y[idx]], target).threshold)
+    tail = (1 - INTERVAL) / 2 * 100
+    low, high = (float(v) for v in np.percentile(found, [tail, 100 - tail]))
+    return ThresholdSuggestion(check.suggested, low, high, "")
+
+
+def verdict_scores(pairs: Sequence[CandidatePair], current: Mapping[tuple[str, str], Verdict]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Cosines and duplicate flags of the pairs with a duplicate / not-duplicate verdict."""
+    scores, dup = [], []
+    for p in pairs:
+        v = current.get(pair_key(p.a, p.b))
+        if v is not None and v.verdict in ("duplicate", "not_duplicate"):
+            scores.append(p.score)
+            dup.append(v.verdict == "duplicate")
+    return np.array(scores, np.float64), np.array(dup, bool)
+
+
+def pending_count(run_dir: str | Path, reviews_db: str | Path) -> int | None:
+    """Flagged duplicate pairs of the run's last search that no reviewer has judged yet.
+
+    Returns:
+        The count; None when the run has no readable duplicate search (or no review install).
+    """
+    from core.duplicates.search import load_result
+    from core.review.store import ReviewStore
+
+    try:
+        result = load_result(run_dir)
+        if result is None:
+            return None
+        flagged = result.flagged
+        if not Path(reviews_db).is_file():
+            return len(flagged)
+        reviewed = ReviewStore(Path(reviews_db), dataset=str(result.data_root)).current()
+        return sum(pair_key(p.a, p.b) not in reviewed for p in flagged)
+    except (OSError, ValueError, KeyError, TypeError, sqlite3.Error):
+        return None

@@ -1,8 +1,8 @@
 """What the Map and Search pages read from a run besides its model, as plain data.
 
-Per-class retrieval quality (from `evaluation.json`), the duplicate threshold and groups (from
-the duplicate search's `duplicates.json`, when one was made), the label vote of a result list,
-the results as CSV, and a timed query.
+Per-class retrieval quality (from `evaluation.json`), the duplicate groups (from the duplicate
+search's `duplicates.json`, when one was made), the label vote of a result list, the results as
+CSV, and a timed query (a dataset image picked as the query left out of its own results).
 """
 
 from __future__ import annotations
@@ -12,18 +12,16 @@ import io
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core.duplicates.search import RESULT as DUPLICATES_FILE
+from core.files import read_json
 from core.retrieval.search import Hit, Searcher
 from core.run_folder import RunPaths
-from core.files import read_json
-
-DEFAULT_DUPLICATE_THRESHOLD = 0.95  # cosine; used until a duplicate search calibrates one
 
 
 @dataclass(frozen=True)
@@ -35,14 +33,6 @@ class ClassQuality:
     map: float
     map_at_r: float
     n_queries: int
-
-
-@dataclass(frozen=True)
-class DuplicateThreshold:
-    """The cosine above which a match is 'likely the same radiograph', and where it comes from."""
-
-    value: float
-    source: str  # 'calibrated', 'fixed' (chosen in a duplicate search) or 'default'
 
 
 @dataclass(frozen=True)
@@ -82,23 +72,6 @@ def _duplicates_doc(run_dir: str | Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def duplicate_threshold(run_dir: str | Path,
-                        default: float = DEFAULT_DUPLICATE_THRESHOLD) -> DuplicateThreshold:
-    """The run's duplicate cosine threshold, or `default` when no duplicate search was made.
-
-    A calibrated rule whose cosine term is off (threshold above 1: pHash alone decides) gives
-    the default too, since a query has no hash to compare.
-    """
-    doc = _duplicates_doc(run_dir) or {}
-    try:
-        value = float(doc["rule"]["threshold"])
-    except (KeyError, TypeError, ValueError):
-        return DuplicateThreshold(default, "default")
-    if not -1.0 <= value <= 1.0:
-        return DuplicateThreshold(default, "default")
-    return DuplicateThreshold(value, "calibrated" if doc.get("method") == "auto" else "fixed")
-
-
 def duplicate_group_of(run_dir: str | Path) -> dict[str, int]:
     """Group number (1 = largest) of each image in a flagged duplicate group of the run.
 
@@ -135,14 +108,22 @@ def hits_csv(hits: Sequence[Hit], query: str) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def timed_search(searcher: Searcher, pixels: np.ndarray, k: int) -> TimedHits:
+def timed_search(searcher: Searcher, pixels: np.ndarray, k: int,
+                 exclude_path: str | None = None) -> TimedHits:
     """Embed an image and search the index, timing both.
 
     Args:
         searcher: the run's loaded Searcher.
         pixels: (H, W) float image in [0, 1].
         k: number of results.
+        exclude_path: a dataset image picked as the query: left out of its own results
+            (ranks renumbered), since finding itself says nothing.
     """
     start = time.perf_counter()
-    hits = searcher.search_vector(searcher.embed_pixels(pixels), k)
+    vector = searcher.embed_pixels(pixels)
+    if exclude_path is None:
+        hits = searcher.search_vector(vector, k)
+    else:
+        found = [h for h in searcher.search_vector(vector, k + 1) if h.path != exclude_path][:k]
+        hits = [replace(h, rank=r) for r, h in enumerate(found, 1)]
     return TimedHits(hits, time.perf_counter() - start)

@@ -10,6 +10,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "decode_images": "views",
     "default_workers": "views",
     "worker_init": "views",
+    "Warmup": "warmup",
+    "measure_warmup": "warmup",
+    "saved_warmup": "warmup",
 })
 
 __all__ = [
@@ -20,4 +23,7 @@ __all__ = [
     "decode_images",
     "default_workers",
     "worker_init",
+    "Warmup",
+    "measure_warmup",
+    "saved_warmup",
 ]

@@ -41,11 +41,11 @@ def _builtin_rate(image_size: int, arch: str, device: str) -> float:
 
 
 def measured_rate(runs_dir: Path, image_size: int, arch: str, device: str) -> tuple[float, str] | None:
-    """Images/s of the newest past run with the same arch and device, scaled to `image_size`.
+    """Images/s of the newest past run with the same arch, device and image size.
 
-    Only runs at an image size within a factor of two count, scaled by the built-in curve
-    (pixel count above ~96 px on a CPU, a flat cap below).
-    The first epoch (warm-up) is left out when there are later ones.
+    Only the same image size counts: throughput does not scale between sizes by any one curve
+    on a busy CPU (a 64 px demo run once gave a 4x wrong estimate for 96 px). The first epoch
+    (warm-up) is left out when there are later ones.
     """
     for run in list_runs(runs_dir):
         config = read_json(run / "config.json", default={}) or {}
@@ -54,18 +54,18 @@ def measured_rate(runs_dir: Path, image_size: int, arch: str, device: str) -> tu
         rates = rates[1:] or rates
         run_device = str(report.get("device") or config.get("train", {}).get("device", "cpu"))
         size = config.get("train", {}).get("image_size")
-        if not rates or not size or config.get("model", {}).get("arch") != arch:
+        if not rates or size != image_size or config.get("model", {}).get("arch") != arch:
             continue
-        if run_device.split(":")[0] != device or not 0.5 <= size / image_size <= 2:
+        if run_device.split(":")[0] != device:
             continue
-        # this machine's measured pace, scaled between sizes by the built-in curve's shape
-        rate = statistics.median(rates) * _builtin_rate(image_size, arch, device) / _builtin_rate(size, arch, device)
-        return rate, f"measured on run '{run.name}', {statistics.median(rates):.1f} img/s at {size} px"
+        rate = statistics.median(rates)
+        return rate, f"measured on run '{run.name}', {rate:.1f} img/s at {size} px"
     return None
 
 
 def estimate_training(n_images: int, epochs: int, image_size: int, arch: str = "resnet18",
-                      device: str = "cpu", runs_dir: Path | None = None) -> TrainEstimate:
+                      device: str = "cpu", runs_dir: Path | None = None,
+                      warmup: tuple[float, str] | None = None) -> TrainEstimate:
     """Estimate a run's duration from the dataset size and the settings.
 
     Args:
@@ -73,12 +73,14 @@ def estimate_training(n_images: int, epochs: int, image_size: int, arch: str = "
         epochs, image_size, arch: the run's settings.
         device: "cpu" or "cuda" (the one the run will use).
         runs_dir: past runs to take a measured throughput from, if any match.
+        warmup: (images/s, basis) of a warm-up of this recipe measured on this machine
+            (core.warmup); it comes before past runs, since it measured the present load.
 
     Returns:
         TrainEstimate; `seconds` counts every epoch's training and validation, plus one
         forward pass over all images for the index.
     """
-    found = measured_rate(runs_dir, image_size, arch, device) if runs_dir else None
+    found = warmup or (measured_rate(runs_dir, image_size, arch, device) if runs_dir else None)
     if found:
         rate, basis = found
     else:

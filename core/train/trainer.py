@@ -80,6 +80,7 @@ class Trainer:
         self.steps_per_epoch = max(1, len(self.train_set) // self.local_batch if self.drop_last
                                    else math.ceil(len(self.train_set) / self.local_batch))
         self.start_epoch, self.best_val, self.best_epoch = 0, math.inf, -1
+        self._val_seconds: float | None = None  # the last validation's duration (for the ETA)
 
     def resume(self, checkpoint: dict[str, Any]) -> None:
         """Continue after the last complete epoch recorded in `checkpoint`."""
@@ -152,6 +153,7 @@ class Trainer:
             torch.manual_seed(t.seed * 1000 + epoch)
             self.net.train()
             t0, running, n = time.time(), 0.0, 0
+            pace = _Pace(t0)
             batches = self._loader(self.train_set, epoch, shuffle=True)
             if self.progress and _is_main():  # a terminal: one tqdm bar per epoch
                 from tqdm import tqdm
@@ -171,17 +173,18 @@ class Trainer:
                 n += v1.shape[0]
                 images_seen += v1.shape[0]
                 done = epoch * self.steps_per_epoch + step + 1
-                rate = (done - self.start_epoch * self.steps_per_epoch) / max(time.time() - started, 1e-6)
-                if _is_main() and (step % 5 == 0 or step + 1 == self.steps_per_epoch):
+                if _is_main() and pace.due(step + 1 == self.steps_per_epoch):
+                    eta = pace.eta(total_steps - done, t.epochs - epoch, self._val_seconds)
                     write_status(self.paths, "running", epoch=epoch + 1, epochs=t.epochs,
-                                 step=done, total=total_steps,
-                                 eta_s=round((total_steps - done) / max(rate, 1e-6), 1))
+                                 step=done, total=total_steps, eta_s=round(eta, 1))
                 if should_stop():
                     stopped = True
                     break
             if stopped:
                 break
+            v0 = time.time()
             val = self.validate()
+            self._val_seconds = time.time() - v0
             if math.isinf(val):
                 raise TrainingDiverged(f"training diverged: the validation loss became {val} "
                                        f"at epoch {epoch + 1}; the last good checkpoint is kept "
@@ -200,6 +203,9 @@ class Trainer:
             self.best_val, self.best_epoch = (val if not math.isnan(val) else math.inf), epoch
         if not _is_main():
             return
+        val_text = "—" if math.isnan(val) else f"{val:.4f}"
+        print(f"epoch {epoch + 1}/{self.config.train.epochs}: loss {train_loss:.4f} · val loss {val_text} · "
+              f"{rate:.1f} images/s · {seconds:.1f} s", flush=True)  # one line per epoch in train.log
         append_jsonl(self.paths.metrics, {
             "epoch": epoch + 1, "train_loss": round(train_loss, 6),
             "val_loss": None if math.isnan(val) else round(val, 6), "lr": lr,
@@ -209,3 +215,37 @@ class Trainer:
         save_checkpoint(self.paths.last, self.model, self.config, epoch=epoch,
                         optimizer=self.optimizer.state_dict(), best_val=self.best_val,
                         best_epoch=self.best_epoch)
+
+
+class _Pace:
+    """Step timing of one epoch: when to write the status, and the ETA from the running pace.
+
+    The ETA uses this epoch's steps after the first (which waits for the loader to start), so
+    it follows the current speed rather than an average over validations and start-up.
+    """
+
+    STATUS_EVERY_S = 1.0
+
+    def __init__(self, start: float) -> None:
+        self.start, self.last_write, self.steps = start, 0.0, 0
+        self.first_done: float | None = None
+
+    def due(self, last_step: bool) -> bool:
+        """Count a finished step; True when the status should be written now."""
+        now = time.time()
+        self.steps += 1
+        if self.first_done is None:
+            self.first_done = now
+        if last_step or self.steps == 1 or now - self.last_write >= self.STATUS_EVERY_S:
+            self.last_write = now
+            return True
+        return False
+
+    def eta(self, steps_left: int, validations_left: int, val_seconds: float | None) -> float:
+        """Seconds left: steps at the running pace plus the validations still to run."""
+        now = time.time()
+        if self.steps > 1 and self.first_done is not None:
+            per_step = (now - self.first_done) / (self.steps - 1)
+        else:
+            per_step = now - self.start
+        return steps_left * per_step + validations_left * (val_seconds or 0.0)  # none yet: 0

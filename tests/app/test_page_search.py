@@ -5,29 +5,22 @@ from __future__ import annotations
 import csv
 import io
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from core.data.display import CT_PRESETS, FILE_DEFAULT, key_tags, window_presets, windowed_pixels
 from core.data.imageio import Window, load_image
 from core.embed.embeddings import Embeddings
 from core.files import atomic_write_json
 from core.retrieval.search import Hit
-from core.runs.views import duplicate_threshold, hits_csv, label_vote
-from pages._search_ui import (
-    CT_PRESETS,
-    FILE_DEFAULT,
-    QueryError,
-    QueryImage,
-    key_tags,
-    read_query,
-    window_presets,
-    windowed_pixels,
-)
+from core.runs.views import hits_csv, label_vote
+from pages._search_ui import QueryError, QueryImage, read_query
 from tests import bad_inputs as bi
 from tests.page_helpers import copy_workspace, open_page, unescape
 
-RESULT = re.compile(r"^#\d+ · cosine -?\d\.\d{3}$")  # a grid cell's first line
+RESULT = re.compile(r"^#\d+ · cosine -?\d\.\d{3} · pct \d{1,3}$")  # a grid cell's first line
 
 
 def _results(at) -> list[str]:
@@ -46,15 +39,18 @@ def _pick(at):
     return at
 
 
-def test_pick_from_dataset_shows_k_results_vote_time_and_the_duplicate_warning(tiny_workspace):
+def test_pick_from_dataset_excludes_itself_and_raises_no_copy_warning(tiny_workspace):
     at = _pick(open_page("pages/search.py"))
     emb = Embeddings.load(tiny_workspace.run_dir)
-    k = min(10, len(emb))
+    k = min(10, len(emb) - 1)
     assert at.selectbox(key="search_pick_path").value == emb.paths[0]
+    planted = (tiny_workspace.dataset / "duplicates.csv").read_text()
+    pick = next(p for p in emb.paths if Path(p).name not in planted)  # not one of the planted copies
+    at.selectbox(key="search_pick_path").set_value(pick).run()
     assert len(_results(at)) == k
-    assert _results(at)[0] == "#1 · cosine 1.000"  # the file itself is in the index
-    assert any("Likely the same radiograph" in w.value for w in at.warning)
-    assert "Duplicate threshold 0.950 (default" in _all_text(at)
+    assert pick not in [t.value.split("\n")[-1] for t in at.text if RESULT.match(t.value.split("\n")[0])]
+    assert not any("Same radiograph" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert "A cosine alone never counts" in _all_text(at)
     assert any(c.value.startswith("Query time ") and c.value.endswith("ms (embedding + search)")
                for c in at.caption)
     vote = at.dataframe[0].value
@@ -63,13 +59,14 @@ def test_pick_from_dataset_shows_k_results_vote_time_and_the_duplicate_warning(t
     assert len(_results(at)) == 3 and not at.exception
 
 
-def test_calibrated_threshold_is_read_from_the_duplicate_search(tiny_workspace, tmp_path, monkeypatch):
+def test_calibrated_rule_is_read_from_the_duplicate_search(tiny_workspace, tmp_path, monkeypatch):
     run = copy_workspace(tiny_workspace.root, tiny_workspace.run_dir.name, tmp_path / "ws")
-    atomic_write_json(run / "duplicates.json", {"method": "auto", "rule": {"threshold": 0.5},
-                                                "groups": []})
+    atomic_write_json(run / "duplicates.json", {"method": "auto", "groups": [],
+                                                "rule": {"threshold": -1.0, "hash_threshold": -1}})
     monkeypatch.setenv("CXR_WORKSPACE", str(tmp_path / "ws"))
     at = _pick(open_page("pages/search.py"))
-    assert "Duplicate threshold 0.500 (calibrated by the duplicate search)" in _all_text(at)
+    assert "or the calibrated rule (cosine ≥ -1.0000)" in unescape(_all_text(at))
+    assert any("Same radiograph as result #1" in w.value for w in at.warning)  # every cosine passes
 
 
 def test_bad_upload_shows_one_line_and_no_results(tiny_workspace, tmp_path):
@@ -89,8 +86,9 @@ def test_png_upload_finds_its_own_file(tiny_workspace):
     at.file_uploader(key="search_upload").set_value(("query.png", data, "image/png")).run()
     assert not at.exception
     assert len(_results(at)) == min(10, len(emb))
-    assert any("Likely the same radiograph" in w.value for w in at.warning)
-    compare = at.selectbox(key="search_compare")
+    assert any("Same radiograph as result #1" in w.value and "identical pixels" in unescape(w.value)
+               for w in at.warning)
+    compare = [s for s in at.selectbox if s.label == "Compare the query with result"][0]
     assert compare.value == 1 and "query: query.png" in _all_text(at)
 
 
@@ -174,11 +172,3 @@ def test_hits_csv_round_trips():
     rows = list(csv.DictReader(io.StringIO(hits_csv(hits, "q.dcm").decode())))
     assert rows == [{"query": "q.dcm", "rank": "1", "path": "x/a,b.png", "label": "N", "split": "test",
                      "cosine": "0.123457"}]
-
-
-def test_duplicate_threshold_sources(tmp_path):
-    assert duplicate_threshold(tmp_path) == type(duplicate_threshold(tmp_path))(0.95, "default")
-    atomic_write_json(tmp_path / "duplicates.json", {"method": "fixed", "rule": {"threshold": 0.9}})
-    assert (duplicate_threshold(tmp_path).value, duplicate_threshold(tmp_path).source) == (0.9, "fixed")
-    atomic_write_json(tmp_path / "duplicates.json", {"method": "auto", "rule": {"threshold": 1.5}})
-    assert duplicate_threshold(tmp_path).source == "default"  # pHash alone decides: no cosine rule

@@ -108,6 +108,23 @@ def animated_gif(folder: Path) -> Path:
     return path
 
 
+def colour_photo(folder: Path) -> Path:
+    """A 640 x 400 outdoor 'photo' as JPEG: blue sky, green field, orange sun, some noise."""
+    rng = np.random.default_rng(7)
+    h, w = 400, 640
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.zeros((h, w, 3), np.float64)
+    sky = y < 250
+    rgb[sky] = np.stack([80 + 0.2 * y, 140 + 0.2 * y, 235 + 0 * y], -1)[sky]
+    rgb[~sky] = np.stack([60 + 0 * y, 150 - 0.1 * (y - 250), 50 + 0 * y], -1)[~sky]
+    sun = (x - 500) ** 2 + (y - 90) ** 2 < 45**2
+    rgb[sun] = (250, 170, 40)
+    rgb += rng.normal(0, 6, rgb.shape)
+    path = folder / "holiday.jpg"
+    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB").save(path, quality=90)
+    return path
+
+
 def bmp(folder: Path) -> Path:
     return _save(Image.fromarray(_gray8()), folder / "ramp.bmp")
 

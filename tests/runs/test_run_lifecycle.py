@@ -15,6 +15,7 @@ from core.cli.main import main
 from core.files import read_jsonl
 from core.run_folder import RunPaths, hold_run_lock, read_status, write_status
 
+
 class Killed(BaseException):
     """Stands for kill -9 (no handler of ours catches a BaseException subclass)."""
 

@@ -1,0 +1,25 @@
+"""Send a first visit to a page's URL through streamlit_app.py's router (one place, on purpose).
+
+Streamlit still supports the legacy `pages/` folder: until some session of this server process
+has called st.navigation, a folder named `pages/` beside the entry point puts the app in the
+old mode, where a first visit straight to /map runs pages/map.py alone (no router, every file
+of pages/ in the sidebar). Streamlit's documentation says only that "as soon as any session
+executes st.navigation, the app ignores the pages/ directory"; there is no option to turn the
+old mode off, and the supported alternative is a page folder under another name (a rename of
+every page, left for a quieter moment). So this resets the class flag Streamlit reads
+(`PagesManager.uses_pages_directory`, not public API) and reruns: the rerun goes through the
+router with the same URL. tests/test_routing.py fails when a Streamlit upgrade changes this.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+
+def route_through_entry_point() -> None:
+    """Rerun through st.navigation when Streamlit runs this page in its legacy folder mode."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False  # what st.navigation itself sets
+        st.rerun()
