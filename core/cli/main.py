@@ -72,7 +72,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_embed(a: argparse.Namespace) -> int:
     from core.data.dataset import scan_dataset
     from core.data.splits import load_splits
-    from core.device import resolve_device, resolve_precision
+    from core.embed.encoder import Encoder
     from core.run_folder import RunPaths
     from core.runs.pipeline import embed_run
 
@@ -86,9 +86,8 @@ def cmd_embed(a: argparse.Namespace) -> int:
     dataset = scan_dataset(config.data)
     samples, splits = load_splits(paths.splits)
     by_path = {s.path: sp for s, sp in zip(samples, splits, strict=True)}
-    device = resolve_device(a.device)
-    emb, bad = embed_run(paths, dataset, [by_path.get(s.path, "") for s in dataset.samples], device,
-                         resolve_precision(config.train.precision, device), sys.stderr.isatty())
+    emb, bad = embed_run(paths, dataset, [by_path.get(s.path, "") for s in dataset.samples],
+                         Encoder.from_run(paths.root, a.device), sys.stderr.isatty())
     print(json.dumps({"n_images": len(emb), "n_skipped": len(bad), "dim": int(emb.vectors.shape[1])}))
     return 0
 

@@ -15,43 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from core.data.imageio import ImageReadError, load_image, to_uint8
 from core.duplicates.edits import COPY_KINDS, make_copy
 from core.duplicates.hashing import HashTable, hamming_many, hash_pixels, near_hash_pairs
-from core.embed.encoder import embed_tensor
-from core.model.network import SimCLRModel
-from core.model.transforms import eval_view
+from core.embed.encoder import Encoder
 
 COPY_SIDE = 256  # originals are squared to this side before editing (the model squares anyway)
-
-
-@dataclass(frozen=True)
-class Encoder:
-    """A run's model with what it needs to embed pixels the way the run did."""
-
-    model: SimCLRModel
-    image_size: int
-    device: torch.device
-    precision: str
-    batch_size: int = 64
-
-    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """Embed grayscale images.
-
-        Args:
-            images: M arrays (H, W) float in [0, 1].
-
-        Returns:
-            (M, D) float32 unit rows.
-        """
-        out = []
-        for s in range(0, len(images), self.batch_size):
-            views = torch.stack([eval_view(p, self.image_size) for p in images[s:s + self.batch_size]])
-            out.append(embed_tensor(self.model, views, self.device, self.precision))  # (B, D)
-        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 @dataclass(frozen=True)

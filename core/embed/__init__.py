@@ -5,6 +5,8 @@ from core.facade import lazy_exports
 __getattr__, __dir__ = lazy_exports(__name__, {
     "Embeddings": "embeddings",
     "l2_normalize": "embeddings",
+    "Encoder": "encoder",
+    "embed_dataset": "encoder",
     "embed_files": "encoder",
     "embed_tensor": "encoder",
     "fold_batchnorm": "encoder",
@@ -31,6 +33,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 __all__ = [
     "Embeddings",
     "l2_normalize",
+    "Encoder",
+    "embed_dataset",
     "embed_files",
     "embed_tensor",
     "fold_batchnorm",

@@ -13,7 +13,7 @@ from core.data.dataset import scan_dataset
 from core.data.imageio import ImageReadError, read_gray
 from core.device import resolve_device, resolve_precision
 from core.embed.embeddings import Embeddings, l2_normalize
-from core.embed.encoder import embed_files
+from core.embed.encoder import Encoder, embed_dataset
 from core.files import atomic_write_json, read_json
 from core.model.network import SimCLRModel, build_model, imagenet_weights_available
 from core.model.transforms import eval_view
@@ -42,9 +42,11 @@ def _encoder_vectors(model_cfg: ModelConfig, files: list[Path], image_size: int,
     device = resolve_device("auto")
     torch.manual_seed(seed)
     model: SimCLRModel = build_model(model_cfg).to(device).to(memory_format=torch.channels_last)
-    vectors, _ = embed_files(model, files, image_size, device, resolve_precision("auto", device),
-                             progress=progress)
-    return vectors
+    encoder = Encoder(model.eval(), image_size, device, resolve_precision("auto", device))
+    vectors, bad = embed_dataset(encoder, files, progress=progress)
+    out = np.zeros((len(files), vectors.shape[1]), np.float32)  # unreadable files: zero rows
+    out[[i for i in range(len(files)) if i not in bad]] = vectors
+    return out
 
 
 def _score(vectors: np.ndarray, labels: list[str], queries: np.ndarray) -> dict[str, Any]:
@@ -60,11 +62,9 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines:
     With `data`: every image of that labelled folder queries all the others.
     Baselines: raw 32x32 pixels, a random-init encoder, ImageNet weights when cached.
     """
-    from core.model.checkpoint import load_run_model
-
     paths = RunPaths(Path(run_dir))
-    device = resolve_device("auto")
-    model, config = load_run_model(paths.root, device)
+    encoder = Encoder.from_run(paths.root)
+    config = encoder.config
     if data is None:
         emb = Embeddings.load(paths.root)
         root = Path(config.data)
@@ -76,12 +76,9 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines:
             protocol = PROTOCOL_DATA + " (the run has no test split)"
     else:
         dataset = scan_dataset(data)
-        files = [dataset.absolute(s) for s in dataset.samples]
-        labels = dataset.labels
-        vectors, bad = embed_files(model, files, config.train.image_size, device,
-                                   resolve_precision(config.train.precision, device), progress=progress)
-        keep = np.array([i for i in range(len(files)) if i not in bad], dtype=np.int64)
-        files, labels, vectors = [files[i] for i in keep], [labels[i] for i in keep], vectors[keep]
+        emb, _ = embed_dataset(encoder, dataset, progress=progress)
+        files = [dataset.root / p for p in emb.paths]
+        labels, vectors = emb.labels, emb.vectors
         queries, protocol = np.arange(len(labels)), PROTOCOL_DATA
     result = _score(vectors, labels, queries)
     result["protocol"] = protocol

@@ -8,12 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from core.data.imageio import load_image
-from core.device import resolve_device, resolve_precision
 from core.embed.embeddings import Embeddings
-from core.embed.encoder import embed_tensor
+from core.embed.encoder import Encoder
 from core.index.vectors import VectorIndex
-from core.model.checkpoint import load_run_model
-from core.model.transforms import eval_view
 from core.run_folder import RunError, RunPaths
 
 
@@ -34,9 +31,8 @@ class Searcher:
         paths = RunPaths(Path(run_dir))
         if not paths.index.is_file() or not paths.embeddings.is_file():
             raise RunError(f"{paths.root} has no index yet (training not finished?)")
-        self.device = resolve_device(device)
-        self.model, self.config = load_run_model(paths.root, self.device)
-        self.precision = resolve_precision(self.config.train.precision, self.device)
+        self.encoder = Encoder.from_run(paths.root, device)
+        self.config = self.encoder.config
         self.embeddings = Embeddings.load(paths.root)
         self.index = VectorIndex.load(paths.index)
         if self.embeddings.vectors.shape[1] != self.config.model.feature_dim:
@@ -47,8 +43,7 @@ class Searcher:
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """(H, W) float image in [0, 1] -> (D,) unit vector."""
-        view = eval_view(pixels, self.config.train.image_size)[None]  # (1, 1, S, S)
-        return embed_tensor(self.model, view, self.device, self.precision)[0]
+        return self.encoder.embed([pixels])[0]
 
     def search_vector(self, vector: np.ndarray, k: int = 10) -> list[Hit]:
         scores, ids = self.index.search(vector[None].astype(np.float32), k)

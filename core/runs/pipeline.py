@@ -18,7 +18,7 @@ from core.config import ConfigError, RunConfig
 from core.data.dataset import Dataset, DatasetError, scan_dataset
 from core.device import resolve_device, resolve_precision, setup_cpu
 from core.embed.embeddings import Embeddings
-from core.embed.encoder import embed_files
+from core.embed.encoder import Encoder, embed_dataset
 from core.retrieval.evaluate import evaluate_run
 from core.index.vectors import VectorIndex
 from core.train.views import decode_images
@@ -133,7 +133,8 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, device: torch.device, 
         write_status(paths, "stopped", epoch=result.epochs_done, epochs=config.train.epochs)
         return {"state": "stopped", "epochs_done": result.epochs_done}
     write_status(paths, "embedding", epoch=config.train.epochs, epochs=config.train.epochs)
-    embeddings, bad_embed = embed_run(paths, dataset, splits, device, precision, progress)
+    embeddings, bad_embed = embed_run(paths, dataset, splits, Encoder.from_run(paths.root, device, precision),
+                                      progress)
     unreadable.update(bad_embed)
     report = {
         "state": "finished", "data": str(dataset.root), "layout": dataset.layout,
@@ -182,23 +183,14 @@ def _trim_metrics(paths: RunPaths, start_epoch: int) -> None:
     tmp.replace(paths.metrics)
 
 
-def embed_run(paths: RunPaths, dataset: Dataset, splits: list[str], device: torch.device,
-              precision: str, progress: bool = False) -> tuple[Embeddings, dict[str, str]]:
-    """Embed every image with the best checkpoint; save embeddings and the FAISS index."""
-    from core.model.checkpoint import load_run_model
-
-    model, config = load_run_model(paths.root, device=device)
-    files = [dataset.absolute(s) for s in dataset.samples]
-    vectors, bad = embed_files(model, files, config.train.image_size, device, precision,
-                               batch_size=config.train.batch_size, progress=progress)
-    keep = [i for i in range(len(files)) if i not in bad]
-    samples = [dataset.samples[i] for i in keep]
-    embeddings = Embeddings([s.path for s in samples], [s.label for s in samples],
-                            [splits[i] for i in keep], [s.patient_id or "" for s in samples],
-                            vectors[keep])
+def embed_run(paths: RunPaths, dataset: Dataset, splits: list[str], encoder: Encoder,
+              progress: bool = False) -> tuple[Embeddings, dict[str, str]]:
+    """Embed every image with `encoder` (the run's best checkpoint); save embeddings and the
+    FAISS index. Returns them with {path: reason} for the files that could not be read."""
+    embeddings, bad = embed_dataset(encoder, dataset, splits=splits, progress=progress)
     embeddings.save(paths.root)
     VectorIndex.build(embeddings.vectors).save(paths.index)
-    return embeddings, {dataset.samples[i].path: r for i, r in bad.items()}
+    return embeddings, bad
 
 
 __all__ = ["train_run", "embed_run", "prepare_data", "ConfigError"]
