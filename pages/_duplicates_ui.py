@@ -22,7 +22,7 @@ from core.data import (
 from core.duplicates import DuplicateResult, load_result
 from core.embed import Embeddings
 from core.jobs import search_status, start_search
-from core.review import KIND_LABELS, KINDS, STATUSES, QueueFilter, QueueItem
+from core.review import DUPLICATE_KINDS, KIND_LABELS, STATUSES, QueueFilter, QueueItem
 
 STATUS_LABELS = {"pending": "pending", "duplicate": "duplicate", "not_duplicate": "not duplicate",
                  "skip": "skipped", "any": "any status"}
@@ -106,9 +106,7 @@ def summary_ui(result: DuplicateResult) -> None:
     cols[3].metric("Est. recall", _pct(result.estimated_recall))
     cols[4].metric("Pairs / groups", f"{len(flagged)} / {len(result.groups)}")
     cols[5].metric("Cross-split pairs", str(sum(p.cross_split for p in flagged)))
-    floor = f" and its cosine is at least {r.hash_floor:.4f}" if r.hash_floor > -1 else ""
-    st.caption(f"Rule ({result.method}): a pair is a duplicate when its cosine is at least "
-               f"{r.threshold:.4f}, or its pHash distance is at most {r.hash_threshold}{floor}; "
+    st.caption(f"Rule ({result.method}): a pair is a duplicate when {r.describe(symbols=True)}; "
                "identical pixels always. Estimates are on synthetic copies of held-out images "
                "against their nearest non-duplicates.")
 
@@ -124,7 +122,7 @@ def filters_ui(result: DuplicateResult) -> QueueFilter:
     low = min([p.score for p in result.pairs] + [0.0])
     lo, hi = c2.slider("Cosine range", min_value=float(np.floor(low * 100) / 100), max_value=1.0,
                        value=(float(np.floor(low * 100) / 100), 1.0), step=0.001, key="dup_score")
-    kinds = c3.multiselect("Kind (duplicates)", KINDS, format_func=KIND_LABELS.get, key="dup_kinds")
+    kinds = c3.multiselect("Kind (duplicates)", DUPLICATE_KINDS, format_func=KIND_LABELS.get, key="dup_kinds")
     c4, c5 = st.columns(2)
     cross = c4.checkbox("Cross-split only", key="dup_cross")
     flagged = c5.checkbox("Flagged pairs only", value=True, key="dup_flagged",
@@ -227,7 +225,7 @@ def verdict_ui(key: str) -> tuple[str, str, str] | None:
     note = st.text_input("Note (optional)", key=f"dup_note_{key}")
     st.caption(SHORTCUTS)
     cols = st.columns([1.1, 1.5, 1.4, 1.9, 1.2, 0.8])
-    for n, kind in enumerate(KINDS):
+    for n, kind in enumerate(DUPLICATE_KINDS):
         label = KIND_LABELS[kind][0].upper() + KIND_LABELS[kind][1:]
         if cols[n].button(label, key=f"dup_v_{kind}", shortcut=str(n + 1), width="stretch",
                           type="primary", help=f"Duplicate: {KIND_LABELS[kind]}"):

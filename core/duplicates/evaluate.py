@@ -21,16 +21,14 @@ from typing import Any
 import numpy as np
 
 from core.data.imageio import load_image
-from core.duplicates.auto_calibration import AutoCalibration, auto_calibrate
+from core.duplicates.auto_calibration import auto_calibrate
 from core.duplicates.candidates import find_pairs
 from core.duplicates.hashing import HashTable, hash_files, hash_pixels
 from core.duplicates.known_pairs import make_copies, singletons
 from core.duplicates.neighbours import connected_groups
-from core.duplicates.rule import Rule
+from core.duplicates.rule import Rule, pair_precision_recall
 from core.duplicates.search import dataset_embeddings, output_dir
 from core.embed.embeddings import Embeddings
-
-DETECTORS = ("embedding", "hash", "combined")
 
 
 @dataclass(frozen=True)
@@ -51,19 +49,11 @@ def pair_scores(flagged: set[tuple[int, int]], truth: set[tuple[int, int]]) -> P
         flagged: pairs a detector called duplicates; truth: the real duplicates.
 
     Returns:
-        PairScores; precision is 1.0 when nothing is flagged, recall 1.0 when nothing is true.
+        PairScores (precision and recall as `pair_precision_recall` defines them).
     """
-    tp = len(flagged & truth)
-    precision = tp / len(flagged) if flagged else 1.0
-    recall = tp / len(truth) if truth else 1.0
+    precision, recall = pair_precision_recall(len(flagged & truth), len(flagged), len(truth))
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return PairScores(precision, recall, f1, len(flagged), len(truth))
-
-
-def detector_rules(cal: AutoCalibration) -> dict[str, Rule]:
-    """The three calibrated detectors as rules: cosine only, pHash only, combined."""
-    return {"embedding": Rule(cal.embedding.threshold, -1),
-            "hash": Rule(2.0, int(cal.hash.threshold)), "combined": cal.rule.rule}
 
 
 def flagged_pairs(emb: Embeddings, hashes: HashTable, rule: Rule, k: int = 10) -> set[tuple[int, int]]:
@@ -114,8 +104,8 @@ def evaluate_duplicates(run: str | Path, cxr: str | Path | None = "../shared/dat
         hashes = hash_files(root, emb.paths, cache=out / "hashes.csv")
         val = [i for i, s in enumerate(emb.splits) if s == "val"] or None
         cal = auto_calibrate(run, emb, hashes, root, val, device=device)
-        det = detector_rules(cal)
-        rules["cxr"] = {name: _describe(r) for name, r in det.items()}
+        det = cal.rules()
+        rules["cxr"] = {name: r.describe() for name, r in det.items()}
         truth = closure(len(emb), _listed_pairs(root / "near_duplicates.csv", emb.paths))
         for name, rule in det.items():
             rows.append(_row("cxr real pairs", name, pair_scores(flagged_pairs(emb, hashes, rule, k), truth)))
@@ -136,16 +126,6 @@ def _run_data(run: Path) -> str:
     return RunConfig.from_dict(read_json(RunPaths(run).config)).data
 
 
-def _describe(rule: Rule) -> str:
-    parts = []
-    if rule.threshold <= 1.0:
-        parts.append(f"cosine >= {rule.threshold:.4f}")
-    if rule.hash_threshold >= 0:
-        floor = f" and cosine >= {rule.hash_floor:.4f}" if rule.hash_floor > -1 else ""
-        parts.append(f"(pHash <= {rule.hash_threshold}{floor})" if floor else f"pHash <= {rule.hash_threshold}")
-    return " or ".join(parts)
-
-
 def _row(name: str, detector: str, s: PairScores) -> dict[str, Any]:
     return {"set": name, "detector": detector, "precision": round(s.precision, 4),
             "recall": round(s.recall, 4), "f1": round(s.f1, 4), "n_flagged": s.n_flagged,
@@ -155,13 +135,9 @@ def _row(name: str, detector: str, s: PairScores) -> dict[str, Any]:
 def _synthetic_rows(run: Path, emb: Embeddings, hashes: HashTable, root: Path, originals: list[int],
                     det: dict[str, Rule], device: str, k: int) -> list[dict[str, Any]]:
     """Add copies of `originals` to the dataset and score pairs that involve a copy."""
-    from core.device import resolve_device, resolve_precision
-    from core.duplicates.known_pairs import Encoder
-    from core.model.checkpoint import load_run_model
+    from core.embed.encoder import Encoder
 
-    dev = resolve_device(device)
-    model, config = load_run_model(run, dev)
-    encoder = Encoder(model, config.train.image_size, dev, resolve_precision(config.train.precision, dev))
+    encoder = Encoder.from_run(run, device)
     rng = np.random.default_rng(1)
     pixels, family = [], []
     for i in originals:
@@ -194,11 +170,11 @@ def _demo_rows(run: Path, demo: Path, device: str, k: int) -> tuple[list[dict[st
     emb, root = dataset_embeddings(run, demo, out, device)
     hashes = hash_files(root, emb.paths, cache=out / "hashes.csv")
     cal = auto_calibrate(run, emb, hashes, root, None, device=device)
-    det = detector_rules(cal)
+    det = cal.rules()
     truth = closure(len(emb), _listed_pairs(root / "duplicates.csv", emb.paths))
     rows = [_row("demo", name, pair_scores(flagged_pairs(emb, hashes, rule, k), truth))
             for name, rule in det.items()]
-    return rows, {name: _describe(r) for name, r in det.items()}
+    return rows, {name: r.describe() for name, r in det.items()}
 
 
 def format_table(table: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from core.data.imageio import ImageReadError, load_image, to_uint8
+from core.files import atomic_write_csv
 
 HASH_BITS = 64
 _CACHE_FIELDS = ("path", "mtime_ns", "bytes", "phash", "digest", "width", "height")
@@ -211,10 +212,4 @@ def _read_cache(path: Path) -> dict[str, dict[str, str]]:
 
 
 def _write_cache(path: Path, rows: list[dict[str, str]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=_CACHE_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(path)
+    atomic_write_csv(path, _CACHE_FIELDS, rows)

@@ -3,6 +3,7 @@
 from core.facade import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "COPY_VERDICT_KINDS": "export",
     "ImageFacts": "export",
     "KEEP_RULE": "export",
     "image_facts": "export",
@@ -12,12 +13,14 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "to_csv": "export",
     "difference_image": "queue",
     "overlay_image": "queue",
+    "DUPLICATE_KINDS": "store",
     "ReviewError": "store",
     "ReviewStore": "store",
     "pair_key": "store",
 })
 
 __all__ = [
+    "COPY_VERDICT_KINDS",
     "ImageFacts",
     "KEEP_RULE",
     "image_facts",
@@ -27,6 +30,7 @@ __all__ = [
     "to_csv",
     "difference_image",
     "overlay_image",
+    "DUPLICATE_KINDS",
     "ReviewError",
     "ReviewStore",
     "pair_key",

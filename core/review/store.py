@@ -22,7 +22,7 @@ from pathlib import Path
 from core.errors import UserError
 
 VERDICTS = ("duplicate", "not_duplicate", "skip")
-KINDS = ("same_image", "reencoded_resized", "cropped_rotated", "same_patient_other_study")
+DUPLICATE_KINDS = ("same_image", "reencoded_resized", "cropped_rotated", "same_patient_other_study")
 KIND_LABELS = {
     "same_image": "same image", "reencoded_resized": "re-encoded or resized",
     "cropped_rotated": "cropped or rotated", "same_patient_other_study": "same patient, other study",
@@ -146,7 +146,7 @@ class ReviewStore:
             a, b: image paths relative to the dataset root, in either order.
             verdict: one of VERDICTS.
             reviewer: who decided (non-empty).
-            kind: one of KINDS for a duplicate; empty otherwise.
+            kind: one of DUPLICATE_KINDS for a duplicate; empty otherwise.
             note: free text.
             run: the model run whose candidates were reviewed.
             threshold: the threshold in force.
@@ -266,8 +266,8 @@ def _check(verdict: str, reviewer: str, kind: str, note: str) -> tuple[str, str,
     if verdict not in VERDICTS:
         raise ReviewError(f"unknown verdict {verdict!r} (choose from {', '.join(VERDICTS)})")
     kind = kind or ""
-    if verdict == "duplicate" and kind not in KINDS:
-        raise ReviewError(f"a duplicate needs a kind: one of {', '.join(KINDS)}")
+    if verdict == "duplicate" and kind not in DUPLICATE_KINDS:
+        raise ReviewError(f"a duplicate needs a kind: one of {', '.join(DUPLICATE_KINDS)}")
     if verdict != "duplicate" and kind:
         raise ReviewError(f"only a duplicate has a kind, not a {verdict.replace('_', ' ')}")
     note = str(note or "").strip()

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from core.duplicates.search import RESULT as DUPLICATES_FILE
+from core.duplicates.search import RESULT as DUPLICATES_FILE  # noqa: F401  (pages stamp it)
+from core.duplicates.search import DuplicateResult, load_result
 from core.retrieval.search import Hit, Searcher
-from core.run_folder import RunPaths
-from core.files import read_json
+from core.run_folder import RunError, RunPaths
+from core.files import csv_bytes
 
 DEFAULT_DUPLICATE_THRESHOLD = 0.95  # cosine; used until a duplicate search calibrates one
 
@@ -77,9 +78,11 @@ def class_quality(run_dir: str | Path) -> list[ClassQuality]:
     return rows
 
 
-def _duplicates_doc(run_dir: str | Path) -> dict[str, Any] | None:
-    doc = read_json(Path(run_dir) / DUPLICATES_FILE, default=None)
-    return doc if isinstance(doc, dict) else None
+def _duplicates(run_dir: str | Path) -> DuplicateResult | None:
+    try:
+        return load_result(run_dir)
+    except RunError:  # a damaged file counts as no search here; the Duplicates page says why
+        return None
 
 
 def duplicate_threshold(run_dir: str | Path,
@@ -89,14 +92,10 @@ def duplicate_threshold(run_dir: str | Path,
     A calibrated rule whose cosine term is off (threshold above 1: pHash alone decides) gives
     the default too, since a query has no hash to compare.
     """
-    doc = _duplicates_doc(run_dir) or {}
-    try:
-        value = float(doc["rule"]["threshold"])
-    except (KeyError, TypeError, ValueError):
+    result = _duplicates(run_dir)
+    if result is None or not -1.0 <= result.rule.threshold <= 1.0:
         return DuplicateThreshold(default, "default")
-    if not -1.0 <= value <= 1.0:
-        return DuplicateThreshold(default, "default")
-    return DuplicateThreshold(value, "calibrated" if doc.get("method") == "auto" else "fixed")
+    return DuplicateThreshold(result.rule.threshold, "calibrated" if result.method == "auto" else "fixed")
 
 
 def duplicate_group_of(run_dir: str | Path) -> dict[str, int]:
@@ -105,7 +104,8 @@ def duplicate_group_of(run_dir: str | Path) -> dict[str, int]:
     Returns:
         {relative path: group}; {} when no duplicate search was made or none was found.
     """
-    groups = (_duplicates_doc(run_dir) or {}).get("groups") or []
+    result = _duplicates(run_dir)
+    groups = result.groups if result is not None else []
     return {str(path): g for g, members in enumerate(groups, 1) for path in members}
 
 
@@ -127,12 +127,8 @@ def label_vote(hits: Sequence[Hit]) -> list[LabelVote]:
 
 def hits_csv(hits: Sequence[Hit], query: str) -> bytes:
     """The results as CSV: query, rank, path, label, split, cosine (UTF-8)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["query", "rank", "path", "label", "split", "cosine"])
-    for h in hits:
-        w.writerow([query, h.rank, h.path, h.label, h.split, f"{h.score:.6f}"])
-    return buf.getvalue().encode("utf-8")
+    return csv_bytes(["query", "rank", "path", "label", "split", "cosine"],
+                     [(query, h.rank, h.path, h.label, h.split, f"{h.score:.6f}") for h in hits])
 
 
 def timed_search(searcher: Searcher, pixels: np.ndarray, k: int) -> TimedHits:
