@@ -109,28 +109,3 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
         row[f"{name}_p@5"] = scores.get("precision_at_5")
         row[f"{name}_map@r"] = scores.get("map_at_r")
     return row
-
-
-def workspace_status(path: str | Path | None = None) -> dict[str, Any]:
-    """What the home page shows: dataset, class counts, splits, runs with their metrics."""
-    ws = Workspace(workspace_root(path))
-    status: dict[str, Any] = {"root": str(ws.root), "dataset": None, "runs": []}
-    if ws.dataset_path is not None:
-        try:
-            dataset = scan_dataset(ws.dataset_path)
-            status["dataset"] = {
-                "path": str(dataset.root), "name": dataset.root.name, "layout": dataset.layout,
-                "n_images": len(dataset.samples), "class_counts": dataset.class_counts(),
-                "n_skipped": len(dataset.skipped), "has_patients": dataset.has_patients(),
-                "synthetic": bool(ws.settings().get("synthetic")),
-            }
-        except DatasetError as e:
-            status["dataset_error"] = str(e)
-    runs = list_runs(ws.runs_dir)
-    status["runs"] = [run_summary(r) for r in runs]
-    active = ws.active_run
-    status["active_run"] = str(active) if active else None
-    if active is not None:
-        report = read_json(active / "report.json", default={}) or {}
-        status["split_counts"] = report.get("split_counts")
-    return status
