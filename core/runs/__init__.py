@@ -1,0 +1,25 @@
+"""A run end to end: train -> embed -> index -> evaluate, workspaces, and the views pages read from a run."""
+
+from core.facade import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "embed_run": "pipeline",
+    "train_run": "pipeline",
+    "duplicate_threshold": "views",
+    "hits_csv": "views",
+    "label_vote": "views",
+    "DEMO_NAME": "workspace",
+    "Workspace": "workspace",
+    "ensure_demo_workspace": "workspace",
+})
+
+__all__ = [
+    "embed_run",
+    "train_run",
+    "duplicate_threshold",
+    "hits_csv",
+    "label_vote",
+    "DEMO_NAME",
+    "Workspace",
+    "ensure_demo_workspace",
+]
