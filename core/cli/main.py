@@ -55,17 +55,17 @@ def cmd_train(a: argparse.Namespace) -> int:
                              device=a.device, seed=a.seed, precision=a.precision,
                              num_workers=a.workers)
     report = train_run(config, a.run, progress=sys.stderr.isatty())
-    if not report:
+    if report is None:  # a non-zero torchrun rank
         return 0
     if a.json:
-        print(json.dumps(report, indent=2))
-    elif report.get("state") == "stopped":
-        print(f"stopped after epoch {report['epochs_done']}; run the same command to resume")
+        print(json.dumps(report.to_dict(), indent=2))
+    elif report.state == "stopped":
+        print(f"stopped after epoch {report.epochs_done}; run the same command to resume")
     else:
-        ev = report["evaluation"]
-        print(f"trained {report['epochs_done']} epochs in {report['train_seconds']} s; "
+        ev = report.evaluation
+        print(f"trained {report.epochs_done} epochs in {report.train_seconds} s; "
               f"test P@5 {ev['precision_at_5']:.3f}, mAP {ev['map']:.3f}, mAP@R {ev['map_at_r']:.3f}; "
-              f"{report['n_skipped']} files skipped; run: {a.run}")
+              f"{report.n_skipped} files skipped; run: {a.run}")
     return 0
 
 
@@ -97,9 +97,9 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
     result = evaluate_run(a.run, data=a.data, baselines=not a.no_baselines, progress=sys.stderr.isatty())
     if a.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
     else:
-        print(format_evaluation(result))
+        print(format_evaluation(result.to_dict()))
     return 0
 
 

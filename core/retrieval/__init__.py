@@ -3,7 +3,9 @@
 from core.facade import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "Evaluation": "evaluate",
     "evaluate_run": "evaluate",
+    "load_evaluation": "evaluate",
     "RetrievalScores": "metrics",
     "average_precision": "metrics",
     "evaluate_retrieval": "metrics",
@@ -15,7 +17,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "Evaluation",
     "evaluate_run",
+    "load_evaluation",
     "RetrievalScores",
     "average_precision",
     "evaluate_retrieval",

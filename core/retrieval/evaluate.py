@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,48 @@ from core.embed.encoder import Encoder, embed_dataset
 from core.files import atomic_write_json, read_json
 from core.model.network import SimCLRModel, build_model, imagenet_weights_available
 from core.model.transforms import eval_view
-from core.retrieval.metrics import evaluate_retrieval
+from core.retrieval.metrics import RetrievalScores, evaluate_retrieval
 from core.run_folder import RunPaths
 
 PROTOCOL_RUN = ("queries = test split; gallery = every other image of the dataset; "
                 "relevant = same label; the query itself never counts")
 PROTOCOL_DATA = ("queries = every image of the folder; gallery = all the others; "
                  "relevant = same label; the query itself never counts")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What `evaluate_run` hands back; `to_dict()` is evaluation.json and `evaluate --json`."""
+
+    scores: RetrievalScores
+    protocol: str
+    data: str
+    baselines: dict[str, RetrievalScores] | None = None  # None: baselines not asked for
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.scores.to_dict()
+        out["protocol"] = self.protocol
+        out["data"] = self.data
+        if self.baselines is not None:
+            out["baselines"] = {name: s.to_dict() for name, s in self.baselines.items()}
+        return out
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Evaluation:
+        """Read back what `to_dict` wrote. Raises KeyError, TypeError, ValueError otherwise."""
+        baselines = d.get("baselines")
+        return Evaluation(RetrievalScores.from_dict(d), str(d.get("protocol", "")), str(d.get("data", "")),
+                          None if baselines is None else
+                          {str(k): RetrievalScores.from_dict(v) for k, v in baselines.items()})
+
+
+def load_evaluation(run_dir: str | Path) -> Evaluation | None:
+    """The run's saved evaluation.json; None when it is missing or not readable."""
+    saved = read_json(RunPaths(Path(run_dir)).evaluation, default=None)
+    try:
+        return Evaluation.from_dict(saved) if isinstance(saved, dict) else None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def pixel_vectors(files: list[Path], size: int = 32) -> np.ndarray:
@@ -49,13 +85,13 @@ def _encoder_vectors(model_cfg: ModelConfig, files: list[Path], image_size: int,
     return out
 
 
-def _score(vectors: np.ndarray, labels: list[str], queries: np.ndarray) -> dict[str, Any]:
+def _score(vectors: np.ndarray, labels: list[str], queries: np.ndarray) -> RetrievalScores:
     gallery = np.arange(len(labels))
-    return evaluate_retrieval(vectors, labels, queries, gallery).to_dict()
+    return evaluate_retrieval(vectors, labels, queries, gallery)
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines: bool = True,
-                 progress: bool = False) -> dict[str, Any]:
+                 progress: bool = False) -> Evaluation:
     """P@1/5/10, mAP, mAP@R (overall and per class) of a run, beside baselines.
 
     Without `data`: the run's test split queries every other image of its dataset.
@@ -80,21 +116,20 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines:
         files = [dataset.root / p for p in emb.paths]
         labels, vectors = emb.labels, emb.vectors
         queries, protocol = np.arange(len(labels)), PROTOCOL_DATA
-    result = _score(vectors, labels, queries)
-    result["protocol"] = protocol
-    result["data"] = str(data or config.data)
-    if baselines:
-        result["baselines"] = _baselines(paths, config, files, labels, queries, data, progress)
+    result = Evaluation(_score(vectors, labels, queries), protocol, str(data or config.data),
+                        _baselines(paths, config, files, labels, queries, data, progress)
+                        if baselines else None)
     if data is None:
-        atomic_write_json(paths.evaluation, result)
+        atomic_write_json(paths.evaluation, result.to_dict())
     return result
 
 
 def _baselines(paths: RunPaths, config, files: list[Path], labels: list[str], queries: np.ndarray,
-               data: str | Path | None, progress: bool) -> dict[str, Any]:
+               data: str | Path | None, progress: bool) -> dict[str, RetrievalScores]:
     """Baseline scores, cached in the run's evaluation.json for its own dataset."""
-    cached = (read_json(paths.evaluation) or {}).get("baselines", {}) if data is None else {}
-    out: dict[str, Any] = {}
+    saved = load_evaluation(paths.root) if data is None else None
+    cached = (saved.baselines or {}) if saved is not None else {}
+    out: dict[str, RetrievalScores] = {}
     if "pixels_32" in cached:
         out["pixels_32"] = cached["pixels_32"]
     else:

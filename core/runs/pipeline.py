@@ -7,7 +7,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +16,17 @@ import torch.distributed as dist
 
 from core.config import ConfigError, RunConfig
 from core.data.dataset import Dataset, DatasetError, scan_dataset
+from core.data.splits import assign_splits, load_splits, save_splits
 from core.device import resolve_device, resolve_precision, setup_cpu
 from core.embed.embeddings import Embeddings
 from core.embed.encoder import Encoder, embed_dataset
-from core.retrieval.evaluate import evaluate_run
-from core.index.vectors import VectorIndex
-from core.train.views import decode_images
-from core.run_folder import RunError, RunPaths, write_status
 from core.files import atomic_write_json, read_json, read_jsonl
-from core.data.splits import assign_splits, load_splits, save_splits
-from core.train.trainer import Trainer
+from core.index.vectors import VectorIndex
 from core.model.checkpoint import load_checkpoint
+from core.retrieval.evaluate import evaluate_run
+from core.run_folder import RunError, RunPaths, write_status
+from core.train.trainer import Trainer
+from core.train.views import decode_images
 
 
 def _dist_setup(device_name: str) -> bool:
@@ -66,11 +66,68 @@ def prepare_data(config: RunConfig, paths: RunPaths) -> tuple[Dataset, list[str]
     return dataset, splits
 
 
-def train_run(config: RunConfig, run_dir: str | Path, *, progress: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunReport:
+    """What `train_run` hands back; `to_dict()` is report.json and `train --json`.
+
+    A stopped run carries only `state` and `epochs_done` (and its dict only those keys).
+    """
+
+    state: str  # "finished" | "stopped"
+    epochs_done: int
+    data: str = ""
+    layout: str = ""
+    n_images: int = 0
+    class_counts: dict[str, int] = field(default_factory=dict)
+    split_counts: dict[str, int] = field(default_factory=dict)
+    skipped: tuple[dict[str, str], ...] = ()  # {"path", "reason"}: scan, decode and embed
+    best_epoch: int = 0
+    best_val_loss: float | None = None
+    train_seconds: float = 0.0
+    device: str = ""
+    precision: str = ""
+    evaluation: dict[str, float] = field(default_factory=dict)  # test P@5, mAP, mAP@R
+    wall_seconds: float = 0.0
+
+    @property
+    def n_skipped(self) -> int:
+        return len(self.skipped)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> RunReport:
+        """Read back report.json. Raises KeyError, TypeError, ValueError when it is not one."""
+        known = {f: d[f] for f in RunReport.__dataclass_fields__ if f in d}
+        known["skipped"] = tuple(dict(s) for s in known.get("skipped", ()))
+        return RunReport(**known)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.state == "stopped":
+            return {"state": self.state, "epochs_done": self.epochs_done}
+        return {
+            "state": self.state, "data": self.data, "layout": self.layout,
+            "n_images": self.n_images, "class_counts": dict(self.class_counts),
+            "split_counts": dict(self.split_counts), "skipped": [dict(s) for s in self.skipped],
+            "epochs_done": self.epochs_done, "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss, "train_seconds": self.train_seconds,
+            "device": self.device, "precision": self.precision, "n_skipped": self.n_skipped,
+            "evaluation": dict(self.evaluation), "wall_seconds": self.wall_seconds,
+        }
+
+
+def load_report(run_dir: str | Path) -> RunReport | None:
+    """The run's report.json; None when it is missing or not readable (training not finished)."""
+    saved = read_json(RunPaths(Path(run_dir)).report, default=None)
+    try:
+        return RunReport.from_dict(saved) if isinstance(saved, dict) else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def train_run(config: RunConfig, run_dir: str | Path, *, progress: bool = False) -> RunReport | None:
     """Train (or resume) a run, then embed, index and evaluate it.
 
     Returns:
-        The run's report (also written to report.json).
+        The run's report (also written to report.json); None on a non-zero torchrun rank.
     Raises:
         DatasetError, ConfigError, RunError, WeightsError: user errors, one-line messages.
     """
@@ -105,7 +162,7 @@ def train_run(config: RunConfig, run_dir: str | Path, *, progress: bool = False)
 
 
 def _train_and_finish(config: RunConfig, paths: RunPaths, device: torch.device, precision: str,
-                      main: bool, progress: bool, should_stop) -> dict[str, Any]:
+                      main: bool, progress: bool, should_stop) -> RunReport | None:
     started = time.time()
     dataset, splits = prepare_data(config, paths)
     size = int(round(config.train.image_size * 1.15))  # crops need a little more than the output
@@ -128,30 +185,29 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, device: torch.device, 
                      total=config.train.epochs * trainer.steps_per_epoch, eta_s=None)
     result = trainer.fit(should_stop)
     if not main:
-        return {}
+        return None
     if result.stopped:
         write_status(paths, "stopped", epoch=result.epochs_done, epochs=config.train.epochs)
-        return {"state": "stopped", "epochs_done": result.epochs_done}
+        return RunReport("stopped", result.epochs_done)
     write_status(paths, "embedding", epoch=config.train.epochs, epochs=config.train.epochs)
     embeddings, bad_embed = embed_run(paths, dataset, splits, Encoder.from_run(paths.root, device, precision),
                                       progress)
     unreadable.update(bad_embed)
-    report = {
-        "state": "finished", "data": str(dataset.root), "layout": dataset.layout,
-        "n_images": len(embeddings), "class_counts": dataset.class_counts(),
-        "split_counts": {s: embeddings.splits.count(s) for s in ("train", "val", "test")},
-        "skipped": [asdict(s) for s in dataset.skipped]
-        + [{"path": p, "reason": r} for p, r in sorted(unreadable.items())],
-        "epochs_done": result.epochs_done, "best_epoch": result.best_epoch,
-        "best_val_loss": None if math.isinf(result.best_val_loss) else round(result.best_val_loss, 6),
-        "train_seconds": round(result.seconds, 1), "device": str(device), "precision": precision,
-    }
-    report["n_skipped"] = len(report["skipped"])
     write_status(paths, "evaluating", epoch=config.train.epochs, epochs=config.train.epochs)
-    evaluation = evaluate_run(paths.root, baselines=True, progress=progress)
-    report["evaluation"] = {k: evaluation[k] for k in ("precision_at_5", "map", "map_at_r")}
-    report["wall_seconds"] = round(time.time() - started, 1)
-    atomic_write_json(paths.report, report)
+    scores = evaluate_run(paths.root, baselines=True, progress=progress).scores
+    report = RunReport(
+        "finished", result.epochs_done, data=str(dataset.root), layout=dataset.layout,
+        n_images=len(embeddings), class_counts=dataset.class_counts(),
+        split_counts={s: embeddings.splits.count(s) for s in ("train", "val", "test")},
+        skipped=tuple([asdict(s) for s in dataset.skipped]
+                      + [{"path": p, "reason": r} for p, r in sorted(unreadable.items())]),
+        best_epoch=result.best_epoch,
+        best_val_loss=None if math.isinf(result.best_val_loss) else round(result.best_val_loss, 6),
+        train_seconds=round(result.seconds, 1), device=str(device), precision=precision,
+        evaluation={"precision_at_5": scores.precision_at_5, "map": scores.map,
+                    "map_at_r": scores.map_at_r},
+        wall_seconds=round(time.time() - started, 1))
+    atomic_write_json(paths.report, report.to_dict())
     write_status(paths, "finished", epoch=config.train.epochs, epochs=config.train.epochs,
                  step=None, total=None, eta_s=0)
     return report
@@ -193,4 +249,4 @@ def embed_run(paths: RunPaths, dataset: Dataset, splits: list[str], encoder: Enc
     return embeddings, bad
 
 
-__all__ = ["train_run", "embed_run", "prepare_data", "ConfigError"]
+__all__ = ["RunReport", "load_report", "train_run", "embed_run", "prepare_data", "ConfigError"]

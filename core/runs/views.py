@@ -7,22 +7,20 @@ the results as CSV, and a timed query.
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from core.duplicates.search import RESULT as DUPLICATES_FILE  # noqa: F401  (pages stamp it)
 from core.duplicates.search import DuplicateResult, load_result
-from core.retrieval.search import Hit, Searcher
-from core.run_folder import RunError, RunPaths
 from core.files import csv_bytes
+from core.retrieval.evaluate import load_evaluation
+from core.retrieval.search import Hit, Searcher
+from core.run_folder import RunError
 
 DEFAULT_DUPLICATE_THRESHOLD = 0.95  # cosine; used until a duplicate search calibrates one
 
@@ -69,9 +67,9 @@ def class_quality(run_dir: str | Path) -> list[ClassQuality]:
     Returns:
         One row per class with scored queries; [] when the run has no evaluation.
     """
-    evaluation = read_json(RunPaths(Path(run_dir)).evaluation, default=None) or {}
+    evaluation = load_evaluation(run_dir)
     rows = []
-    for label, m in sorted((evaluation.get("per_class") or {}).items()):
+    for label, m in sorted((evaluation.scores.per_class if evaluation else {}).items()):
         rows.append(ClassQuality(str(label), float(m.get("precision_at_5", float("nan"))),
                                  float(m.get("map", float("nan"))),
                                  float(m.get("map_at_r", float("nan"))), int(m.get("n_queries", 0))))
