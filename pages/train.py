@@ -94,7 +94,7 @@ def recipe_ui(ws: Workspace, n_images: int) -> tuple[str, dict, str] | None:
     """The form: preset, settings, device and an estimate. Returns (preset, options, run name)."""
     preset = st.segmented_control("Recipe", list(RECIPES), default="seed", required=True,
                                   format_func=RECIPES.get, key="train_preset")
-    train, _ = PRESETS[preset]
+    train = PRESETS[preset].train
     k = f"train_{preset}_"  # one set of widgets per preset: switching shows that preset's values
     c = st.columns(3)
     arch = c[0].selectbox("Encoder", ARCHS, key=k + "arch")

@@ -14,7 +14,7 @@ from core.cli.archive import add_parser as add_archive_parser
 from core.cli.duplicates import add_parser as add_duplicates_parser
 from core.cli.project import add_parser as add_project_parser
 from core.cli.types import positive_float, positive_int
-from core.config import ARCHS, PRESETS
+from core.config import OPTIONS, PRESETS
 from core.errors import UserError, one_line
 from core.run_folder import RunError
 
@@ -46,15 +46,12 @@ def cmd_demo_workspace(a: argparse.Namespace) -> int:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from core.config import make_run_config
+    from core.config import make_run_config, split_options
     from core.runs.pipeline import train_run
 
-    config = make_run_config(str(Path(a.data).expanduser().resolve()), a.preset, arch=a.arch,
-                             weights=a.weights, epochs=a.epochs, batch_size=a.batch_size,
-                             image_size=a.image_size, lr=a.lr, temperature=a.temperature,
-                             device=a.device, seed=a.seed, precision=a.precision,
-                             num_workers=a.workers)
-    report = train_run(config, a.run, progress=sys.stderr.isatty())
+    recipe, runtime = split_options({o.name: getattr(a, o.name) for o in OPTIONS})
+    config = make_run_config(str(Path(a.data).expanduser().resolve()), a.preset, **recipe)
+    report = train_run(config, a.run, runtime=runtime, progress=sys.stderr.isatty())
     if report is None:  # a non-zero torchrun rank
         return 0
     if a.json:
@@ -146,17 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True)
     t.add_argument("--run", required=True)
     t.add_argument("--preset", choices=sorted(PRESETS), default="seed")
-    t.add_argument("--epochs", type=positive_int)
-    t.add_argument("--batch-size", type=positive_int)
-    t.add_argument("--image-size", type=positive_int)
-    t.add_argument("--lr", type=positive_float)
-    t.add_argument("--temperature", type=positive_float)
-    t.add_argument("--arch", choices=ARCHS)
-    t.add_argument("--weights", help="imagenet | none | PATH to a state dict")
-    t.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    t.add_argument("--precision", choices=("auto", "fp32", "bf16"))
-    t.add_argument("--workers", type=int, help="data loader processes (-1: automatic)")
-    t.add_argument("--seed", type=int)
+    for o in OPTIONS:  # the Train page builds its form from the same list
+        kind = {int: positive_int, float: positive_float}.get(o.kind) if o.positive else o.kind
+        t.add_argument(o.flag, type=kind, choices=o.choices or None, help=o.help or None)
     t.add_argument("--json", action="store_true", help="print the run report as JSON")
     t.set_defaults(func=cmd_train)
 

@@ -112,14 +112,14 @@ class Encoder:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str | torch.device = "auto",
-                 precision: str | None = None, batch_size: int | None = None,
+                 precision: str = "auto", batch_size: int | None = None,
                  which: str = "best") -> Encoder:
         """A run's model (best checkpoint, else last) ready to embed.
 
         Args:
             run_dir: the run folder.
             device: "auto" | "cpu" | "cuda" or a torch.device.
-            precision: "auto" | "fp32" | "bf16"; None keeps the run's own setting.
+            precision: "auto" (bf16 where the hardware has it) | "fp32" | "bf16".
             batch_size: None keeps the run's training batch size.
             which: "best" or "last" checkpoint.
 
@@ -128,7 +128,7 @@ class Encoder:
         """
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         model, config = load_run_model(run_dir, dev, which)
-        prec = resolve_precision(precision or config.train.precision, dev)
+        prec = resolve_precision(precision, dev)
         return cls(model, config.train.image_size, dev, prec,
                    batch_size or config.train.batch_size, config)
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from core.config import ConfigError, RunConfig
+from core.config import ConfigError, RunConfig, Runtime
 from core.data.dataset import Dataset, DatasetError, scan_dataset
 from core.data.splits import assign_splits, load_splits, save_splits
 from core.device import resolve_device, resolve_precision, setup_cpu
@@ -123,8 +123,12 @@ def load_report(run_dir: str | Path) -> RunReport | None:
         return None
 
 
-def train_run(config: RunConfig, run_dir: str | Path, *, progress: bool = False) -> RunReport | None:
+def train_run(config: RunConfig, run_dir: str | Path, *, runtime: Runtime | None = None,
+              progress: bool = False) -> RunReport | None:
     """Train (or resume) a run, then embed, index and evaluate it.
+
+    `runtime` (device, precision, loader workers) is not part of the run: a run resumes
+    with other runtime choices.
 
     Returns:
         The run's report (also written to report.json); None on a non-zero torchrun rank.
@@ -134,13 +138,14 @@ def train_run(config: RunConfig, run_dir: str | Path, *, progress: bool = False)
     setup_cpu()
     paths = RunPaths(Path(run_dir))
     paths.root.mkdir(parents=True, exist_ok=True)
-    distributed = _dist_setup(config.train.device)
+    runtime = (runtime or Runtime()).validate()
+    distributed = _dist_setup(runtime.device)
     main = not distributed or dist.get_rank() == 0
     config = _check_resume(paths, config)
-    device = resolve_device(config.train.device)
+    device = resolve_device(runtime.device)
     if distributed and device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())
-    precision = resolve_precision(config.train.precision, device)
+    precision = resolve_precision(runtime.precision, device)
     if main:
         atomic_write_json(paths.config, config.to_dict())
         write_status(paths, "starting", epoch=0, step=0, total=0, eta_s=None)
@@ -151,7 +156,8 @@ def train_run(config: RunConfig, run_dir: str | Path, *, progress: bool = False)
 
     old_handler = signal.signal(signal.SIGTERM, on_signal)
     try:
-        return _train_and_finish(config, paths, device, precision, main, progress, lambda: stop["flag"])
+        return _train_and_finish(config, paths, device, precision, runtime.workers, main, progress,
+                                 lambda: stop["flag"])
     except BaseException as e:
         if main:
             state = "stopped" if isinstance(e, KeyboardInterrupt) else "failed"
@@ -162,7 +168,7 @@ def train_run(config: RunConfig, run_dir: str | Path, *, progress: bool = False)
 
 
 def _train_and_finish(config: RunConfig, paths: RunPaths, device: torch.device, precision: str,
-                      main: bool, progress: bool, should_stop) -> RunReport | None:
+                      workers: int, main: bool, progress: bool, should_stop) -> RunReport | None:
     started = time.time()
     dataset, splits = prepare_data(config, paths)
     size = int(round(config.train.image_size * 1.15))  # crops need a little more than the output
@@ -175,7 +181,8 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, device: torch.device, 
     unreadable.update({dataset.samples[val_idx[i]].path: r for i, r in bad_val.items()})
     if train_images.shape[0] < 2:
         raise DatasetError(f"only {train_images.shape[0]} readable training images in {dataset.root}")
-    trainer = Trainer(config, paths, train_images, val_images, device, precision, progress)
+    trainer = Trainer(config, paths, train_images, val_images, device, precision, progress,
+                      workers=workers)
     if paths.last.is_file():
         _resume(trainer, paths)
         _trim_metrics(paths, trainer.start_epoch)
