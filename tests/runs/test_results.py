@@ -67,3 +67,29 @@ def test_run_summary_row(tmp_path):
         "pixels_32_p@5": 0.2, "pixels_32_map@r": 0.3}
     empty = run_summary(tmp_path / "nothing")
     assert empty.precision_at_5 is None and empty.baselines == {}
+
+
+def test_duplicates_json_has_one_reader(tmp_path):
+    import pytest
+
+    from core.duplicates.search import RESULT, load_result
+    from core.run_folder import RunError
+    from core.runs.views import duplicate_group_of, duplicate_threshold
+
+    doc = {"run": str(tmp_path), "data": "/d", "method": "auto",
+           "rule": {"threshold": 0.93, "hash_threshold": 4, "hash_floor": -1.0},
+           "estimated_precision": 0.99, "estimated_recall": 0.8, "n_images": 3,
+           "pairs": [{"a": "x.png", "b": "y.png", "i": 0, "j": 1, "score": 0.97, "hash_distance": 2,
+                      "exact": False, "cross_split": True, "same_patient": False, "flagged": True}],
+           "groups": [["x.png", "y.png"]], "leakage": {}}
+    atomic_write_json(tmp_path / RESULT, doc)
+    result = load_result(tmp_path)
+    assert result.rule.describe() == "cosine >= 0.9300 or pHash <= 4"
+    assert [(p.a, p.i) for p in result.pairs] == [("x.png", 0)]
+    assert duplicate_threshold(tmp_path).value == 0.93
+    assert duplicate_group_of(tmp_path) == {"x.png": 1, "y.png": 1}
+    atomic_write_json(tmp_path / RESULT, {"run": "x"})  # damaged: one line, and views fall back
+    with pytest.raises(RunError, match="damaged"):
+        load_result(tmp_path)
+    assert duplicate_threshold(tmp_path, default=0.95).source == "default"
+    assert duplicate_group_of(tmp_path) == {}
