@@ -8,7 +8,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.config import ARCHS, PRESETS, ConfigError
+from core.config import ARCHS, DEVICES, PRESETS, ConfigError
 from core.device import resolve_device
 from core.jobs import training as jobs
 from core.model import imagenet_weights_available
@@ -103,7 +103,7 @@ def recipe_ui(ws: Workspace, n_images: int) -> tuple[str, dict, str] | None:
     default_weights = "imagenet" if preset == "seed" and cached else "none"
     weights = c[1].selectbox("Initial weights", weights_options, index=weights_options.index(default_weights),
                              key=k + "weights", format_func={"imagenet": "ImageNet", "none": "random (none)"}.get)
-    device_choice = c[2].selectbox("Device", ["auto", "cpu", "cuda"], key=k + "device")
+    device_choice = c[2].selectbox("Device", DEVICES, key=k + "device")
     c = st.columns(5)
     epochs = c[0].number_input("Epochs", 1, 1000, train.epochs, key=k + "epochs")
     batch = c[1].number_input("Batch size", 2, 4096, train.batch_size, key=k + "batch")
