@@ -29,7 +29,7 @@ def _folder(root: Path) -> Path:
 
 
 def _run(tmp_path: Path, data: Path) -> Path:
-    config = make_run_config(str(data), "tiny", precision="fp32")
+    config = make_run_config(str(data), "tiny")
     torch.manual_seed(0)
     model = build_model(config.model)
     run = tmp_path / "run"
@@ -39,9 +39,9 @@ def _run(tmp_path: Path, data: Path) -> Path:
     return run
 
 
-def test_from_run_takes_size_precision_and_batch_from_the_run(tmp_path):
+def test_from_run_takes_size_and_batch_from_the_run(tmp_path):
     run = _run(tmp_path, _folder(tmp_path / "data"))
-    enc = Encoder.from_run(run, "cpu")
+    enc = Encoder.from_run(run, "cpu", precision="fp32")
     assert (enc.image_size, enc.precision, enc.batch_size) == (32, "fp32", 16)  # the tiny preset
     assert enc.device == torch.device("cpu") and enc.config.preset == "tiny"
     assert Encoder.from_run(run, "cpu", precision="bf16", batch_size=4).batch_size == 4
@@ -54,7 +54,7 @@ def test_from_run_without_checkpoint_is_a_run_error(tmp_path):
 
 def test_embed_dataset_drops_unreadable_files_with_reasons(tmp_path):
     data = _folder(tmp_path / "data")
-    enc = Encoder.from_run(_run(tmp_path, data), "cpu")
+    enc = Encoder.from_run(_run(tmp_path, data), "cpu", precision="fp32")
     dataset = scan_dataset(data)
     assert len(dataset.samples) == 5
     emb, skipped = embed_dataset(enc, dataset, splits=["train", "val", "test", "x", "y"])
