@@ -9,7 +9,7 @@ from typing import Any
 
 from core.data.dataset import scan_dataset
 from core.files import atomic_write_json, read_json
-from core.run_folder import list_runs, read_status
+from core.run_folder import RunPaths, list_runs, read_status
 
 DEFAULT_WORKSPACE = "workspace"
 DEMO_NAME = "demo-synthetic"
@@ -131,8 +131,9 @@ def run_summary(run_dir: Path) -> RunSummary:
     """The runs-table row of a run folder; missing or unreadable files leave fields None."""
     from core.retrieval.evaluate import load_evaluation
 
-    config = read_json(run_dir / "config.json", default={}) or {}
-    report = read_json(run_dir / "report.json", default={}) or {}
+    paths = RunPaths(run_dir)
+    config = read_json(paths.config, default={}) or {}
+    report = read_json(paths.report, default={}) or {}
     evaluation = load_evaluation(run_dir)
     train = config.get("train", {})
     scores = evaluation.scores if evaluation is not None else None
