@@ -39,10 +39,10 @@ def child(images_path: str, run_dir: str, warm: int, steps: int) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     setup_cpu()
     images = torch.load(images_path, weights_only=True)  # a tensor this script saved
-    config = make_run_config(run_dir, PRESET, weights="none", num_workers=0)
+    config = make_run_config(run_dir, PRESET, weights="none")
     device = torch.device("cpu")
     trainer = Trainer(config, RunPaths(Path(run_dir) / f"rank{rank}"), images, images[:0], device,
-                      resolve_precision("auto", device))
+                      resolve_precision("auto", device), workers=0)
     rate = _timed_fit(trainer, warm, steps) * world  # each process sees its share of the batch
     dist.barrier()
     if rank == 0:

@@ -1,6 +1,6 @@
 """Embedding throughput: image files on disk -> L2-normalised vectors, project vs plain loop.
 
-Project: `core.embed.encoder.embed_files` (loader worker decoding ahead of the model, bf16
+Project: `core.embed.encoder.embed_dataset` (loader worker decoding ahead of the model, bf16
 autocast + channels_last where the CPU has bf16, fp32 otherwise).
 Reference: the loop most people write: PIL decode, torchvision Resize/ToTensor/Normalize,
 the same model in eval mode, fp32, batches of 64, all in one process.
@@ -23,7 +23,7 @@ from benchmarks.common import demo_files, emit, matmul_peak_gflops, note
 from core.config import ModelConfig
 from core.device import cpu_has_bf16, resolve_precision, setup_cpu
 from core.embed.embeddings import l2_normalize
-from core.embed.encoder import embed_files
+from core.embed.encoder import Encoder, embed_dataset
 from core.model.network import SimCLRModel, build_model
 from core.model.transforms import MEAN, STD
 
@@ -102,10 +102,11 @@ def throughput(quick: bool) -> None:
             note(f"embedding {n} files at {px} px ({precision})")
             project_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
             plain_model = model  # default memory format
-            embed_files(project_model, files[:64], px, device, precision)  # warm-up
+            project = Encoder(project_model, px, device, precision)
+            embed_dataset(project, files[:64])  # warm-up
             plain_embed(plain_model, files[:64], px)
             rates = _interleaved_rates({
-                "project": lambda m=project_model, f=files, p=px: embed_files(m, f, p, device, precision),
+                "project": lambda e=project, f=files: embed_dataset(e, f),
                 "plain": lambda m=plain_model, f=files, p=px: plain_embed(m, f, p)}, n, repeats)
             project, plain = rates["project"], rates["plain"]
             gflop = model_gflop(model, px)
@@ -137,14 +138,14 @@ def retrieval_check(quick: bool) -> None:
     model = build_model(ModelConfig(weights="none")).eval().to(memory_format=torch.channels_last)
     device = torch.device("cpu")
     note(f"bf16 vs fp32 retrieval on {len(files)} dev images at {px} px")
-    vectors, bad = {}, {}
-    for precision in ("fp32", "bf16"):
-        vectors[precision], bad[precision] = embed_files(model, files, px, device, precision)
-    keep = np.array([i for i in range(len(files)) if i not in bad["fp32"]])
-    everyone = np.arange(keep.size)
-    scores = {p: evaluate_retrieval(v[keep], [labels[i] for i in keep], everyone, everyone)
+    vectors = {}
+    for precision in ("fp32", "bf16"):  # the same files are unreadable at either precision
+        vectors[precision], bad = embed_dataset(Encoder(model, px, device, precision), files)
+    keep = [i for i in range(len(files)) if i not in bad]
+    everyone = np.arange(len(keep))
+    scores = {p: evaluate_retrieval(v, [labels[i] for i in keep], everyone, everyone)
               for p, v in vectors.items()}
-    cos = float((vectors["bf16"][keep] * vectors["fp32"][keep]).sum(axis=1).min())
+    cos = float((vectors["bf16"] * vectors["fp32"]).sum(axis=1).min())
     s32, s16 = scores["fp32"], scores["bf16"]
     diff = max(abs(s16.precision_at_5 - s32.precision_at_5), abs(s16.map - s32.map))
     emit("embed.bf16_retrieval_max_abs_diff", diff, "metric", n=int(s32.n_queries), px=px,

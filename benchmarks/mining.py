@@ -65,7 +65,7 @@ def child(kind: str, n: int, dim: int) -> dict:
     before = _status_mib("VmRSS")
     t = time.perf_counter()
     if kind == "project":
-        found = {(p.a, p.b) for p in mine_pairs(x, THRESHOLD, k=K)}
+        found = {(p.i, p.j) for p in mine_pairs(x, THRESHOLD, k=K)}
     else:
         found = dense_pairs(x, THRESHOLD, K)
     seconds = time.perf_counter() - t

@@ -125,7 +125,7 @@ def bench_preset(preset: str, quick: bool, tmp: Path) -> None:
     config = make_run_config(str(tmp), preset, weights="none")
     t = config.train
     device = torch.device("cpu")
-    precision = resolve_precision(t.precision, device)
+    precision = resolve_precision("auto", device)
     need = (warm + steps + 1) * t.batch_size
     files = demo_files(tmp, min(need, 256))
     images, _ = decode_images(files, int(round(t.image_size * 1.15)))  # as the pipeline does
@@ -157,7 +157,7 @@ def bench_preset(preset: str, quick: bool, tmp: Path) -> None:
     loader_rate = _loader_only(trainer._loader(trainer.train_set, 0, shuffle=True), batches)
     with _pytorch_defaults():
         plain_loader = _loader_only(plain.loader, batches)
-    workers = default_workers(t.num_workers)
+    workers = default_workers(-1)
 
     common = dict(preset=preset, px=t.image_size, batch=t.batch_size, steps=steps, rounds=rounds,
                   precision=precision, reference_precision="fp32")

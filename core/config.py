@@ -1,4 +1,9 @@
-"""Configuration dataclasses, saved inside every checkpoint so a run can rebuild its model."""
+"""Configuration: a run is its `RunConfig` (saved in config.json and in every checkpoint);
+where and how fast it computes is a `Runtime`, not part of what makes two runs the same.
+
+`OPTIONS` is the one list of options a user can set: the CLI's `train` flags and the Train
+page's form are both built from it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from typing import Any
 from core.errors import UserError
 
 ARCHS = ("resnet18", "resnet50")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 FEATURE_DIMS = {"resnet18": 512, "resnet50": 2048}
 
 
@@ -57,14 +64,29 @@ class TrainConfig:
     weight_decay: float = 0.0
     temperature: float = 0.5
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto (bf16 where the CPU/GPU has it) | fp32 | bf16
-    num_workers: int = -1  # -1: pick from the CPU count
     cosine_schedule: bool = False
     split_seed: int = 0
     # Probability that an image's positive is another film of its patient (MedAug, Vu et al.
     # 2021; MICLe, Azizi et al. 2021) instead of a second view of itself; needs patient ids.
     patient_positives: float = 0.0
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a run computes. Not saved as part of the run's identity: a run started
+    on one device resumes on another (config.json files that still hold these fields load)."""
+
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto (bf16 where the CPU/GPU has it) | fp32 | bf16
+    workers: int = -1  # data loader processes; -1: pick from the CPU count
+
+    def validate(self) -> Runtime:
+        """Raise ConfigError for an unknown device or precision; returns self."""
+        if self.device not in DEVICES:
+            raise ConfigError(f"unknown --device '{self.device}' (choose from {', '.join(DEVICES)})")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown --precision '{self.precision}' (choose from {', '.join(PRECISIONS)})")
+        return self
 
 
 @dataclass(frozen=True)
@@ -96,26 +118,81 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
     return cls(**{k: v for k, v in values.items() if k in known})
 
 
-# `quick` departs from the seed recipe where measurements on ../shared/data/cxr said so
-# (README "Presets"): smaller images and more epochs fit ~1,000 images in 5 CPU minutes.
-PRESETS: dict[str, tuple[TrainConfig, AugmentConfig]] = {
-    "seed": (TrainConfig(), AugmentConfig()),
-    "quick": (
-        TrainConfig(epochs=20, batch_size=64, image_size=96, lr=1e-3, temperature=0.2,
-                    cosine_schedule=True),
+# Presets are whole RunConfigs (the dataset filled in by make_run_config). `quick` departs
+# from the seed recipe where measurements on ../shared/data/cxr said so (README "Presets"):
+# smaller images and more epochs fit ~1,000 images in 5 CPU minutes. quick, demo and tiny
+# start from random weights: they run offline and reproduce.
+_SCRATCH = ModelConfig(weights="none")
+PRESETS: dict[str, RunConfig] = {
+    "seed": RunConfig("", "seed"),
+    "quick": RunConfig(
+        "", "quick", _SCRATCH,
         # milder crops and photometric jitter: exposure and framing carry signal on radiographs
         AugmentConfig(crop_scale_min=0.7, brightness=0.15, contrast=0.15, blur_prob=0.2),
-    ),
-    "demo": (  # the in-app demo model: under 2 minutes on a 2-core CPU
+        TrainConfig(epochs=20, batch_size=64, image_size=96, lr=1e-3, temperature=0.2,
+                    cosine_schedule=True)),
+    "demo": RunConfig(  # the in-app demo model: under 2 minutes on a 2-core CPU
+        "", "demo", _SCRATCH, AugmentConfig(crop_scale_min=0.5),
         TrainConfig(epochs=8, batch_size=32, image_size=64, lr=1e-3, temperature=0.2,
-                    cosine_schedule=True),
-        AugmentConfig(crop_scale_min=0.5),
-    ),
-    "tiny": (  # tests: seconds, not minutes
-        TrainConfig(epochs=2, batch_size=16, image_size=32, lr=1e-3, temperature=0.5),
-        AugmentConfig(),
-    ),
+                    cosine_schedule=True)),
+    "tiny": RunConfig(  # tests: seconds, not minutes
+        "", "tiny", _SCRATCH, AugmentConfig(),
+        TrainConfig(epochs=2, batch_size=16, image_size=32, lr=1e-3, temperature=0.5)),
 }
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of `python -m core train` and of the Train page.
+
+    name: the keyword (make_run_config's for the recipe, Runtime's when `runtime`);
+    kind: int, float or str; positive: must be > 0; choices: the allowed values.
+    """
+
+    name: str
+    label: str
+    kind: type
+    positive: bool = False
+    choices: tuple[str, ...] = ()
+    help: str = ""
+    runtime: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("epochs", "Epochs", int, positive=True),
+    Option("batch_size", "Batch size", int, positive=True),
+    Option("image_size", "Image size (px)", int, positive=True),
+    Option("lr", "Learning rate", float, positive=True),
+    Option("temperature", "Temperature", float, positive=True),
+    Option("arch", "Encoder", str, choices=ARCHS),
+    Option("weights", "Initial weights", str, help="imagenet | none | PATH to a state dict"),
+    Option("seed", "Seed", int),
+    Option("patient_positives", "Patient positives", float,
+           help="chance that a positive pair is two films of one patient (0..1; needs ids)"),
+    Option("device", "Device", str, choices=DEVICES, runtime=True),
+    Option("precision", "Precision", str, choices=PRECISIONS, runtime=True),
+    Option("workers", "Loader workers", int, help="data loader processes (-1: automatic)",
+           runtime=True),
+)
+
+
+def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], Runtime]:
+    """Options by name (None = not set) -> (make_run_config keywords, Runtime).
+
+    Raises:
+        ConfigError: a name that is not in OPTIONS, or an unknown device or precision.
+    """
+    by_name = {o.name: o for o in OPTIONS}
+    unknown = sorted(set(options) - set(by_name))
+    if unknown:
+        raise ConfigError(f"unknown training option {unknown[0]}")
+    given = {k: v for k, v in options.items() if v is not None}
+    runtime = Runtime(**{k: v for k, v in given.items() if by_name[k].runtime}).validate()
+    return {k: v for k, v in given.items() if not by_name[k].runtime}, runtime
 
 
 def make_run_config(data: str, preset: str = "seed", *, arch: str | None = None,
@@ -127,17 +204,17 @@ def make_run_config(data: str, preset: str = "seed", *, arch: str | None = None,
     """
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
-    train, augment = PRESETS[preset]
+    base = PRESETS[preset]
     overrides = {k: v for k, v in train_overrides.items() if v is not None}
-    train = replace(train, **overrides)
-    model = ModelConfig()
+    unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise ConfigError(f"unknown training option {unknown[0]}")
+    model = base.model
     if arch is not None:
         model = replace(model, arch=arch)
     if weights is not None:
         model = replace(model, weights=weights)
-    if preset in ("quick", "demo", "tiny") and weights is None:  # from scratch: runs offline, reproducible
-        model = replace(model, weights="none")
-    config = RunConfig(data=data, preset=preset, model=model, augment=augment, train=train)
+    config = replace(base, data=data, model=model, train=replace(base.train, **overrides))
     validate(config)
     return config
 
@@ -161,7 +238,3 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"--temperature must be positive, got {t.temperature}")
     if not 0.0 <= t.patient_positives <= 1.0:
         raise ConfigError(f"--patient-positives must lie in [0, 1], got {t.patient_positives}")
-    if t.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"unknown --device '{t.device}' (choose from auto, cpu, cuda)")
-    if t.precision not in ("auto", "fp32", "bf16"):
-        raise ConfigError(f"unknown --precision '{t.precision}' (choose from auto, fp32, bf16)")

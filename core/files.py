@@ -1,17 +1,19 @@
 """Files written so that a crash never leaves half of one: write a temp file, fsync, rename.
 
-One reader and one writer per plain format (bytes, JSON, JSON lines) for the whole of core.
+One reader and one writer per plain format (bytes, JSON, JSON lines, CSV) for the whole of core.
 """
 
 from __future__ import annotations
 
+import csv
 import fcntl
+import io
 import json
 import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +168,24 @@ def lock_held(lock: Path) -> bool:
         return True
     os.close(fd)
     return False
+
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> bytes:
+    """The one CSV writer: UTF-8, a header line, Unix line endings (the same bytes everywhere).
+
+    Args:
+        header: column names.
+        rows: sequences in header order, or mappings by column name (other keys are ignored).
+    """
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for row in rows:
+        w.writerow([row.get(k, "") for k in header] if isinstance(row, Mapping) else row)
+    return buf.getvalue().encode("utf-8")
+
+
+def atomic_write_csv(path: Path, header: Sequence[str],
+                     rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> None:
+    """`csv_bytes` written atomically (temp file, fsync, rename)."""
+    atomic_write_bytes(path, csv_bytes(header, rows))

@@ -106,9 +106,7 @@ def summary_ui(result: DuplicateResult) -> None:
     cols[3].metric("Est. recall", _pct(result.estimated_recall))
     cols[4].metric("Pairs / groups", f"{len(flagged)} / {len(result.groups)}")
     cols[5].metric("Cross-split pairs", str(sum(p.cross_split for p in flagged)))
-    floor = f" and its cosine is at least {r.hash_floor:.4f}" if r.hash_floor > -1 else ""
-    st.caption(f"Rule ({result.method}): a pair is a duplicate when its cosine is at least "
-               f"{r.threshold:.4f}, or its pHash distance is at most {r.hash_threshold}{floor}; "
+    st.caption(f"Rule ({result.method}): a pair is a duplicate when {r.describe(symbols=True)}; "
                "identical pixels always. Estimates are on synthetic copies of held-out images "
                "against their nearest non-duplicates.")
 

@@ -19,7 +19,7 @@ from core.data import DatasetError, FolderNotAllowed, allowed_roots, check_allow
 from core.embed import Embeddings
 from core.files import read_json, read_jsonl
 from core.run_folder import RunPaths, list_runs, read_status
-from core.runs import Workspace, model_data, run_summary, workspace_root
+from core.runs import RunSummary, Workspace, model_data, run_summary, workspace_root
 from core.runs import finished_runs as _finished_runs
 from pages._images_ui import escape_markdown
 from pages._routing import route_through_entry_point
@@ -102,8 +102,8 @@ def _active_run_sidebar(ws: Workspace) -> None:
     row = load_run_summary(runs[names.index(choice)])
     data = model_data(runs[names.index(choice)], ws.dataset_path)
     facts = [data.note()]
-    if row.get("map_at_r") is not None:
-        facts.append(f"P@5 {row['precision_at_5']:.3f} · mAP@R {row['map_at_r']:.3f}")
+    if row.map_at_r is not None and row.precision_at_5 is not None:
+        facts.append(f"P@5 {row.precision_at_5:.3f} · mAP@R {row.map_at_r:.3f}")
     st.caption(escape_markdown(" ".join(facts)))
 
 
@@ -164,14 +164,14 @@ def load_json(path: Path) -> Any:
     return _json(str(path), _stamp(path))
 
 
-def load_run_summary(run_dir: Path) -> dict[str, Any]:
+def load_run_summary(run_dir: Path) -> RunSummary:
     """core.runs.workspace.run_summary, recomputed only when the run's report or evaluation changes."""
     paths = RunPaths(run_dir)
     return _summary(str(run_dir), _stamp(paths.report), _stamp(paths.evaluation), _stamp(paths.status))
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
-def _summary(run_dir: str, *stamps: float) -> dict[str, Any]:
+def _summary(run_dir: str, *stamps: float) -> RunSummary:
     return run_summary(Path(run_dir))
 
 
@@ -193,7 +193,7 @@ def dataset_overview(path: Path) -> dict[str, Any]:
 
 def runs_table(ws: Workspace) -> pd.DataFrame:
     """One row per run (core.runs.workspace.run_summary), newest first."""
-    return pd.DataFrame([load_run_summary(r) for r in list_runs(ws.runs_dir)])
+    return pd.DataFrame([load_run_summary(r).to_dict() for r in list_runs(ws.runs_dir)])
 
 
 # ---- small widgets -----------------------------------------------------------------------

@@ -10,9 +10,9 @@ import streamlit as st
 
 from core.duplicates import DuplicateResult, load_calibration
 from core.review import (
-    COPY_KINDS,
     KEEP_RULE,
     KIND_LABELS,
+    SAME_FILM_KINDS,
     ReviewError,
     ReviewStore,
     groups_rows,
@@ -127,19 +127,20 @@ def calibration_ui(result: DuplicateResult, store: ReviewStore, run: Path) -> No
     cal = load_calibration(run)
     if cal:
         st.subheader("Calibrated on synthetic copies")
-        rows = [{"detector": name, "rule": _rule_text(name, cal[name]),
-                 "precision": cal[name]["precision"], "recall": cal[name]["recall"],
-                 "target reached": cal[name]["reached"]} for name in ("combined", "embedding", "hash")]
+        rules = cal.rules()
+        rows = [{"detector": name, "rule": rules[name].describe(symbols=True),
+                 "precision": c.precision, "recall": c.recall, "target reached": c.reached}
+                for name, c in cal.choices().items()]
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="dup_cal_table")
-        st.caption(f"{cal['n_originals']} held-out images, {cal['n_positive']} copies "
-                   f"({', '.join(cal['recall_by_kind'])}), {cal['n_negative']} nearest "
-                   f"non-duplicates; target precision {cal['target_precision']}.")
-        st.dataframe(pd.DataFrame([cal["recall_by_kind"]]), hide_index=True, key="dup_cal_kinds")
-        k = cal["pairs"]
+        k = cal.known
+        st.caption(f"{len(k.originals)} held-out images, {k.pos_score.size} copies "
+                   f"({', '.join(cal.recall_by_kind)}), {k.neg_score.size} nearest "
+                   f"non-duplicates; target precision {cal.target}.")
+        st.dataframe(pd.DataFrame([cal.recall_by_kind]), hide_index=True, key="dup_cal_kinds")
         c1, c2 = st.columns(2)
-        c1.plotly_chart(histogram(k["pos_score"], k["neg_score"], result.rule.threshold,
+        c1.plotly_chart(histogram(k.pos_score.tolist(), k.neg_score.tolist(), result.rule.threshold,
                                   "Cosine: copies vs nearest non-duplicates"), key="dup_hist_cos")
-        c2.plotly_chart(histogram(k["pos_hash"], k["neg_hash"], result.rule.hash_threshold + 0.5,
+        c2.plotly_chart(histogram(k.pos_hash.tolist(), k.neg_hash.tolist(), result.rule.hash_threshold + 0.5,
                                   "pHash distance", x_title="bits"), key="dup_hist_hash")
     else:
         st.info("No auto calibration in this run yet: run the search with the 'auto' threshold.")
@@ -161,16 +162,6 @@ def calibration_ui(result: DuplicateResult, store: ReviewStore, run: Path) -> No
 
             start_search(run, round(s.threshold, 6))
             st.rerun()
-
-
-def _rule_text(name: str, c: dict) -> str:
-    if name == "embedding":
-        return f"cosine ≥ {c['threshold']:.4f}"
-    if name == "hash":
-        return f"pHash ≤ {int(c['threshold'])}"
-    r = c["rule"]
-    floor = f" and cosine ≥ {r['hash_floor']:.4f}" if r.get("hash_floor", -1) > -1 else ""
-    return f"cosine ≥ {r['threshold']:.4f} or (pHash ≤ {r['hash_threshold']}{floor})"
 
 
 def leakage_ui(result: DuplicateResult) -> None:
@@ -205,7 +196,7 @@ def export_ui(result: DuplicateResult, store: ReviewStore) -> None:
     c[1].download_button("Groups (JSON)", to_json([vars(g) for g in groups]), "groups.json",
                          "application/json", key="dup_dl_gjson")
     copies = review_groups([(p.a, p.b) for p in result.flagged], current, include_pending=pending,
-                           kinds=COPY_KINDS)
+                           kinds=SAME_FILM_KINDS)
     facts = image_facts(result.data_root, {m for g in copies for m in g.members})
     c[2].download_button("Keep one per group (CSV)", to_csv(keep_rows(keep_one_per_group(copies, facts))),
                          "keep_one_per_group.csv", "text/csv", key="dup_dl_keep")

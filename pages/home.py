@@ -19,8 +19,9 @@ from core.data import (
     scan_dataset,
 )
 from core.jobs import training as jobs
+from core.retrieval import RetrievalScores, load_evaluation
 from core.run_folder import RunPaths, list_runs
-from core.runs import Workspace, ensure_demo_workspace
+from core.runs import Workspace, ensure_demo_workspace, load_report
 from pages._images_ui import escape_markdown
 from pages._shared import (
     dataset_is_synthetic,
@@ -106,37 +107,36 @@ def active_model_section(ws: Workspace) -> None:
         st.info("No trained model yet. Train one on the Train page (the demo trains by itself).")
         return
     row = load_run_summary(run)
-    report = load_json(RunPaths(run).report) or {}
-    evaluation = load_json(RunPaths(run).evaluation) or {}
+    report = load_report(run)
+    evaluation = load_evaluation(run)
     index_meta = load_json(Path(str(RunPaths(run).index) + ".json")) or {}
     cols = st.columns(5)
     cols[0].metric("Run", run.name)
-    cols[1].metric("P@5", _fmt(row.get("precision_at_5")))
-    cols[2].metric("mAP", _fmt(row.get("map")))
-    cols[3].metric("mAP@R", _fmt(row.get("map_at_r")))
-    cols[4].metric("Index size", f"{index_meta.get('ntotal', report.get('n_images', 0)):,}")
-    splits = report.get("split_counts") or {}
+    cols[1].metric("P@5", _fmt(row.precision_at_5))
+    cols[2].metric("mAP", _fmt(row.map))
+    cols[3].metric("mAP@R", _fmt(row.map_at_r))
+    cols[4].metric("Index size", f"{index_meta.get('ntotal', report.n_images if report else 0):,}")
+    splits = report.split_counts if report else {}
     pending = pending_pairs(ws, run)
-    facts = [f"{row.get('preset')} preset, {row.get('arch')}, {row.get('epochs_done')} epochs",
+    facts = [f"{row.preset} preset, {row.arch}, {row.epochs_done} epochs",
              "splits: " + ", ".join(f"{k} {v}" for k, v in splits.items())]
     if pending is not None:
         facts.append(f"duplicate pairs awaiting review: {pending}")
     st.caption(" · ".join(facts))
-    if report.get("data") and ws.dataset_path and Path(report["data"]) != ws.dataset_path.resolve():
-        st.warning(f"This model was trained on {escape_markdown(report['data'])}, not on the current dataset; "
+    if report and report.data and ws.dataset_path and Path(report.data) != ws.dataset_path.resolve():
+        st.warning(f"This model was trained on {escape_markdown(report.data)}, not on the current dataset; "
                    "train one on the Train page to search it.")
-    baselines = evaluation.get("baselines") or {}
-    if baselines:
-        rows = [{"model": f"this run ({run.name})", **_scores(evaluation)}]
-        rows += [{"model": baseline_name(k), **_scores(v)} for k, v in baselines.items()]
+    if evaluation is not None and evaluation.baselines:
+        rows = [{"model": f"this run ({run.name})", **_scores(evaluation.scores)}]
+        rows += [{"model": baseline_name(k), **_scores(v)} for k, v in evaluation.baselines.items()]
         st.dataframe(pd.DataFrame(rows), hide_index=True)
-        st.caption(f"Test split as queries ({evaluation.get('n_queries')}) against "
-                   f"{evaluation.get('n_gallery')} images: {evaluation.get('protocol', '')}")
+        st.caption(f"Test split as queries ({evaluation.scores.n_queries}) against "
+                   f"{evaluation.scores.n_gallery} images: {evaluation.protocol}")
 
 
-def _scores(d: dict) -> dict:
-    return {"P@1": d.get("precision_at_1"), "P@5": d.get("precision_at_5"),
-            "P@10": d.get("precision_at_10"), "mAP": d.get("map"), "mAP@R": d.get("map_at_r")}
+def _scores(s: RetrievalScores) -> dict:
+    return {"P@1": s.precision_at_1, "P@5": s.precision_at_5, "P@10": s.precision_at_10,
+            "mAP": s.map, "mAP@R": s.map_at_r}
 
 
 def _fmt(x: float | None) -> str:

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.embed import Embeddings, Projection, ProjectionSpec
+from core.retrieval import load_evaluation
 from core.run_folder import RunPaths
 from core.runs import class_quality, duplicate_group_of
 from pages._images_ui import GridItem, cached_thumbnail, image_grid
@@ -60,7 +61,8 @@ def quality_ui(run_dir: Path) -> None:
                  column_config={"P@5": st.column_config.NumberColumn(format="%.2f"),
                                 "mAP": st.column_config.NumberColumn(format="%.2f"),
                                 "queries": st.column_config.NumberColumn(width="small")})
-    protocol = (load_json(RunPaths(run_dir).evaluation) or {}).get("protocol")
+    evaluation = load_evaluation(run_dir)
+    protocol = evaluation.protocol if evaluation is not None else ""
     if protocol:
         st.caption(f"Protocol: {protocol}.")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.config import ARCHS, PRESETS, ConfigError
+from core.config import ARCHS, DEVICES, PRESETS, ConfigError
 from core.device import resolve_device
 from core.jobs import training as jobs
 from core.model import imagenet_weights_available
@@ -94,17 +94,16 @@ def recipe_ui(ws: Workspace, n_images: int) -> tuple[str, dict, str] | None:
     """The form: preset, settings, device and an estimate. Returns (preset, options, run name)."""
     preset = st.segmented_control("Recipe", list(RECIPES), default="seed", required=True,
                                   format_func=RECIPES.get, key="train_preset")
-    train, _ = PRESETS[preset]
+    train = PRESETS[preset].train
     k = f"train_{preset}_"  # one set of widgets per preset: switching shows that preset's values
-    c = st.columns(4)
+    c = st.columns(3)
     arch = c[0].selectbox("Encoder", ARCHS, key=k + "arch")
     cached = imagenet_weights_available(arch)
     weights_options = ["imagenet", "none"]
     default_weights = "imagenet" if preset == "seed" and cached else "none"
     weights = c[1].selectbox("Initial weights", weights_options, index=weights_options.index(default_weights),
                              key=k + "weights", format_func={"imagenet": "ImageNet", "none": "random (none)"}.get)
-    c[2].selectbox("Optimiser", ["Adam"], key=k + "opt", help="The trainer uses Adam.")
-    device_choice = c[3].selectbox("Device", ["auto", "cpu", "cuda"], key=k + "device")
+    device_choice = c[2].selectbox("Device", DEVICES, key=k + "device")
     c = st.columns(5)
     epochs = c[0].number_input("Epochs", 1, 1000, train.epochs, key=k + "epochs")
     batch = c[1].number_input("Batch size", 2, 4096, train.batch_size, key=k + "batch")

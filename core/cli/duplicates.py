@@ -49,8 +49,7 @@ def cmd_duplicates(a: argparse.Namespace) -> int:
     r = result.rule
     est = ("" if result.estimated_precision is None else
            f"; estimated precision {result.estimated_precision:.3f}, recall {result.estimated_recall:.3f}")
-    floor = f" with cosine >= {r.hash_floor:.4f}" if r.hash_floor > -1 else ""
-    print(f"{result.method} rule: cosine >= {r.threshold:.4f}, or pHash <= {r.hash_threshold}{floor}{est}")
+    print(f"{result.method} rule: {r.describe()}{est}")
     flagged = result.flagged
     print(f"{len(flagged)} duplicate pairs in {len(result.groups)} groups among {result.n_images} "
           f"images; {sum(p.cross_split for p in flagged)} cross-split; "

@@ -14,7 +14,7 @@ from core.cli.archive import add_parser as add_archive_parser
 from core.cli.duplicates import add_parser as add_duplicates_parser
 from core.cli.project import add_parser as add_project_parser
 from core.cli.types import positive_float, positive_int
-from core.config import ARCHS, PRESETS
+from core.config import OPTIONS, PRESETS
 from core.errors import UserError, one_line
 from core.run_folder import RunError
 
@@ -47,29 +47,25 @@ def cmd_demo_workspace(a: argparse.Namespace) -> int:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from core.config import make_run_config
+    from core.config import make_run_config, split_options
     from core.runs.pipeline import train_run
 
-    config = make_run_config(str(Path(a.data).expanduser().resolve()), a.preset, arch=a.arch,
-                             weights=a.weights, epochs=a.epochs, batch_size=a.batch_size,
-                             image_size=a.image_size, lr=a.lr, temperature=a.temperature,
-                             device=a.device, seed=a.seed, precision=a.precision,
-                             num_workers=a.workers,
-                             patient_positives=a.patient_positives)
-    report = train_run(config, a.run, progress=sys.stderr.isatty())
-    if not report:
+    recipe, runtime = split_options({o.name: getattr(a, o.name) for o in OPTIONS})
+    config = make_run_config(str(Path(a.data).expanduser().resolve()), a.preset, **recipe)
+    report = train_run(config, a.run, runtime=runtime, progress=sys.stderr.isatty())
+    if report is None:  # a non-zero torchrun rank
         return 0
     if a.json:
-        print(json.dumps(report, indent=2))
-    elif report.get("state") == "stopped":
-        print(f"stopped after epoch {report['epochs_done']}; run the same command to resume")
+        print(json.dumps(report.to_dict(), indent=2))
+    elif report.state == "stopped":
+        print(f"stopped after epoch {report.epochs_done}; run the same command to resume")
     else:
-        ev = report["evaluation"]
-        same = ev.get("same_patient_p1")
-        print(f"trained {report['epochs_done']} epochs in {report['train_seconds']} s; "
+        ev = report.evaluation
+        same = (ev.get("same_patient") or {}).get("precision_at_1")
+        print(f"trained {report.epochs_done} epochs in {report.train_seconds} s; "
               f"test P@5 {ev['precision_at_5']:.3f}, mAP {ev['map']:.3f}, mAP@R {ev['map_at_r']:.3f}"
               + (f", same-patient P@1 {same:.3f}" if same is not None else "")
-              + f"; {report['n_skipped']} files skipped; run: {a.run}")
+              + f"; {report.n_skipped} files skipped; run: {a.run}")
     return 0
 
 
@@ -78,7 +74,7 @@ def cmd_embed(a: argparse.Namespace) -> int:
         return _embed_out(a)
     from core.data.dataset import scan_dataset
     from core.data.splits import load_splits
-    from core.device import resolve_device, resolve_precision
+    from core.embed.encoder import Encoder
     from core.files import remove_temps
     from core.run_folder import RunPaths, hold_run_lock
     from core.runs.pipeline import embed_run
@@ -93,12 +89,10 @@ def cmd_embed(a: argparse.Namespace) -> int:
     dataset = scan_dataset(config.data)
     samples, splits = load_splits(paths.splits)
     by_path = {s.path: sp for s, sp in zip(samples, splits, strict=True)}
-    device = resolve_device(a.device)
     with hold_run_lock(paths):
         remove_temps(paths.root)
         emb, bad = embed_run(paths, dataset, [by_path.get(s.path, "") for s in dataset.samples],
-                             device, resolve_precision(config.train.precision, device),
-                             sys.stderr.isatty())
+                             Encoder.from_run(paths.root, a.device, which="best"), sys.stderr.isatty())
     print(json.dumps({"n_images": len(emb), "n_skipped": len(bad), "dim": int(emb.vectors.shape[1])}))
     return 0
 
@@ -136,9 +130,9 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
                               progress=sys.stderr.isatty(),
                               include_same_patient=a.include_same_patient)
     if a.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
     else:
-        print(format_evaluation(result))
+        print(format_evaluation(result.to_dict()))
     return 0
 
 
@@ -193,19 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True)
     t.add_argument("--run", required=True)
     t.add_argument("--preset", choices=sorted(PRESETS), default="seed")
-    t.add_argument("--epochs", type=positive_int)
-    t.add_argument("--batch-size", type=positive_int)
-    t.add_argument("--image-size", type=positive_int)
-    t.add_argument("--lr", type=positive_float)
-    t.add_argument("--temperature", type=positive_float)
-    t.add_argument("--arch", choices=ARCHS)
-    t.add_argument("--weights", help="imagenet | none | PATH to a state dict")
-    t.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    t.add_argument("--precision", choices=("auto", "fp32", "bf16"))
-    t.add_argument("--workers", type=int, help="data loader processes (-1: automatic)")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--patient-positives", type=float, metavar="P",
-                   help="chance that a positive pair is two films of one patient (0..1; needs ids)")
+    for o in OPTIONS:  # the Train page builds its form from the same list
+        kind = {int: positive_int, float: positive_float}.get(o.kind) if o.positive else o.kind
+        t.add_argument(o.flag, type=kind, choices=o.choices or None, help=o.help or None)
     t.add_argument("--json", action="store_true", help="print the run report as JSON")
     t.set_defaults(func=cmd_train)
 

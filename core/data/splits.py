@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import io
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from core.data.dataset import Sample
-from core.files import atomic_write_text
+from core.files import atomic_write_csv
 
 SPLITS = ("train", "val", "test")
 
@@ -69,12 +68,8 @@ def _target(n: int, frac: float) -> int:
 
 def save_splits(path: Path, samples: list[Sample] | tuple[Sample, ...], splits: list[str]) -> None:
     """Write `path,label,patient_id,split` rows (the run's record of its split)."""
-    text = io.StringIO()
-    w = csv.writer(text)
-    w.writerow(["path", "label", "patient_id", "split"])
-    for s, sp in zip(samples, splits, strict=True):
-        w.writerow([s.path, s.label, s.patient_id or "", sp])
-    atomic_write_text(path, text.getvalue())
+    atomic_write_csv(path, ["path", "label", "patient_id", "split"],
+                     [(s.path, s.label, s.patient_id or "", sp) for s, sp in zip(samples, splits, strict=True)])
 
 
 def load_splits(path: Path) -> tuple[list[Sample], list[str]]:

@@ -7,7 +7,6 @@ an edited file gets a new thumbnail; entries are written atomically.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 from pathlib import Path
@@ -94,7 +93,3 @@ def thumbnail(data_root: str | Path, rel_path: str, cache_dir: str | Path | None
             pass
     return data
 
-
-def data_uri(png: bytes) -> str:
-    """`data:image/png;base64,...` for embedding a PNG in HTML or a Plotly hover."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

@@ -16,7 +16,6 @@ made with the same parameters is refused (DemoDataError); an empty OUT is fine.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -29,8 +28,9 @@ import numpy as np
 from core.demo.anatomy import sample_anatomy
 from core.demo.lesions import CLASSES
 from core.demo.phantom import render_phantom, sample_acquisition
-from core.duplicates.edits import COPY_KINDS, encode_png, make_copy
+from core.duplicates.edits import EDIT_KINDS, encode_png, make_copy
 from core.errors import UserError
+from core.files import atomic_write_csv
 
 FORMAT_VERSION = 1  # bump when the images change, so an old set is not mistaken for a new one
 FOLLOW_UP_EVERY = 10  # one image in ten is a second visit of an earlier patient
@@ -190,7 +190,7 @@ def _write_all(tmp: Path, params: dict) -> tuple[int, int]:
     n_dup = round(params["duplicate_fraction"] * len(plan))
     rng = np.random.default_rng([seed, 3])
     chosen = rng.choice(len(plan), size=n_dup, replace=False)
-    kinds = [COPY_KINDS[k % len(COPY_KINDS)] for k in rng.permutation(max(n_dup, len(COPY_KINDS)))]
+    kinds = [EDIT_KINDS[k % len(EDIT_KINDS)] for k in rng.permutation(max(n_dup, len(EDIT_KINDS)))]
     names = _unique_names(np.random.default_rng([seed, 4]), 2 * n_dup + len(plan))
     taken = {Path(p.file).name for p in plan}
     names = [n for n in names if n not in taken]
@@ -203,20 +203,12 @@ def _write_all(tmp: Path, params: dict) -> tuple[int, int]:
         rows.append((rel, p.label, p.patient_id))
         dup_rows.append((p.file + ".png", rel, kinds[j]))
 
-    _write_csv(tmp / "manifest.csv", ("file", "label", "patient_id"), sorted(rows))
-    _write_csv(tmp / "duplicates.csv", ("file_a", "file_b", "kind"), sorted(dup_rows))
+    atomic_write_csv(tmp / "manifest.csv", ("file", "label", "patient_id"), sorted(rows))
+    atomic_write_csv(tmp / "duplicates.csv", ("file_a", "file_b", "kind"), sorted(dup_rows))
     stored = {**params, "classes": list(CLASSES), "n_images": len(rows), "n_duplicates": n_dup}
     (tmp / "demo.json").write_text(json.dumps(stored, indent=2) + "\n")
     (tmp / "README.txt").write_text(_README.format(**{**stored, "classes": ", ".join(CLASSES)}))
     return len(rows), n_dup
-
-
-def _write_csv(path: Path, header: tuple[str, ...], rows: list[tuple]) -> None:
-    """Write a small CSV with Unix line endings (stable bytes across platforms)."""
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 def _publish(tmp: Path, root: Path, params: dict) -> None:

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from core.duplicates.hashing import HashTable
-from core.duplicates.known_pairs import Encoder, SyntheticSet, build_synthetic_set, singletons
+from core.duplicates.known_pairs import SyntheticSet, build_synthetic_set, singletons
 from core.duplicates.rule import (
     DEFAULT_TARGET,
     CalibrationError,
+    Rule,
     RuleChoice,
     ThresholdChoice,
     calibrate_rule,
@@ -56,6 +57,34 @@ class AutoCalibration:
                       "pos_kind": k.pos_kind, "neg_score": _floats(k.neg_score),
                       "neg_hash": k.neg_hash.tolist()},
         }
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> AutoCalibration:
+        """Rebuild what `to_dict` wrote (calibration.json).
+
+        Raises:
+            KeyError, TypeError, ValueError: not a calibration written by `to_dict`.
+        """
+        k = d["pairs"]
+        combined = d["combined"]
+        known = SyntheticSet(np.asarray(k["pos_score"], np.float64), np.asarray(k["pos_hash"], np.int64),
+                             list(k.get("pos_kind", [])), np.asarray(k["neg_score"], np.float64),
+                             np.asarray(k["neg_hash"], np.int64), list(d.get("originals", [])))
+        return AutoCalibration(
+            float(d["target_precision"]),
+            RuleChoice(Rule(**combined["rule"]), combined["precision"], combined["recall"],
+                       combined["reached"]),
+            ThresholdChoice(**d["embedding"]), ThresholdChoice(**d["hash"]),
+            dict(d.get("recall_by_kind", {})), known)
+
+    def rules(self) -> dict[str, Rule]:
+        """The three calibrated detectors as rules: cosine only, pHash only, combined."""
+        return {"embedding": Rule(self.embedding.threshold, -1),
+                "hash": Rule(2.0, int(self.hash.threshold)), "combined": self.rule.rule}
+
+    def choices(self) -> dict[str, RuleChoice | ThresholdChoice]:
+        """Each detector's precision, recall and whether it reached the target, by name."""
+        return {"combined": self.rule, "embedding": self.embedding, "hash": self.hash}
 
 
 def _floats(x: np.ndarray) -> list[float]:
@@ -104,8 +133,7 @@ def auto_calibrate(run: Path, emb: Embeddings, hashes: HashTable, data_root: Pat
     Raises:
         CalibrationError: fewer than MIN_HELDOUT eligible images.
     """
-    from core.device import resolve_device, resolve_precision
-    from core.model.checkpoint import load_run_model
+    from core.embed.encoder import Encoder
 
     eligible = singletons(hashes, range(len(emb)) if heldout is None else heldout)
     if len(eligible) < MIN_HELDOUT:
@@ -115,10 +143,7 @@ def auto_calibrate(run: Path, emb: Embeddings, hashes: HashTable, data_root: Pat
     chosen = sorted(rng.choice(eligible, size=min(n_heldout, len(eligible)), replace=False).tolist())
     others = np.setdiff1d(singletons(hashes, range(len(emb))), chosen)
     bystanders = sorted(rng.choice(others, size=min(n_bystanders, len(others)), replace=False).tolist())
-    dev = resolve_device(device)
-    model, config = load_run_model(run, dev)
-    encoder = Encoder(model, config.train.image_size, dev,
-                      resolve_precision(config.train.precision, dev))
+    encoder = Encoder.from_run(run, device)
     known = build_synthetic_set(encoder, data_root, emb.paths, emb.vectors, hashes, chosen, seed=seed,
                                 bystanders=bystanders)
     if known.pos_score.size == 0:

@@ -108,7 +108,7 @@ def find_pairs(emb: Embeddings, hashes: HashTable, rule: Rule, k: int = DEFAULT_
     if near_misses:
         floor = near_miss_floor(floor)
     mined = mine_pair_arrays(emb.vectors, floor, k=k, block=block, index=index)
-    codes = [mined.a * n + mined.b]
+    codes = [mined.i * n + mined.j]
     if rule.hash_threshold >= 0:
         valid = np.ones(n, bool)
         valid[list(hashes.bad)] = False

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 SINGLE_EDITS = ("crop", "rotate", "gamma", "jpeg", "downscale", "text", "noise")
 EDITS = (*SINGLE_EDITS, "combo")
-COPY_KINDS = EDITS  # the name the demo set's duplicates.csv uses for its `kind` column
+EDIT_KINDS = EDITS  # the name the demo set's duplicates.csv uses for its `kind` column
 _TEXTS = ("PORTABLE", "AP SUPINE", "ERECT", "MOBILE", "L", "R")
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from core.data.imageio import load_image
 from core.duplicates.auto_calibration import AutoCalibration, auto_calibrate
 from core.duplicates.candidates import find_pairs
-from core.duplicates.edits import COPY_KINDS
+from core.duplicates.edits import EDIT_KINDS
 from core.duplicates.evaluate_verified import (
     SyntheticCopies,
     _interval_row,
@@ -42,8 +42,6 @@ from core.duplicates.neighbours import connected_groups
 from core.duplicates.rule import Rule
 from core.duplicates.search import dataset_embeddings, output_dir
 from core.embed.embeddings import Embeddings
-
-DETECTORS = ("embedding", "hash", "combined")
 
 
 def detector_rules(cal: AutoCalibration) -> dict[str, Rule]:
@@ -100,13 +98,13 @@ def evaluate_duplicates(run: str | Path, cxr: str | Path | None = "../shared/dat
         hashes = hash_files(root, emb.paths, cache=out / "hashes.csv")
         val = [i for i, s in enumerate(emb.splits) if s == "val"] or None
         cal = auto_calibrate(run, emb, hashes, root, val, device=device)
-        det = detector_rules(cal)
-        rules["cxr"] = {name: _describe(r) for name, r in det.items()}
+        det = cal.rules()
+        rules["cxr"] = {name: r.describe() for name, r in det.items()}
         truth = closure(len(emb), _listed_pairs(root / "near_duplicates.csv", emb.paths))
         for name, rule in det.items():
             rows.append(_row("cxr real pairs", name, pair_scores(flagged_pairs(emb, hashes, rule, k), truth)))
         vrule, vcal = verify_rule_for(out, emb, hashes, root, val)
-        rules["cxr"]["verified"] = f"{_describe(det['combined'])}, or a verified copy; {vrule.describe()}"
+        rules["cxr"]["verified"] = f"{det['combined'].describe()}, or a verified copy; {vrule.describe()}"
         rows += verified_rows("cxr real pairs", emb, hashes, root, out, det["combined"], vrule, truth, k)
         test = [i for i, s in enumerate(emb.splits) if s == "test"] or list(range(len(emb)))
         synth_rows, copies = _synthetic_rows(run, emb, hashes, root, singletons(hashes, test), det, device, k)
@@ -127,33 +125,19 @@ def _run_data(run: Path) -> str:
     return RunConfig.from_dict(read_json(RunPaths(run).config)).data
 
 
-def _describe(rule: Rule) -> str:
-    parts = []
-    if rule.threshold <= 1.0:
-        parts.append(f"cosine >= {rule.threshold:.4f}")
-    if rule.hash_threshold >= 0:
-        floor = f" and cosine >= {rule.hash_floor:.4f}" if rule.hash_floor > -1 else ""
-        parts.append(f"(pHash <= {rule.hash_threshold}{floor})" if floor else f"pHash <= {rule.hash_threshold}")
-    return " or ".join(parts)
-
-
 def _synthetic_rows(run: Path, emb: Embeddings, hashes: HashTable, root: Path, originals: list[int],
                     det: dict[str, Rule], device: str, k: int) -> tuple[list[dict[str, Any]], SyntheticCopies]:
     """Add copies of `originals` to the dataset and score pairs that involve a copy."""
-    from core.device import resolve_device, resolve_precision
-    from core.duplicates.known_pairs import Encoder
-    from core.model.checkpoint import load_run_model
+    from core.embed.encoder import Encoder
 
-    dev = resolve_device(device)
-    model, config = load_run_model(run, dev)
-    encoder = Encoder(model, config.train.image_size, dev, resolve_precision(config.train.precision, dev))
+    encoder = Encoder.from_run(run, device)
     rng = np.random.default_rng(1)
     pixels, family, edits = [], [], []
     for i in originals:
         copies = make_copies(load_image(root / emb.paths[i]).pixels, rng)
         pixels += copies
         family += [i] * len(copies)
-        edits += list(COPY_KINDS)
+        edits += list(EDIT_KINDS)
     n = len(emb)
     h = [hash_pixels(p) for p in pixels]
     big = Embeddings(emb.paths + [f"~copy/{x}" for x in range(len(pixels))],
@@ -180,11 +164,11 @@ def _demo_rows(run: Path, demo: Path, device: str, k: int) -> tuple[list[dict[st
     emb, root = dataset_embeddings(run, demo, out, device)
     hashes = hash_files(root, emb.paths, cache=out / "hashes.csv")
     cal = auto_calibrate(run, emb, hashes, root, None, device=device)
-    det = detector_rules(cal)
+    det = cal.rules()
     truth = closure(len(emb), _listed_pairs(root / "duplicates.csv", emb.paths))
     rows = [_row("demo", name, pair_scores(flagged_pairs(emb, hashes, rule, k), truth))
             for name, rule in det.items()]
-    return rows, {name: _describe(r) for name, r in det.items()}
+    return rows, {name: r.describe() for name, r in det.items()}
 
 
 def format_table(table: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from core.duplicates.rule import Rule
 from core.duplicates.verified import (
     FEATURES,
     KINDS,
+    SAME_FILM_KINDS,
     VERIFIED,
     calibrate_on_heldout,
     file_stamps,
@@ -31,8 +32,6 @@ from core.duplicates.verified import (
 from core.duplicates.verify import VerifyRule
 from core.duplicates.verify_calibration import VerifyCalibration
 from core.embed.embeddings import Embeddings
-
-DUPLICATE_KINDS = ("exact", "copy")  # the kinds that claim "the same film"
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ def verified_rows(name: str, emb: Embeddings, hashes: HashTable, root: Path, out
     table = image_features(root, emb.paths, cache=out / FEATURES)
     pairs = verify_candidates(emb, hashes, find_pairs(emb, hashes, rule, k=k, near_misses=False), table,
                               vrule, cache=out / VERIFIED, stamps=file_stamps(root, emb.paths))
-    dup = {_key(p) for p in pairs if p.kind in DUPLICATE_KINDS}
+    dup = {_key(p) for p in pairs if p.kind in SAME_FILM_KINDS}
     rows = [_row(name, "verified (exact + copy)", pair_scores(dup, truth))]
     for kind in KINDS:
         flagged = {_key(p) for p in pairs if p.kind == kind}
@@ -127,7 +126,7 @@ def synthetic_verified_rows(c: SyntheticCopies, root: Path, out: Path, rule: Rul
     mine = [p for p in pairs if max(p.i, p.j) >= n]  # pairs that involve a copy
     true_of = {_key(p): fam.get(p.i, -1) == fam.get(p.j, -2) for p in mine}
     group = np.arange(n + len(c.family))
-    for g in connected_groups(len(group), [_key(p) for p in pairs if p.kind in DUPLICATE_KINDS]):
+    for g in connected_groups(len(group), [_key(p) for p in pairs if p.kind in SAME_FILM_KINDS]):
         group[g] = g[0]
     found = np.array([group[n + x] == group[i] for x, i in enumerate(c.family)], bool)
     edits = np.array(c.edits)
@@ -141,7 +140,7 @@ def synthetic_verified_rows(c: SyntheticCopies, root: Path, out: Path, rule: Rul
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         rows.append(_row(name, detector, PairScores(precision, recall, f1, len(sel), int(hits.size))))
 
-    dup = [p for p in mine if p.kind in DUPLICATE_KINDS]
+    dup = [p for p in mine if p.kind in SAME_FILM_KINDS]
     add("verified (exact + copy)", dup, found)
     for kind in KINDS:
         sel = [p for p in mine if p.kind == kind]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from core.data.imageio import ImageReadError, load_image, to_uint8
-from core.files import atomic_write_text
+from core.files import atomic_write_csv
 
 HASH_BITS = 64
 _CACHE_FIELDS = ("path", "mtime_ns", "bytes", "phash", "digest", "width", "height")
@@ -213,8 +212,4 @@ def _read_cache(path: Path) -> dict[str, dict[str, str]]:
 
 
 def _write_cache(path: Path, rows: list[dict[str, str]]) -> None:
-    text = io.StringIO()
-    w = csv.DictWriter(text, fieldnames=_CACHE_FIELDS)
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(path, text.getvalue())
+    atomic_write_csv(path, _CACHE_FIELDS, rows)

@@ -1,6 +1,6 @@
 """Known near-duplicates for calibration: copies of held-out images and their nearest impostors.
 
-Each held-out image gets one copy per edit in `core.duplicates.edits.COPY_KINDS` (crop, rescale,
+Each held-out image gets one copy per edit in `core.duplicates.edits.EDIT_KINDS` (crop, rescale,
 gamma, noise, JPEG re-encode, small rotation, burned-in text). A copy and its original form a
 positive pair. Negatives are the hardest non-duplicates a miner would meet: for the original,
 every copy and a sample of other images ("bystanders", most images have no duplicate), its
@@ -15,43 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from core.data.imageio import ImageReadError, load_image, to_uint8
-from core.duplicates.edits import COPY_KINDS, make_copy
+from core.duplicates.edits import EDIT_KINDS, make_copy
 from core.duplicates.hashing import HashTable, hamming_many, hash_pixels, near_hash_pairs
-from core.embed.encoder import embed_tensor
-from core.model.network import SimCLRModel
-from core.model.transforms import eval_view
+from core.embed.encoder import Encoder
 
 COPY_SIDE = 256  # originals are shrunk to this longer side (aspect kept) before editing
-
-
-@dataclass(frozen=True)
-class Encoder:
-    """A run's model with what it needs to embed pixels the way the run did."""
-
-    model: SimCLRModel
-    image_size: int
-    device: torch.device
-    precision: str
-    batch_size: int = 64
-
-    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """Embed grayscale images.
-
-        Args:
-            images: M arrays (H, W) float in [0, 1].
-
-        Returns:
-            (M, D) float32 unit rows.
-        """
-        out = []
-        for s in range(0, len(images), self.batch_size):
-            views = torch.stack([eval_view(p, self.image_size) for p in images[s:s + self.batch_size]])
-            out.append(embed_tensor(self.model, views, self.device, self.precision))  # (B, D)
-        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 @dataclass(frozen=True)
@@ -84,13 +55,13 @@ def singletons(hashes: HashTable, candidates: Sequence[int], clean_distance: int
 
 
 def make_copies(pixels: np.ndarray, rng: np.random.Generator,
-                kinds: Sequence[str] = COPY_KINDS) -> list[np.ndarray]:
+                kinds: Sequence[str] = EDIT_KINDS) -> list[np.ndarray]:
     """Near-duplicate copies of one image, decoded back to pixels as a reader would see them.
 
     Args:
         pixels: (H, W) float in [0, 1].
         rng: randomness for each edit's strength.
-        kinds: edits from COPY_KINDS.
+        kinds: edits from EDIT_KINDS.
 
     Returns:
         One (H', W') float32 array per kind (the edit decides the size).
@@ -106,7 +77,7 @@ def make_copies(pixels: np.ndarray, rng: np.random.Generator,
 
 def build_synthetic_set(encoder: Encoder, root: str | Path, paths: Sequence[str],
                         vectors: np.ndarray, hashes: HashTable, heldout: Sequence[int],
-                        kinds: Sequence[str] = COPY_KINDS, neg_k: int = 5, seed: int = 0,
+                        kinds: Sequence[str] = EDIT_KINDS, neg_k: int = 5, seed: int = 0,
                         block: int = 256, bystanders: Sequence[int] = ()) -> SyntheticSet:
     """Copy held-out images, embed and hash the copies, and find every query's impostors.
 

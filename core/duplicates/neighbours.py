@@ -27,32 +27,35 @@ from core.index.vectors import VectorIndex, validate_vectors
 
 @dataclass(frozen=True)
 class DuplicatePair:
-    """Two images whose embeddings are close: a < b are row ids, score their cosine."""
+    """Two images whose embeddings are close: i < j are row ids, score their cosine.
 
-    a: int
-    b: int
+    Row ids are i/j throughout (as in `CandidatePair`, whose a/b are the images' paths).
+    """
+
+    i: int
+    j: int
     score: float
 
 
 @dataclass(frozen=True)
 class PairArrays:
-    """Candidate pairs as parallel arrays, sorted by score descending, then a, then b.
+    """Candidate pairs as parallel arrays, sorted by score descending, then i, then j.
 
-    a: (P,) int64, b: (P,) int64 with a < b; score: (P,) float32 cosine similarity.
+    i: (P,) int64, j: (P,) int64 row ids with i < j; score: (P,) float32 cosine similarity.
     """
 
-    a: np.ndarray
-    b: np.ndarray
+    i: np.ndarray
+    j: np.ndarray
     score: np.ndarray
 
     def __len__(self) -> int:
-        return int(self.a.size)
+        return int(self.i.size)
 
     def to_pairs(self) -> list[DuplicatePair]:
         """Return the pairs as DuplicatePair objects, in the same order."""
         return [
-            DuplicatePair(a, b, s)
-            for a, b, s in zip(self.a.tolist(), self.b.tolist(), self.score.tolist(), strict=True)
+            DuplicatePair(i, j, s)
+            for i, j, s in zip(self.i.tolist(), self.j.tolist(), self.score.tolist(), strict=True)
         ]
 
 
@@ -196,7 +199,7 @@ def mine_pair_arrays(
             searched instead of the exact tiled product (approximate for HNSW).
 
     Returns:
-        PairArrays sorted by score descending, then a, then b.
+        PairArrays sorted by score descending, then i, then j.
     """
     vecs = validate_vectors(vectors)
     if not -1.0 <= threshold <= 1.0:
@@ -246,18 +249,18 @@ def mine_pairs(
         index: optional index over the same vectors (see `mine_pair_arrays`).
 
     Returns:
-        Pairs with a < b, sorted by score descending, then (a, b).
+        Pairs with i < j, sorted by score descending, then (i, j).
     """
     return mine_pair_arrays(vectors, threshold, k=k, block=block, index=index).to_pairs()
 
 
 def _as_edges(pairs: Iterable) -> np.ndarray:
     if isinstance(pairs, PairArrays):
-        return np.stack([pairs.a, pairs.b], axis=1)
+        return np.stack([pairs.i, pairs.j], axis=1)
     if isinstance(pairs, np.ndarray):
         edges = pairs
     else:
-        edges = [(p.a, p.b) if isinstance(p, DuplicatePair) else tuple(p) for p in pairs]
+        edges = [(p.i, p.j) if isinstance(p, DuplicatePair) else tuple(p) for p in pairs]
         edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2) if edges else np.zeros((0, 2))
     edges = np.asarray(edges)
     if edges.ndim != 2 or edges.shape[1] != 2:

@@ -66,6 +66,23 @@ class Rule:
         d = np.asarray(hash_distance, dtype=np.float64)
         return (s >= self.threshold - 1e-9) | ((d <= self.hash_threshold) & (s >= self.hash_floor - 1e-9))
 
+    def describe(self, symbols: bool = False) -> str:
+        """The rule in words, the one wording used by the CLI, the pages and the evaluation table.
+
+        Terms that are off are left out: Rule(0.9, 4, 0.8) -> "cosine >= 0.9000 or (pHash <= 4
+        and cosine >= 0.8000)", Rule(2.0, 3) -> "pHash <= 3". `symbols` writes ≥ and ≤ (for screens).
+        """
+        ge, le = ("≥", "≤") if symbols else (">=", "<=")
+        parts = []
+        if self.threshold <= 1.0:
+            parts.append(f"cosine {ge} {self.threshold:.4f}")
+        if self.hash_threshold >= 0:
+            if self.hash_floor > -1:
+                parts.append(f"(pHash {le} {self.hash_threshold} and cosine {ge} {self.hash_floor:.4f})")
+            else:
+                parts.append(f"pHash {le} {self.hash_threshold}")
+        return " or ".join(parts) or "nothing (every term is off)"
+
 
 @dataclass(frozen=True)
 class RuleChoice:
@@ -77,19 +94,31 @@ class RuleChoice:
     reached: bool
 
 
+def pair_precision_recall(n_true_flagged: int, n_flagged: int, n_true: int) -> tuple[float, float]:
+    """The one precision/recall convention for duplicate pairs (calibration and evaluation).
+
+    precision = true flagged / flagged, recall = true flagged / true. An empty denominator
+    gives 1.0 for both: flagging nothing makes no false claim, and with no true pairs there
+    is nothing to miss (so a rule is never scored down on a set that cannot test it).
+
+    Args:
+        n_true_flagged: flagged pairs that are true duplicates.
+        n_flagged: pairs the rule flagged.
+        n_true: true duplicate pairs.
+    """
+    precision = n_true_flagged / n_flagged if n_flagged else 1.0
+    recall = n_true_flagged / n_true if n_true else 1.0
+    return precision, recall
+
+
 def precision_recall(pos_flags: np.ndarray, neg_flags: np.ndarray) -> tuple[float, float]:
-    """Precision and recall of flags on known positives and negatives.
+    """Precision and recall of flags on known positives and negatives (`pair_precision_recall`).
 
     Args:
         pos_flags: (P,) bool, flagged positives; neg_flags: (M,) bool, flagged negatives.
-
-    Returns:
-        (precision, recall); precision is 1.0 when nothing is flagged, recall 0.0 with no positives.
     """
     tp, fp = int(np.count_nonzero(pos_flags)), int(np.count_nonzero(neg_flags))
-    precision = tp / (tp + fp) if tp + fp else 1.0
-    recall = tp / len(pos_flags) if len(pos_flags) else 0.0
-    return precision, recall
+    return pair_precision_recall(tp, tp + fp, len(pos_flags))
 
 
 def threshold_for_precision(pos: np.ndarray, neg: np.ndarray,

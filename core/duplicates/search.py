@@ -10,19 +10,15 @@ Files written to the output folder (the run folder, or `run/other-data/<name>` f
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from core.config import RunConfig
 from core.data.dataset import scan_dataset
-from core.duplicates.auto_calibration import auto_calibrate
+from core.duplicates.auto_calibration import AutoCalibration, auto_calibrate
 from core.duplicates.candidates import (
     DEFAULT_HASH_THRESHOLD,
     DEFAULT_K,
@@ -38,7 +34,7 @@ from core.duplicates.rule import DEFAULT_TARGET, CalibrationError, Rule, precisi
 from core.duplicates.verified import DEFAULT_FLOOR, DEFAULT_VERIFY_K, geometric_stage
 from core.duplicates.verify import VerifyRule
 from core.embed.embeddings import Embeddings
-from core.files import atomic_write_bytes, atomic_write_json, read_json
+from core.files import atomic_write_csv, atomic_write_json, read_json
 from core.run_folder import RunError, RunPaths
 
 RESULT = "duplicates.json"
@@ -187,9 +183,7 @@ def dataset_embeddings(run: Path, data: str | Path | None, out: Path, device: st
             raise RunError(f"{run} has no embeddings yet (training not finished?)")
         config = RunConfig.from_dict(read_json(paths.config))
         return Embeddings.load(run), Path(config.data)
-    from core.device import resolve_device, resolve_precision
-    from core.embed.encoder import embed_files
-    from core.model.checkpoint import load_run_model
+    from core.embed.encoder import Encoder, embed_dataset
 
     dataset = scan_dataset(data, min_classes=1)
     cached = RunPaths(out)
@@ -199,16 +193,7 @@ def dataset_embeddings(run: Path, data: str | Path | None, out: Path, device: st
         emb = Embeddings.load(out)
         if emb.paths == [s.path for s in dataset.samples]:
             return emb, dataset.root
-    dev = resolve_device(device)
-    model, config = load_run_model(run, dev)
-    vectors, bad = embed_files(model, [dataset.absolute(s) for s in dataset.samples],
-                               config.train.image_size, dev,
-                               resolve_precision(config.train.precision, dev),
-                               batch_size=config.train.batch_size, progress=progress)
-    keep = [i for i in range(len(dataset.samples)) if i not in bad]
-    samples = [dataset.samples[i] for i in keep]
-    emb = Embeddings([s.path for s in samples], [s.label for s in samples], [""] * len(samples),
-                     [s.patient_id or "" for s in samples], vectors[keep])
+    emb, _ = embed_dataset(Encoder.from_run(run, device), dataset, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     emb.save(out)
     return emb, dataset.root
@@ -216,12 +201,11 @@ def dataset_embeddings(run: Path, data: str | Path | None, out: Path, device: st
 
 def _estimate(calibration: Path, rule: Rule) -> tuple[float | None, float | None]:
     """Precision and recall of a fixed rule on the known pairs of an earlier auto calibration."""
-    saved = read_json(calibration, default=None)
-    if not saved or "pairs" not in saved:
+    saved = _read_calibration(calibration)
+    if saved is None:
         return None, None
-    k = saved["pairs"]
-    pos = rule.flags(np.array(k["pos_score"]), np.array(k["pos_hash"]))
-    neg = rule.flags(np.array(k["neg_score"]), np.array(k["neg_hash"]))
+    k = saved.known
+    pos, neg = rule.flags(k.pos_score, k.pos_hash), rule.flags(k.neg_score, k.neg_hash)
     return precision_recall(pos, neg) if len(pos) else (None, None)
 
 
@@ -247,25 +231,27 @@ def save_result(result: DuplicateResult) -> None:
     atomic_write_json(out / RESULT, doc)
     fields = ["a", "b", "score", "hash_distance", "exact", "cross_split", "same_patient", "flagged",
               "kind", "inliers", "agreement"]
-    atomic_write_bytes(out / "pairs.csv", _csv(fields, [p.to_dict() for p in result.pairs]))
-    atomic_write_bytes(out / "groups.csv", _csv(["group", "path"], [
-        {"group": g, "path": path} for g, members in enumerate(result.groups, 1) for path in members]))
-
-
-def _csv(fields: list[str], rows: list[dict]) -> bytes:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue().encode("utf-8")
+    atomic_write_csv(out / "pairs.csv", fields, [p.to_dict() for p in result.pairs])
+    atomic_write_csv(out / "groups.csv", ["group", "path"], [
+        (g, path) for g, members in enumerate(result.groups, 1) for path in members])
 
 
 def load_result(run_dir: str | Path, data: str | Path | None = None) -> DuplicateResult | None:
-    """The last saved search of a run (or of `data` with that run), None if there is none."""
+    """The last saved search of a run (or of `data` with that run), None if there is none.
+
+    The one reader of duplicates.json. Raises RunError (one line) for a damaged file.
+    """
     out = output_dir(run_dir, data)
     doc = read_json(out / RESULT, default=None)
     if not doc:
         return None
+    try:
+        return _result_from_doc(out, doc)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise RunError(f"{out / RESULT} is damaged; run the duplicate search again") from None
+
+
+def _result_from_doc(out: Path, doc: dict[str, Any]) -> DuplicateResult:
     pairs = [CandidatePair(p["a"], p["b"], p["i"], p["j"], p["score"], p["hash_distance"],
                            p["exact"], p["cross_split"], p["same_patient"], p["flagged"],
                            p.get("kind", ""), p.get("inliers"), p.get("agreement"))
@@ -280,6 +266,15 @@ def load_result(run_dir: str | Path, data: str | Path | None = None) -> Duplicat
                            pairs, doc["groups"], leakage, VerifyRule(**doc.get("verify_rule", {})))
 
 
-def load_calibration(run_dir: str | Path, data: str | Path | None = None) -> dict[str, Any] | None:
-    """The saved auto calibration (summary and known pairs), None if there is none."""
-    return read_json(output_dir(run_dir, data) / CALIBRATION, default=None)
+def load_calibration(run_dir: str | Path, data: str | Path | None = None) -> AutoCalibration | None:
+    """The saved auto calibration (summary and known pairs); None if there is none or it is
+    not one this version can read (the next 'auto' search writes it again)."""
+    return _read_calibration(output_dir(run_dir, data) / CALIBRATION)
+
+
+def _read_calibration(path: Path) -> AutoCalibration | None:
+    saved = read_json(path, default=None)
+    try:
+        return AutoCalibration.from_dict(saved) if isinstance(saved, dict) else None
+    except (KeyError, TypeError, ValueError):
+        return None

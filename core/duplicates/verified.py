@@ -32,6 +32,7 @@ from core.embed.embeddings import Embeddings
 
 KINDS = ("exact", "copy", "similar", "same_patient")
 PAIR_KINDS = KINDS  # the facade's name for them
+SAME_FILM_KINDS = ("exact", "copy")  # the kinds that claim "the same film"
 DEFAULT_VERIFY_K = 5
 DEFAULT_FLOOR = 0.5  # lowest cosine a candidate may have; a crop+rotation+gamma copy sits ~0.8-0.95
 FEATURES = "features.npz"

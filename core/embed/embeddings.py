@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.files import atomic_write_bytes
+from core.files import atomic_write_bytes, atomic_write_csv
 from core.run_folder import RunError, RunPaths
 
 
@@ -44,11 +44,8 @@ class Embeddings:
         test = self.subset("test")
         _save_npy(p.test_embeddings, self.vectors[test])
         _save_npy(p.test_labels, np.array(self.labels, dtype=str)[test] if len(test) else np.array([], dtype=str))
-        text = io.StringIO()
-        w = csv.writer(text)
-        w.writerow(["path", "label", "split", "patient_id"])
-        w.writerows(zip(self.paths, self.labels, self.splits, self.patients, strict=True))
-        atomic_write_bytes(p.items, text.getvalue().encode("utf-8"))
+        atomic_write_csv(p.items, ["path", "label", "split", "patient_id"],
+                         zip(self.paths, self.labels, self.splits, self.patients, strict=True))
 
     @staticmethod
     def load(run_dir: str | Path, paths: RunPaths | None = None) -> Embeddings:

@@ -35,11 +35,10 @@ import numpy as np
 
 from core.data.dataset import IGNORED_DIRS
 from core.data.imageio import SUPPORTED_SUFFIXES
-from core.device import resolve_device, resolve_precision, setup_cpu
-from core.embed.encoder import embed_files
+from core.device import setup_cpu
+from core.embed.encoder import Encoder, embed_dataset
 from core.errors import UserError
-from core.files import atomic_write_bytes, atomic_write_json, read_json
-from core.model.checkpoint import load_run_model
+from core.files import atomic_write_bytes, atomic_write_csv, atomic_write_json, read_json
 from core.run_folder import RunPaths
 
 ARCHIVE_FORMAT = 1
@@ -146,7 +145,7 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
         out_dir: where shards go; created if missing.
         shard_size: files per shard (>= 1).
         device, precision: as for training ("auto" picks cuda / bf16 where available).
-        batch_size, workers: passed to `embed_files`.
+        batch_size, workers: passed to `embed_dataset`.
         progress: show a progress bar per shard.
         on_shard: called after each shard is written (e.g. to report progress).
         engine: 'local' (this process) or 'ray' (Ray Data, `core.embed.ray_engine`); both
@@ -171,29 +170,27 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
     files = list_archive(root)
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
-    model, config = load_run_model(run_dir, dev)
-    size = config.train.image_size
-    _check_manifest(out, _run_identity(run_dir, size, config.model.feature_dim))
+    encoder = Encoder.from_run(run_dir, device, precision, batch_size, which="best")
+    size = encoder.image_size
+    _check_manifest(out, _run_identity(run_dir, size, encoder.config.model.feature_dim))
     done = finished_shards(out)
     seen = {p for s in done for p in _read_column(s.paths) + _read_column(_skipped_path(s.vectors))}
     todo = [p for p in files if p not in seen]
     number = done[-1].number + 1 if done else 0
-    prec = resolve_precision(precision, dev)
     plan = [(number + i, todo[start:start + shard_size])
             for i, start in enumerate(range(0, len(todo), shard_size))]
     if engine == "ray":
         from core.embed.ray_engine import RaySettings, embed_shards_on_ray
 
         settings = RaySettings(address, gpus_per_worker, batch_size=batch_size)
-        new = embed_shards_on_ray(model, size, precision, root, out, plan, settings, on_shard)
+        new = embed_shards_on_ray(encoder.model, size, precision, root, out, plan, settings,
+                                  on_shard)
         return _result(out, len(files), new, started)
     new: list[int] = []
     for number, chunk in plan:
-        vectors, bad = embed_files(model, [root / p for p in chunk], size, dev, prec,
-                                   batch_size=batch_size, workers=workers, progress=progress)
-        keep = [i for i in range(len(chunk)) if i not in bad]
-        info = write_shard(out, number, vectors[keep], [chunk[i] for i in keep],
+        vectors, bad = embed_dataset(encoder, [root / p for p in chunk], workers=workers,
+                                     progress=progress)
+        info = write_shard(out, number, vectors, [p for i, p in enumerate(chunk) if i not in bad],
                             [(chunk[i], bad[i]) for i in sorted(bad)])
         new.append(number)
         if on_shard is not None:
@@ -214,20 +211,12 @@ def write_shard(out: Path, number: int, vectors: np.ndarray, paths: list[str],
     stem = shard_stem(out, number)
     npy, csv_path = stem.with_suffix(".npy"), stem.with_suffix(".csv")
     if skipped:
-        atomic_write_bytes(_skipped_path(npy), _csv_bytes(["path", "reason"], skipped))
-    atomic_write_bytes(csv_path, _csv_bytes(["path"], [(p,) for p in paths]))
+        atomic_write_csv(_skipped_path(npy), ["path", "reason"], skipped)
+    atomic_write_csv(csv_path, ["path"], [(p,) for p in paths])
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)  # (N_i, D)
     atomic_write_bytes(npy, buf.getvalue())
     return ShardInfo(number, npy, csv_path, len(paths), len(skipped))
-
-
-def _csv_bytes(header: list[str], rows: list[tuple[str, ...]]) -> bytes:
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return text.getvalue().encode("utf-8")
 
 
 def _read_column(path: Path) -> list[str]:

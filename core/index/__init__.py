@@ -3,27 +3,33 @@
 from core.facade import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "ArtifactSet": "artifacts",
+    "generations": "artifacts",
     "open_artifact_set": "artifacts",
     "write_artifact_set": "artifacts",
     "build_index_from_shards": "from_shards",
+    "MIN_TRAIN": "ivfpq",
+    "choose_settings": "ivfpq",
+    "exact_top_k": "recall",
+    "recall_at_k": "recall",
+    "sample_recall": "recall",
+    "refine_search": "refine",
+    "gather_rows": "shard_rows",
     "VectorIndex": "vectors",
     "validate_vectors": "vectors",
-    "refine_search": "refine",
-    "sample_recall": "recall",
-    "recall_at_k": "recall",
-    "gather_rows": "shard_rows",
 })
 
 __all__ = [
-    "ArtifactSet",
+    "generations",
     "open_artifact_set",
     "write_artifact_set",
     "build_index_from_shards",
+    "MIN_TRAIN",
+    "choose_settings",
+    "exact_top_k",
+    "recall_at_k",
+    "sample_recall",
+    "refine_search",
+    "gather_rows",
     "VectorIndex",
     "validate_vectors",
-    "refine_search",
-    "sample_recall",
-    "recall_at_k",
-    "gather_rows",
 ]

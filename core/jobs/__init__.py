@@ -9,6 +9,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "projection_status": "projection",
     "start_projection": "projection",
     "write_progress": "projection",
+    "train_args": "training",
 })
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "projection_status",
     "start_projection",
     "write_progress",
+    "train_args",
 ]

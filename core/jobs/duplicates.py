@@ -21,7 +21,7 @@ from core.run_folder import pid_alive
 
 _REPO = Path(__file__).resolve().parents[2]
 _children: dict[int, subprocess.Popen] = {}  # reaped on each status look-up
-JOB_FILE = "duplicates.job.json"
+SEARCH_JOB_FILE = "duplicates.job.json"
 LOG_FILE = "duplicates.log"
 
 
@@ -40,7 +40,7 @@ def search_status(run_dir: str | Path) -> SearchStatus:
         if proc.poll() is not None:
             del _children[pid]
     run = Path(run_dir)
-    job = read_json(run / JOB_FILE, default=None)
+    job = read_json(run / SEARCH_JOB_FILE, default=None)
     if not job:
         return SearchStatus("done" if (run / "duplicates.json").is_file() else "none")
     started = float(job.get("started", 0.0))
@@ -87,7 +87,7 @@ def start_search(run_dir: str | Path, threshold: str | float = "auto") -> Search
             proc = subprocess.Popen(command, cwd=_REPO, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(fd,))
         _children[proc.pid] = proc
-        atomic_write_json(run / JOB_FILE, {"pid": proc.pid, "started": started,
+        atomic_write_json(run / SEARCH_JOB_FILE, {"pid": proc.pid, "started": started,
                                            "threshold": str(threshold)})
     except OSError as e:
         return SearchStatus("failed", f"could not start: {e.strerror or e}")

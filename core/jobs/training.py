@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.config import make_run_config
+from core.config import OPTIONS, make_run_config, split_options
 from core.errors import UserError
 from core.files import atomic_write_json, read_json
 from core.run_folder import RunPaths, list_runs, pid_alive, read_status
@@ -61,8 +61,8 @@ def train_args(data: str | Path, preset: str = "seed", **options: object) -> lis
     Args:
         data: the dataset folder.
         preset: a name from core.config.PRESETS.
-        options: epochs, batch_size, image_size, lr, temperature, arch, weights, device;
-            None keeps the preset's value.
+        options: names from core.config.OPTIONS (the CLI's train flags); None keeps the
+            preset's value.
 
     Returns:
         ["--data", DATA, "--preset", P, "--epochs", "N", ...].
@@ -70,15 +70,14 @@ def train_args(data: str | Path, preset: str = "seed", **options: object) -> lis
     Raises:
         ConfigError: the same checks the CLI makes, so a bad form never launches a process.
     """
-    known = {"epochs", "batch_size", "image_size", "lr", "temperature", "arch", "weights", "device"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise JobError(f"unknown training option {unknown[0]}")
+    if set(options) - {o.name for o in OPTIONS}:
+        raise JobError(f"unknown training option {sorted(set(options) - {o.name for o in OPTIONS})[0]}")
+    recipe, _ = split_options(dict(options))
+    make_run_config(str(data), preset, **recipe)  # type: ignore[arg-type]
     given = {k: v for k, v in options.items() if v is not None}
-    make_run_config(str(data), preset, **given)  # type: ignore[arg-type]
     args = ["--data", str(Path(data).expanduser().resolve()), "--preset", preset]
-    for key in sorted(given):
-        args += [f"--{key.replace('_', '-')}", str(given[key])]
+    for o in sorted((o for o in OPTIONS if o.name in given), key=lambda o: o.name):
+        args += [o.flag, str(given[o.name])]
     return args
 
 

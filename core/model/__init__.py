@@ -6,6 +6,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "load_checkpoint": "checkpoint",
     "load_run_model": "checkpoint",
     "save_checkpoint": "checkpoint",
+    "training_checkpoint": "checkpoint",
     "NTXentLoss": "loss",
     "ProjectionHead": "network",
     "SimCLRModel": "network",
@@ -16,6 +17,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "STD": "transforms",
     "XRayViews": "transforms",
     "eval_view": "transforms",
+    "normalize": "transforms",
     "to_uint8_tensor": "transforms",
 })
 
@@ -23,6 +25,7 @@ __all__ = [
     "load_checkpoint",
     "load_run_model",
     "save_checkpoint",
+    "training_checkpoint",
     "NTXentLoss",
     "ProjectionHead",
     "SimCLRModel",
@@ -33,5 +36,6 @@ __all__ = [
     "STD",
     "XRayViews",
     "eval_view",
+    "normalize",
     "to_uint8_tensor",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,11 @@ from core.data.dataset import scan_dataset
 from core.data.imageio import ImageReadError, read_gray
 from core.device import resolve_device, resolve_precision
 from core.embed.embeddings import Embeddings, l2_normalize
-from core.embed.encoder import embed_files
+from core.embed.encoder import Encoder, embed_dataset
 from core.files import atomic_write_json, read_json
 from core.model.network import SimCLRModel, build_model, imagenet_weights_available
 from core.model.transforms import eval_view
-from core.retrieval.metrics import evaluate_retrieval
+from core.retrieval.metrics import RetrievalScores, evaluate_retrieval
 from core.retrieval.patient_metrics import same_patient_retrieval
 from core.run_folder import RunPaths
 
@@ -28,6 +29,57 @@ PROTOCOL_DATA = ("queries = every image of the folder; gallery = all the others;
 EXCLUSION = "; the query patient's other films are left out of its gallery"
 SAME_PATIENT = ("same_patient: relevant = another film of the query's patient, for queries "
                 "whose patient has one in the gallery")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What `evaluate_run` hands back; `to_dict()` is evaluation.json and `evaluate --json`.
+
+    `same_patient` (and each baseline's) is the same-patient retrieval block
+    (`SamePatientScores.to_dict()`); `excludes_same_patient` says whether the query's own
+    patient's other films were left out of its gallery for the label metrics.
+    """
+
+    scores: RetrievalScores
+    protocol: str
+    data: str
+    baselines: dict[str, RetrievalScores] | None = None  # None: baselines not asked for
+    same_patient: dict[str, Any] | None = None
+    excludes_same_patient: bool = False
+    baseline_same_patient: dict[str, dict[str, Any]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.scores.to_dict()
+        if self.same_patient is not None:
+            out["same_patient"] = self.same_patient
+        out["excludes_same_patient"] = self.excludes_same_patient
+        out["protocol"] = self.protocol
+        out["data"] = self.data
+        if self.baselines is not None:
+            same = self.baseline_same_patient or {}
+            out["baselines"] = {name: {**s.to_dict(), **({"same_patient": same[name]} if name in same else {})}
+                                for name, s in self.baselines.items()}
+        return out
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Evaluation:
+        """Read back what `to_dict` wrote. Raises KeyError, TypeError, ValueError otherwise."""
+        baselines = d.get("baselines")
+        return Evaluation(RetrievalScores.from_dict(d), str(d.get("protocol", "")), str(d.get("data", "")),
+                          None if baselines is None else
+                          {str(k): RetrievalScores.from_dict(v) for k, v in baselines.items()},
+                          d.get("same_patient"), bool(d.get("excludes_same_patient", False)),
+                          None if baselines is None else
+                          {str(k): v["same_patient"] for k, v in baselines.items() if "same_patient" in v})
+
+
+def load_evaluation(run_dir: str | Path) -> Evaluation | None:
+    """The run's saved evaluation.json; None when it is missing or not readable."""
+    saved = read_json(RunPaths(Path(run_dir)).evaluation, default=None)
+    try:
+        return Evaluation.from_dict(saved) if isinstance(saved, dict) else None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def pixel_vectors(files: list[Path], size: int = 32) -> np.ndarray:
@@ -46,23 +98,24 @@ def _encoder_vectors(model_cfg: ModelConfig, files: list[Path], image_size: int,
     device = resolve_device("auto")
     torch.manual_seed(seed)
     model: SimCLRModel = build_model(model_cfg).to(device).to(memory_format=torch.channels_last)
-    vectors, _ = embed_files(model, files, image_size, device, resolve_precision("auto", device),
-                             progress=progress)
-    return vectors
-
-
-def _score(vectors: np.ndarray, labels: list[str], queries: np.ndarray, patients: list[str],
-           exclude: bool) -> dict[str, Any]:
-    """Label metrics (the query's patient left out when `exclude`) and the same-patient block."""
-    gallery = np.arange(len(labels))
-    out = evaluate_retrieval(vectors, labels, queries, gallery,
-                             patients=patients if exclude else None).to_dict()
-    out["same_patient"] = same_patient_retrieval(vectors, patients, queries, gallery).to_dict()
+    encoder = Encoder(model.eval(), image_size, device, resolve_precision("auto", device))
+    vectors, bad = embed_dataset(encoder, files, progress=progress)
+    out = np.zeros((len(files), vectors.shape[1]), np.float32)  # unreadable files: zero rows
+    out[[i for i in range(len(files)) if i not in bad]] = vectors
     return out
 
 
+def _score(vectors: np.ndarray, labels: list[str], queries: np.ndarray, patients: list[str],
+           exclude: bool) -> tuple[RetrievalScores, dict[str, Any]]:
+    """Label metrics (the query's patient left out when `exclude`) and the same-patient block."""
+    gallery = np.arange(len(labels))
+    scores = evaluate_retrieval(vectors, labels, queries, gallery,
+                                patients=patients if exclude else None)
+    return scores, same_patient_retrieval(vectors, patients, queries, gallery).to_dict()
+
+
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines: bool = True,
-                 progress: bool = False, include_same_patient: bool = False) -> dict[str, Any]:
+                 progress: bool = False, include_same_patient: bool = False) -> Evaluation:
     """P@1/5/10, mAP, mAP@R (overall and per class) of a run, beside baselines.
 
     Without `data`: the run's test split queries every other image of its dataset.
@@ -72,62 +125,49 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines:
     films are found. Baselines (raw 32x32 pixels, a random-init encoder, ImageNet weights when
     cached) are measured the same way.
     """
-    from core.model.checkpoint import load_run_model
-
     paths = RunPaths(Path(run_dir))
-    device = resolve_device("auto")
-    model, config = load_run_model(paths.root, device)
+    encoder = Encoder.from_run(paths.root)
+    config = encoder.config
     if data is None:
         emb = Embeddings.load(paths.root)
         root = Path(config.data)
         files = [root / p for p in emb.paths]
-        labels, vectors, patients = emb.labels, emb.vectors, list(emb.patients)
         queries, protocol = emb.subset("test"), PROTOCOL_RUN
         if len(queries) == 0:
-            queries = np.arange(len(labels))
+            queries = np.arange(len(emb))
             protocol = PROTOCOL_DATA + " (the run has no test split)"
     else:
         dataset = scan_dataset(data)
-        files = [dataset.absolute(s) for s in dataset.samples]
-        labels = dataset.labels
-        patients = [s.patient_id or "" for s in dataset.samples]
-        vectors, bad = embed_files(model, files, config.train.image_size, device,
-                                   resolve_precision(config.train.precision, device), progress=progress)
-        keep = np.array([i for i in range(len(files)) if i not in bad], dtype=np.int64)
-        files, labels, vectors = [files[i] for i in keep], [labels[i] for i in keep], vectors[keep]
-        patients = [patients[i] for i in keep]
-        queries, protocol = np.arange(len(labels)), PROTOCOL_DATA
+        emb, _ = embed_dataset(encoder, dataset, progress=progress)
+        files = [dataset.root / p for p in emb.paths]
+        queries, protocol = np.arange(len(emb)), PROTOCOL_DATA
+    labels, vectors, patients = emb.labels, emb.vectors, list(emb.patients)
     exclude = not include_same_patient and any(patients)
-    result = _score(vectors, labels, queries, patients, exclude)
-    result["protocol"] = protocol + (EXCLUSION if exclude else "") + "; " + SAME_PATIENT
-    result["excludes_same_patient"] = exclude
-    result["data"] = str(data or config.data)
-    if baselines:
-        result["baselines"] = _baselines(paths, config, files, labels, queries, patients, exclude,
-                                         data, progress)
+    scores, same = _score(vectors, labels, queries, patients, exclude)
+    base, base_same = (_baselines(paths, config, files, labels, queries, patients, exclude, data,
+                                  progress) if baselines else (None, None))
+    result = Evaluation(scores, protocol + (EXCLUSION if exclude else "") + "; " + SAME_PATIENT,
+                        str(data or config.data), base, same, exclude, base_same)
     if data is None and not include_same_patient:  # the run's record keeps the default protocol
-        atomic_write_json(paths.evaluation, result)
+        atomic_write_json(paths.evaluation, result.to_dict())
     return result
 
 
 def _baselines(paths: RunPaths, config, files: list[Path], labels: list[str], queries: np.ndarray,
-               patients: list[str], exclude: bool, data: str | Path | None,
-               progress: bool) -> dict[str, Any]:
+               patients: list[str], exclude: bool, data: str | Path | None, progress: bool
+               ) -> tuple[dict[str, RetrievalScores], dict[str, dict[str, Any]]]:
     """Baseline scores, cached in the run's evaluation.json for its own dataset and protocol."""
-    cached: dict[str, Any] = {}
-    if data is None:
-        saved = read_json(paths.evaluation) or {}
-        if saved.get("excludes_same_patient", False) == exclude:
-            cached = {k: v for k, v in (saved.get("baselines") or {}).items() if "same_patient" in v}
+    saved = load_evaluation(paths.root) if data is None else None
+    cached: dict[str, tuple[RetrievalScores, dict[str, Any]]] = {}
+    if saved is not None and saved.excludes_same_patient == exclude and saved.baselines:
+        same = saved.baseline_same_patient or {}
+        cached = {k: (v, same[k]) for k, v in saved.baselines.items() if k in same}
 
-    def score(vectors: np.ndarray) -> dict[str, Any]:
+    def score(vectors: np.ndarray) -> tuple[RetrievalScores, dict[str, Any]]:
         return _score(vectors, labels, queries, patients, exclude)
 
-    out: dict[str, Any] = {}
-    if "pixels_32" in cached:
-        out["pixels_32"] = cached["pixels_32"]
-    else:
-        out["pixels_32"] = score(pixel_vectors(files))
+    out: dict[str, tuple[RetrievalScores, dict[str, Any]]] = {}
+    out["pixels_32"] = cached.get("pixels_32") or score(pixel_vectors(files))
     arch = config.model.arch
     name = f"random_init_{arch}"
     out[name] = cached.get(name) or score(_encoder_vectors(
@@ -138,4 +178,4 @@ def _baselines(paths: RunPaths, config, files: list[Path], labels: list[str], qu
         out[name] = cached.get(name) or score(_encoder_vectors(
             ModelConfig(arch=arch, weights="imagenet"), files, max(config.train.image_size, 112),
             config.train.seed, progress))
-    return out
+    return {k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()}

@@ -141,6 +141,14 @@ class RetrievalScores:
             "n_gallery": self.n_gallery,
         }
 
+    @staticmethod
+    def from_dict(d: dict) -> RetrievalScores:
+        """Read back what `to_dict` wrote. Raises KeyError, TypeError, ValueError otherwise."""
+        return RetrievalScores(
+            float(d["precision_at_1"]), float(d["precision_at_5"]), float(d["precision_at_10"]),
+            float(d["map"]), float(d["map_at_r"]), int(d["n_queries"]), int(d["n_gallery"]),
+            {str(k): dict(v) for k, v in (d.get("per_class") or {}).items()})
+
 
 def _block_metrics(rel: np.ndarray) -> np.ndarray:
     """Per-query metrics for a block of ranked relevance rows.

@@ -9,11 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from core.data.imageio import load_image
-from core.device import resolve_device, resolve_precision
-from core.embed.encoder import embed_tensor
+from core.embed.encoder import Encoder
 from core.index.artifacts import open_artifact_set
-from core.model.checkpoint import load_run_model
-from core.model.transforms import eval_view
 from core.retrieval.patients import SamePatientPrior, calibrate_same_patient, without_patient
 from core.run_folder import RunError, RunPaths
 
@@ -40,9 +37,8 @@ class Searcher:
         """
         served = open_artifact_set(Path(run_dir))
         paths = RunPaths(Path(run_dir))
-        self.device = resolve_device(device)
-        self.model, self.config = load_run_model(paths.root, self.device, checkpoint=served.checkpoint)
-        self.precision = resolve_precision(self.config.train.precision, self.device)
+        self.encoder = Encoder.from_run(paths.root, device, checkpoint=served.checkpoint)
+        self.config = self.encoder.config
         self.embeddings = served.embeddings
         self.index = served.index
         self.generation = served.generation
@@ -54,8 +50,7 @@ class Searcher:
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """(H, W) float image in [0, 1] -> (D,) unit vector."""
-        view = eval_view(pixels, self.config.train.image_size)[None]  # (1, 1, S, S)
-        return embed_tensor(self.model, view, self.device, self.precision)[0]
+        return self.encoder.embed([pixels])[0]
 
     def search_vector(self, vector: np.ndarray, k: int = 10,
                       hide_patient: str | None = None) -> list[Hit]:

@@ -7,8 +7,6 @@ of one patient ('same_patient') are not copies, and both are kept.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -19,11 +17,12 @@ from PIL import Image
 
 from core.data.imageio import PIL_FORMATS, ImageReadError, load_image
 from core.duplicates.neighbours import connected_groups
+from core.duplicates.verified import SAME_FILM_KINDS  # noqa: F401  (the page's export filter)
+from core.files import csv_bytes
 from core.review.store import Verdict
 
 KEEP_RULE = ("keep the highest resolution (width x height), then the largest file, "
              "then the shortest path, then the first in alphabetical order")
-COPY_KINDS = ("exact", "copy")  # kinds that mean "the same film"
 
 
 @dataclass(frozen=True)
@@ -147,12 +146,7 @@ def verdict_rows(verdicts: Iterable[Verdict]) -> list[dict]:
 
 def to_csv(rows: list[dict], fields: list[str] | None = None) -> bytes:
     """Rows as UTF-8 CSV bytes (columns: `fields`, else the first row's keys)."""
-    buf = io.StringIO()
-    fields = fields or (list(rows[0]) if rows else [])
-    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue().encode("utf-8")
+    return csv_bytes(fields or (list(rows[0]) if rows else []), rows)
 
 
 def to_json(obj: object) -> bytes:

@@ -8,19 +8,19 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from core.config import ConfigError, RunConfig
+from core.config import ConfigError, RunConfig, Runtime
 from core.data.dataset import Dataset, DatasetError, scan_dataset
 from core.data.splits import assign_splits, load_splits, save_splits
 from core.device import resolve_device, resolve_precision, setup_cpu
 from core.embed.embeddings import Embeddings
-from core.embed.encoder import embed_files
+from core.embed.encoder import Encoder, embed_dataset
 from core.files import atomic_write_json, read_json, read_jsonl, remove_temps, write_jsonl
 from core.index.artifacts import write_artifact_set
 from core.index.vectors import VectorIndex
@@ -68,32 +68,94 @@ def prepare_data(config: RunConfig, paths: RunPaths) -> tuple[Dataset, list[str]
     return dataset, splits
 
 
-def train_run(config: RunConfig, run_dir: str | Path, *, progress: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunReport:
+    """What `train_run` hands back; `to_dict()` is report.json and `train --json`.
+
+    A stopped run carries only `state` and `epochs_done` (and its dict only those keys).
+    """
+
+    state: str  # "finished" | "stopped"
+    epochs_done: int
+    data: str = ""
+    layout: str = ""
+    n_images: int = 0
+    class_counts: dict[str, int] = field(default_factory=dict)
+    split_counts: dict[str, int] = field(default_factory=dict)
+    skipped: tuple[dict[str, str], ...] = ()  # {"path", "reason"}: scan, decode and embed
+    best_epoch: int = 0
+    best_val_loss: float | None = None
+    train_seconds: float = 0.0
+    device: str = ""
+    precision: str = ""
+    evaluation: dict[str, float] = field(default_factory=dict)  # test P@5, mAP, mAP@R
+    wall_seconds: float = 0.0
+
+    @property
+    def n_skipped(self) -> int:
+        return len(self.skipped)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> RunReport:
+        """Read back report.json. Raises KeyError, TypeError, ValueError when it is not one."""
+        known = {f: d[f] for f in RunReport.__dataclass_fields__ if f in d}
+        known["skipped"] = tuple(dict(s) for s in known.get("skipped", ()))
+        return RunReport(**known)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.state == "stopped":
+            return {"state": self.state, "epochs_done": self.epochs_done}
+        return {
+            "state": self.state, "data": self.data, "layout": self.layout,
+            "n_images": self.n_images, "class_counts": dict(self.class_counts),
+            "split_counts": dict(self.split_counts), "skipped": [dict(s) for s in self.skipped],
+            "epochs_done": self.epochs_done, "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss, "train_seconds": self.train_seconds,
+            "device": self.device, "precision": self.precision, "n_skipped": self.n_skipped,
+            "evaluation": dict(self.evaluation), "wall_seconds": self.wall_seconds,
+        }
+
+
+def load_report(run_dir: str | Path) -> RunReport | None:
+    """The run's report.json; None when it is missing or not readable (training not finished)."""
+    saved = read_json(RunPaths(Path(run_dir)).report, default=None)
+    try:
+        return RunReport.from_dict(saved) if isinstance(saved, dict) else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def train_run(config: RunConfig, run_dir: str | Path, *, runtime: Runtime | None = None,
+              progress: bool = False) -> RunReport | None:
     """Train (or resume) a run, then embed, index and evaluate it.
 
+    `runtime` (device, precision, loader workers) is not part of the run: a run resumes
+    with other runtime choices.
+
     Returns:
-        The run's report (also written to report.json).
+        The run's report (also written to report.json); None on a non-zero torchrun rank.
     Raises:
         DatasetError, ConfigError, RunError, WeightsError: user errors, one-line messages.
     """
     setup_cpu()
     paths = RunPaths(Path(run_dir))
-    distributed = _dist_setup(config.train.device)
+    runtime = (runtime or Runtime()).validate()
+    distributed = _dist_setup(runtime.device)
     main = not distributed or dist.get_rank() == 0
     # One process per run folder (the app's jobs and the CLI alike); the others wait on rank 0.
     with hold_run_lock(paths) if main else contextlib.nullcontext():
         if main:
             remove_temps(paths.root)  # left by a killed writer: nobody else writes here now
-        return _train_locked(config, paths, main, distributed, progress)
+        return _train_locked(config, paths, runtime, main, distributed, progress)
 
 
-def _train_locked(config: RunConfig, paths: RunPaths, main: bool, distributed: bool,
-                  progress: bool) -> dict[str, Any]:
+def _train_locked(config: RunConfig, paths: RunPaths, runtime: Runtime, main: bool,
+                  distributed: bool, progress: bool) -> RunReport | None:
     config = _check_resume(paths, config)
-    device = resolve_device(config.train.device)
+    device = resolve_device(runtime.device)
     if distributed and device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())
-    precision = resolve_precision(config.train.precision, device)
+    precision = resolve_precision(runtime.precision, device)
     dataset, splits = prepare_data(config, paths)  # the data checks come before any run file
     if main:
         atomic_write_json(paths.config, config.to_dict())
@@ -105,7 +167,8 @@ def _train_locked(config: RunConfig, paths: RunPaths, main: bool, distributed: b
 
     old_handler = signal.signal(signal.SIGTERM, on_signal)
     try:
-        return _train_and_finish(config, paths, dataset, splits, device, precision, main, progress,
+        return _train_and_finish(config, paths, dataset, splits, device, precision, runtime.workers,
+                                 main, progress,
                                  lambda: stop["flag"])
     except BaseException as e:
         if main:
@@ -117,8 +180,8 @@ def _train_locked(config: RunConfig, paths: RunPaths, main: bool, distributed: b
 
 
 def _train_and_finish(config: RunConfig, paths: RunPaths, dataset: Dataset, splits: list[str],
-                      device: torch.device, precision: str, main: bool, progress: bool,
-                      should_stop) -> dict[str, Any]:
+                      device: torch.device, precision: str, workers: int, main: bool,
+                      progress: bool, should_stop) -> RunReport | None:
     started = time.time()
     size = int(round(config.train.image_size * 1.15))  # crops need a little more than the output
     files = [dataset.absolute(s) for s in dataset.samples]
@@ -132,7 +195,8 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, dataset: Dataset, spli
         raise DatasetError(f"only {train_images.shape[0]} readable training images in {dataset.root}")
     train_ok = [i for k, i in enumerate(train_idx) if k not in bad_train]  # decoded order
     trainer = Trainer(config, paths, train_images, val_images, device, precision, progress,
-                      train_patients=[dataset.samples[i].patient_id for i in train_ok])
+                      train_patients=[dataset.samples[i].patient_id for i in train_ok],
+                      workers=workers)
     if paths.last.is_file():
         _resume(trainer, paths)
     if main:  # rows past the checkpoint: a kill between the metrics row and the checkpoint
@@ -143,33 +207,33 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, dataset: Dataset, spli
                      total=config.train.epochs * trainer.steps_per_epoch, eta_s=None)
     result = trainer.fit(should_stop)
     if not main:
-        return {}
+        return None
     if result.stopped:
         write_status(paths, "stopped", epoch=result.epochs_done, epochs=config.train.epochs)
-        return {"state": "stopped", "epochs_done": result.epochs_done}
+        return RunReport("stopped", result.epochs_done)
     write_status(paths, "embedding", epoch=config.train.epochs, epochs=config.train.epochs)
     embeddings, bad_embed = embed_run(
-        paths, dataset, splits, device, precision, progress,
-        on_stage=lambda stage: write_status(paths, stage, epoch=config.train.epochs,
-                                            epochs=config.train.epochs))
+        paths, dataset, splits, Encoder.from_run(paths.root, device, precision, which="best"),
+        progress, on_stage=lambda stage: write_status(paths, stage, epoch=config.train.epochs,
+                                                      epochs=config.train.epochs))
     unreadable.update(bad_embed)
-    report = {
-        "state": "finished", "data": str(dataset.root), "layout": dataset.layout,
-        "n_images": len(embeddings), "class_counts": dataset.class_counts(),
-        "split_counts": {s: embeddings.splits.count(s) for s in ("train", "val", "test")},
-        "skipped": [asdict(s) for s in dataset.skipped]
-        + [{"path": p, "reason": r} for p, r in sorted(unreadable.items())],
-        "epochs_done": result.epochs_done, "best_epoch": result.best_epoch,
-        "best_val_loss": None if math.isinf(result.best_val_loss) else round(result.best_val_loss, 6),
-        "train_seconds": round(result.seconds, 1), "device": str(device), "precision": precision,
-    }
-    report["n_skipped"] = len(report["skipped"])
     write_status(paths, "evaluating", epoch=config.train.epochs, epochs=config.train.epochs)
     evaluation = evaluate_run(paths.root, baselines=True, progress=progress)
-    report["evaluation"] = {k: evaluation[k] for k in ("precision_at_5", "map", "map_at_r")}
-    report["evaluation"]["same_patient_p1"] = evaluation["same_patient"]["precision_at_1"]
-    report["wall_seconds"] = round(time.time() - started, 1)
-    atomic_write_json(paths.report, report)
+    scores = evaluation.scores
+    report = RunReport(
+        "finished", result.epochs_done, data=str(dataset.root), layout=dataset.layout,
+        n_images=len(embeddings), class_counts=dataset.class_counts(),
+        split_counts={s: embeddings.splits.count(s) for s in ("train", "val", "test")},
+        skipped=tuple([asdict(s) for s in dataset.skipped]
+                      + [{"path": p, "reason": r} for p, r in sorted(unreadable.items())]),
+        best_epoch=result.best_epoch,
+        best_val_loss=None if math.isinf(result.best_val_loss) else round(result.best_val_loss, 6),
+        train_seconds=round(result.seconds, 1), device=str(device), precision=precision,
+        evaluation={"precision_at_5": scores.precision_at_5, "map": scores.map,
+                    "map_at_r": scores.map_at_r,
+                    "same_patient_p1": (evaluation.same_patient or {}).get("precision_at_1")},
+        wall_seconds=round(time.time() - started, 1))
+    atomic_write_json(paths.report, report.to_dict())
     write_status(paths, "finished", epoch=config.train.epochs, epochs=config.train.epochs,
                  step=None, total=None, eta_s=0)
     return report
@@ -201,31 +265,24 @@ def _trim_metrics(paths: RunPaths, start_epoch: int) -> None:
         write_jsonl(paths.metrics, keep)
 
 
-def embed_run(paths: RunPaths, dataset: Dataset, splits: list[str], device: torch.device,
-              precision: str, progress: bool = False,
+def embed_run(paths: RunPaths, dataset: Dataset, splits: list[str], encoder: Encoder,
+              progress: bool = False,
               on_stage: Callable[[str], None] = lambda stage: None) -> tuple[Embeddings, dict[str, str]]:
-    """Embed every image with the best checkpoint and switch the run to the new artifact set.
+    """Embed every image with `encoder` (the run's best checkpoint) and switch the run to the
+    new artifact set; returns the embeddings and {path: reason} for unreadable files.
 
     The set (checkpoint, embeddings, items, index) is written as a new generation beside the
     served one and switched in by one rename (core.index.artifacts): a kill at any point
     leaves the old set served, whole. The caller holds the run's lock.
     """
-    from core.model.checkpoint import load_run_model, training_checkpoint
+    from core.model.checkpoint import training_checkpoint
 
     checkpoint = training_checkpoint(paths.root)
-    model, config = load_run_model(paths.root, device=device, which="best")
-    files = [dataset.absolute(s) for s in dataset.samples]
-    vectors, bad = embed_files(model, files, config.train.image_size, device, precision,
-                               batch_size=config.train.batch_size, progress=progress)
-    keep = [i for i in range(len(files)) if i not in bad]
-    samples = [dataset.samples[i] for i in keep]
-    embeddings = Embeddings([s.path for s in samples], [s.label for s in samples],
-                            [splits[i] for i in keep], [s.patient_id or "" for s in samples],
-                            vectors[keep])
+    embeddings, bad = embed_dataset(encoder, dataset, splits=splits, progress=progress)
     on_stage("indexing")
     index = VectorIndex.build(embeddings.vectors)
     write_artifact_set(paths.root, embeddings, index, checkpoint)
-    return embeddings, {dataset.samples[i].path: r for i, r in bad.items()}
+    return embeddings, bad
 
 
-__all__ = ["train_run", "embed_run", "prepare_data", "ConfigError"]
+__all__ = ["RunReport", "load_report", "train_run", "embed_run", "prepare_data", "ConfigError"]

@@ -7,21 +7,20 @@ CSV, and a timed query (a dataset image picked as the query left out of its own 
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from core.duplicates.search import RESULT as DUPLICATES_FILE
-from core.files import read_json
+from core.duplicates.search import RESULT as DUPLICATES_FILE  # noqa: F401  (pages stamp it)
+from core.duplicates.search import DuplicateResult, load_result
+from core.files import csv_bytes
+from core.retrieval.evaluate import load_evaluation
 from core.retrieval.search import Hit, Searcher
-from core.run_folder import RunPaths
+from core.run_folder import RunError
 
 
 @dataclass(frozen=True)
@@ -58,18 +57,20 @@ def class_quality(run_dir: str | Path) -> list[ClassQuality]:
     Returns:
         One row per class with scored queries; [] when the run has no evaluation.
     """
-    evaluation = read_json(RunPaths(Path(run_dir)).evaluation, default=None) or {}
+    evaluation = load_evaluation(run_dir)
     rows = []
-    for label, m in sorted((evaluation.get("per_class") or {}).items()):
+    for label, m in sorted((evaluation.scores.per_class if evaluation else {}).items()):
         rows.append(ClassQuality(str(label), float(m.get("precision_at_5", float("nan"))),
                                  float(m.get("map", float("nan"))),
                                  float(m.get("map_at_r", float("nan"))), int(m.get("n_queries", 0))))
     return rows
 
 
-def _duplicates_doc(run_dir: str | Path) -> dict[str, Any] | None:
-    doc = read_json(Path(run_dir) / DUPLICATES_FILE, default=None)
-    return doc if isinstance(doc, dict) else None
+def _duplicates(run_dir: str | Path) -> DuplicateResult | None:
+    try:
+        return load_result(run_dir)
+    except RunError:  # a damaged file counts as no search here; the Duplicates page says why
+        return None
 
 
 def duplicate_group_of(run_dir: str | Path) -> dict[str, int]:
@@ -78,7 +79,8 @@ def duplicate_group_of(run_dir: str | Path) -> dict[str, int]:
     Returns:
         {relative path: group}; {} when no duplicate search was made or none was found.
     """
-    groups = (_duplicates_doc(run_dir) or {}).get("groups") or []
+    result = _duplicates(run_dir)
+    groups = result.groups if result is not None else []
     return {str(path): g for g, members in enumerate(groups, 1) for path in members}
 
 
@@ -100,12 +102,8 @@ def label_vote(hits: Sequence[Hit]) -> list[LabelVote]:
 
 def hits_csv(hits: Sequence[Hit], query: str) -> bytes:
     """The results as CSV: query, rank, path, label, split, cosine (UTF-8)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["query", "rank", "path", "label", "split", "cosine"])
-    for h in hits:
-        w.writerow([query, h.rank, h.path, h.label, h.split, f"{h.score:.6f}"])
-    return buf.getvalue().encode("utf-8")
+    return csv_bytes(["query", "rank", "path", "label", "split", "cosine"],
+                     [(query, h.rank, h.path, h.label, h.split, f"{h.score:.6f}") for h in hits])
 
 
 def timed_search(searcher: Searcher, pixels: np.ndarray, k: int,

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.data.dataset import DatasetError, scan_dataset
+from core.data.dataset import scan_dataset
 from core.files import atomic_write_json, read_json
-from core.run_folder import list_runs, read_status
+from core.run_folder import RunPaths, list_runs, read_status
 
 DEFAULT_WORKSPACE = "workspace"
 DEMO_NAME = "demo-synthetic"
@@ -90,47 +90,58 @@ def ensure_demo_workspace(path: str | Path | None = None, per_class: int = 60) -
                          bool(ws.settings().get("synthetic")), dataset.class_counts())
 
 
-def run_summary(run_dir: Path) -> dict[str, Any]:
-    """One row for the runs table: config, progress, best val loss and retrieval metrics."""
-    config = read_json(run_dir / "config.json", default={}) or {}
-    report = read_json(run_dir / "report.json", default={}) or {}
-    evaluation = read_json(run_dir / "evaluation.json", default={}) or {}
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of the runs table: config, progress, best val loss, retrieval metrics.
+
+    `baselines` maps a baseline's name to its (P@5, mAP@R). `to_dict()` is the flat row the
+    tables show, with `<baseline>_p@5` and `<baseline>_map@r` columns.
+    """
+
+    run: str
+    path: str
+    state: str | None = None
+    preset: str | None = None
+    arch: str | None = None
+    epochs: int | None = None
+    image_size: int | None = None
+    epochs_done: int | None = None
+    best_val_loss: float | None = None
+    wall_seconds: float | None = None
+    precision_at_5: float | None = None
+    map: float | None = None
+    map_at_r: float | None = None
+    baselines: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "run": self.run, "path": self.path, "state": self.state, "preset": self.preset,
+            "arch": self.arch, "epochs": self.epochs, "image_size": self.image_size,
+            "epochs_done": self.epochs_done, "best_val_loss": self.best_val_loss,
+            "wall_seconds": self.wall_seconds, "precision_at_5": self.precision_at_5,
+            "map": self.map, "map_at_r": self.map_at_r,
+        }
+        for name, (p5, map_r) in self.baselines.items():
+            row[f"{name}_p@5"] = p5
+            row[f"{name}_map@r"] = map_r
+        return row
+
+
+def run_summary(run_dir: Path) -> RunSummary:
+    """The runs-table row of a run folder; missing or unreadable files leave fields None."""
+    from core.retrieval.evaluate import load_evaluation
+
+    paths = RunPaths(run_dir)
+    config = read_json(paths.config, default={}) or {}
+    report = read_json(paths.report, default={}) or {}
+    evaluation = load_evaluation(run_dir)
     train = config.get("train", {})
-    row: dict[str, Any] = {
-        "run": run_dir.name, "path": str(run_dir), "state": read_status(run_dir).get("state"),
-        "preset": config.get("preset"), "arch": config.get("model", {}).get("arch"),
-        "epochs": train.get("epochs"), "image_size": train.get("image_size"),
-        "epochs_done": report.get("epochs_done"), "best_val_loss": report.get("best_val_loss"),
-        "wall_seconds": report.get("wall_seconds"),
-    }
-    for key in ("precision_at_5", "map", "map_at_r"):
-        row[key] = evaluation.get(key)
-    for name, scores in (evaluation.get("baselines") or {}).items():
-        row[f"{name}_p@5"] = scores.get("precision_at_5")
-        row[f"{name}_map@r"] = scores.get("map_at_r")
-    return row
-
-
-def workspace_status(path: str | Path | None = None) -> dict[str, Any]:
-    """What the home page shows: dataset, class counts, splits, runs with their metrics."""
-    ws = Workspace(workspace_root(path))
-    status: dict[str, Any] = {"root": str(ws.root), "dataset": None, "runs": []}
-    if ws.dataset_path is not None:
-        try:
-            dataset = scan_dataset(ws.dataset_path)
-            status["dataset"] = {
-                "path": str(dataset.root), "name": dataset.root.name, "layout": dataset.layout,
-                "n_images": len(dataset.samples), "class_counts": dataset.class_counts(),
-                "n_skipped": len(dataset.skipped), "has_patients": dataset.has_patients(),
-                "synthetic": bool(ws.settings().get("synthetic")),
-            }
-        except DatasetError as e:
-            status["dataset_error"] = str(e)
-    runs = list_runs(ws.runs_dir)
-    status["runs"] = [run_summary(r) for r in runs]
-    active = ws.active_run
-    status["active_run"] = str(active) if active else None
-    if active is not None:
-        report = read_json(active / "report.json", default={}) or {}
-        status["split_counts"] = report.get("split_counts")
-    return status
+    scores = evaluation.scores if evaluation is not None else None
+    return RunSummary(
+        run_dir.name, str(run_dir), read_status(run_dir).get("state"), config.get("preset"),
+        config.get("model", {}).get("arch"), train.get("epochs"), train.get("image_size"),
+        report.get("epochs_done"), report.get("best_val_loss"), report.get("wall_seconds"),
+        scores.precision_at_5 if scores else None, scores.map if scores else None,
+        scores.map_at_r if scores else None,
+        {name: (s.precision_at_5, s.map_at_r)
+         for name, s in ((evaluation.baselines or {}) if evaluation else {}).items()})

@@ -6,24 +6,22 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "estimate_training": "estimate",
     "Trainer": "trainer",
     "FileDataset": "views",
+    "PatientPairDataset": "views",
     "TwoViewDataset": "views",
     "decode_images": "views",
     "default_workers": "views",
+    "patient_partners": "views",
     "worker_init": "views",
-    "Warmup": "warmup",
-    "measure_warmup": "warmup",
-    "saved_warmup": "warmup",
 })
 
 __all__ = [
     "estimate_training",
     "Trainer",
     "FileDataset",
+    "PatientPairDataset",
     "TwoViewDataset",
     "decode_images",
     "default_workers",
+    "patient_partners",
     "worker_init",
-    "Warmup",
-    "measure_warmup",
-    "saved_warmup",
 ]

@@ -50,12 +50,14 @@ class Trainer:
         train_images, val_images: (N, 1, S, S) uint8 tensors.
         device, precision: where and how to compute ("bf16" uses autocast).
         train_patients: patient id (or None) of each training image, for patient positives.
+        workers: loader processes for the training set (-1: pick from the CPU count).
     """
 
     def __init__(self, config: RunConfig, paths: RunPaths, train_images: torch.Tensor,
                  val_images: torch.Tensor, device: torch.device, precision: str,
-                 progress: bool = False, train_patients: list[str | None] | None = None) -> None:
-        self.config, self.paths = config, paths
+                 progress: bool = False, train_patients: list[str | None] | None = None,
+                 workers: int = -1) -> None:
+        self.config, self.paths, self.workers = config, paths, workers
         self.device, self.precision, self.progress = device, precision, progress
         t = config.train
         world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -99,7 +101,7 @@ class Trainer:
                                          drop_last=self.drop_last)
             sampler.set_epoch(epoch)
         if workers is None:
-            workers = default_workers(self.config.train.num_workers)
+            workers = default_workers(self.workers)
         return DataLoader(dataset, batch_size=self.local_batch, shuffle=shuffle and sampler is None,
                           sampler=sampler, drop_last=self.drop_last and shuffle, generator=g,
                           num_workers=workers, worker_init_fn=worker_init,

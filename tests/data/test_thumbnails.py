@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from core.data.imageio import ImageReadError
-from core.data.thumbnails import data_uri, dataset_file, placeholder_png, png_thumbnail, thumbnail
+from core.data.thumbnails import dataset_file, placeholder_png, png_thumbnail, thumbnail
 from tests import bad_inputs as bi
 
 
@@ -52,5 +52,3 @@ def test_unreadable_and_outside_files_raise_one_line(tmp_path):
         thumbnail(tmp_path, "missing.png")
 
 
-def test_data_uri():
-    assert data_uri(b"\x89PNG") == "data:image/png;base64,iVBORw=="

@@ -15,7 +15,7 @@ from core.demo.anatomy import sample_anatomy
 from core.demo.dataset import DemoDataError, DemoSummary, write_demo_dataset
 from core.demo.lesions import CLASSES
 from core.demo.phantom import render_phantom, sample_acquisition
-from core.duplicates.edits import COPY_KINDS
+from core.duplicates.edits import EDIT_KINDS
 
 PER_CLASS, SIZE, SEED, FRACTION = 10, 64, 3, 0.5
 
@@ -82,11 +82,11 @@ def test_duplicates_table_matches_files_and_patients(demo):
     assert len(originals) == PER_CLASS * len(CLASSES)
     for d in dups:
         assert d["file_a"] in originals and d["file_b"] in patient
-        assert d["kind"] in COPY_KINDS
+        assert d["kind"] in EDIT_KINDS
         assert d["file_a"].split("/")[0] == d["file_b"].split("/")[0]  # same class folder
         assert patient[d["file_a"]] == patient[d["file_b"]]
         assert d["file_b"].endswith(".jpg") == (d["kind"] == "jpeg")
-    assert {d["kind"] for d in dups} == set(COPY_KINDS)  # 20 copies cover all 7 kinds
+    assert {d["kind"] for d in dups} == set(EDIT_KINDS)  # 20 copies cover all 7 kinds
     assert not any("dup" in f.lower() or "copy" in f.lower() for f in patient)
 
 

@@ -8,7 +8,7 @@ from PIL import Image
 from sklearn.metrics import precision_score, recall_score
 
 from core.duplicates.auto_calibration import calibrate_known
-from core.duplicates.edits import COPY_KINDS
+from core.duplicates.edits import EDIT_KINDS
 from core.duplicates.hashing import hash_files
 from core.duplicates.known_pairs import build_synthetic_set, make_copies, singletons
 from core.duplicates.rule import (
@@ -128,7 +128,7 @@ class _PixelEncoder:
 def test_copies_have_the_original_size_and_every_kind(tmp_path):
     pixels = np.random.default_rng(0).uniform(size=(40, 60)).astype(np.float32)
     copies = make_copies(pixels, np.random.default_rng(0))
-    assert len(copies) == len(COPY_KINDS)
+    assert len(copies) == len(EDIT_KINDS)
     assert all(c.shape == (256, 256) and c.dtype == np.float32 for c in copies)
 
 
@@ -140,14 +140,14 @@ def test_synthetic_set_and_auto_calibration(tmp_path):
     heldout = singletons(hashes, range(4))
     known = build_synthetic_set(encoder, tmp_path, paths, vectors, hashes, heldout, neg_k=3,
                                 bystanders=range(4, 12))
-    assert known.pos_score.shape == (len(heldout) * len(COPY_KINDS),)
-    assert known.pos_kind[: len(COPY_KINDS)] == list(COPY_KINDS)
+    assert known.pos_score.shape == (len(heldout) * len(EDIT_KINDS),)
+    assert known.pos_kind[: len(EDIT_KINDS)] == list(EDIT_KINDS)
     n_queries = len(heldout) + 8 + known.pos_score.size
     assert n_queries * 3 <= known.neg_score.size <= n_queries * 6  # 3 by cosine + 3 by hash, deduplicated
     jpeg = np.array(known.pos_kind) == "jpeg"
     assert known.pos_hash[jpeg].max() <= 4  # a re-encode barely moves the pHash
     cal = calibrate_known(known, target=0.9)
-    assert set(cal.recall_by_kind) == set(COPY_KINDS)
+    assert set(cal.recall_by_kind) == set(EDIT_KINDS)
     assert cal.rule.recall >= max(cal.embedding.recall, cal.hash.recall) - 1e-9
     assert cal.to_dict()["n_positive"] == known.pos_score.size
 

@@ -32,16 +32,16 @@ def brute_force(x: np.ndarray, threshold: float, k: int) -> dict[tuple[int, int]
 
 def as_dict(pairs: PairArrays) -> dict[tuple[int, int], float]:
     return dict(
-        zip(zip(pairs.a.tolist(), pairs.b.tolist(), strict=True), pairs.score.tolist(), strict=True)
+        zip(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True), pairs.score.tolist(), strict=True)
     )
 
 
 def test_known_neighbours_on_a_circle():
     x = circle([0, 1, 3, 90, 180, 180.5])
     pairs = mine_pairs(x, threshold=float(np.cos(np.deg2rad(5))), k=10)
-    assert [(p.a, p.b) for p in pairs] == [(4, 5), (0, 1), (1, 2), (0, 2)]
+    assert [(p.i, p.j) for p in pairs] == [(4, 5), (0, 1), (1, 2), (0, 2)]
     assert pairs[0].score == pytest.approx(np.cos(np.deg2rad(0.5)), abs=1e-6)
-    assert all(isinstance(p, DuplicatePair) and p.a < p.b for p in pairs)
+    assert all(isinstance(p, DuplicatePair) and p.i < p.j for p in pairs)
 
 
 def test_threshold_and_k_limit_the_pairs():
@@ -49,7 +49,7 @@ def test_threshold_and_k_limit_the_pairs():
     assert len(mine_pairs(x, threshold=float(np.cos(np.deg2rad(1.5))))) == 2
     assert mine_pairs(x, threshold=1.0) == []
     # k = 1: 0->1, 1->0, 2->1, 3->2 (87 degrees), 4->5, 5->4; threshold -1 keeps them all.
-    nearest = {(p.a, p.b) for p in mine_pairs(x, threshold=-1.0, k=1)}
+    nearest = {(p.i, p.j) for p in mine_pairs(x, threshold=-1.0, k=1)}
     assert nearest == {(0, 1), (1, 2), (4, 5), (2, 3)}
 
 
@@ -58,10 +58,10 @@ def test_pairs_are_deduplicated_and_sorted():
     x = rng.standard_normal((300, 16)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     pairs = mine_pair_arrays(x, threshold=0.0, k=5, block=64)
-    keys = list(zip(pairs.a.tolist(), pairs.b.tolist(), strict=True))
+    keys = list(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True))
     assert len(keys) == len(set(keys))
-    assert (pairs.a < pairs.b).all()
-    order = np.lexsort((pairs.b, pairs.a, -pairs.score))
+    assert (pairs.i < pairs.j).all()
+    order = np.lexsort((pairs.j, pairs.i, -pairs.score))
     np.testing.assert_array_equal(order, np.arange(len(pairs)))
 
 
@@ -93,7 +93,7 @@ def test_five_copies_are_ten_pairs_and_one_group():
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     pairs = mine_pairs(x, threshold=0.99, k=10, block=8)
     assert len(pairs) == 10
-    assert connected_groups(len(x), [(p.a, p.b) for p in pairs]) == [[3, 11, 17, 25, 38]]
+    assert connected_groups(len(x), [(p.i, p.j) for p in pairs]) == [[3, 11, 17, 25, 38]]
 
 
 def test_fewer_than_two_vectors_give_no_pairs():

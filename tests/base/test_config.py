@@ -1,0 +1,70 @@
+"""A run is its RunConfig; device, precision and workers are a Runtime; one option list."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from core.config import (
+    OPTIONS,
+    PRESETS,
+    ConfigError,
+    RunConfig,
+    Runtime,
+    make_run_config,
+    split_options,
+)
+from core.files import atomic_write_json
+from core.run_folder import RunPaths
+
+
+def test_presets_are_whole_run_configs():
+    assert make_run_config("/d", "quick") == replace(PRESETS["quick"], data="/d")
+    assert make_run_config("/d", "tiny").model.weights == "none"  # from scratch: offline
+    assert make_run_config("/d", "seed").model.weights == "imagenet"
+    assert make_run_config("/d", "tiny", weights="imagenet", epochs=3).train.epochs == 3
+    with pytest.raises(ConfigError, match="unknown training option device"):
+        make_run_config("/d", "tiny", device="cpu")  # a runtime choice, not part of the run
+
+
+def test_runtime_is_not_part_of_the_saved_config():
+    saved = make_run_config("/d", "tiny").to_dict()
+    assert not {"device", "precision", "num_workers", "workers"} & set(saved["train"])
+    old = {**saved, "train": {**saved["train"], "device": "cuda", "precision": "bf16", "num_workers": 4}}
+    assert RunConfig.from_dict(old) == RunConfig.from_dict(saved)  # config.json from before still loads
+
+
+def test_a_run_resumes_with_other_runtime_choices(tmp_path):
+    from core.runs.pipeline import _check_resume
+
+    config = make_run_config("/d", "tiny")
+    old = config.to_dict()
+    old["train"].update(device="cuda", precision="bf16", num_workers=4)  # started on a GPU
+    atomic_write_json(RunPaths(tmp_path).config, old)
+    assert _check_resume(RunPaths(tmp_path), config) == config
+    with pytest.raises(Exception, match="other settings"):
+        _check_resume(RunPaths(tmp_path), make_run_config("/d", "tiny", lr=0.5))
+
+
+def test_split_options():
+    recipe, runtime = split_options({"epochs": 3, "arch": None, "device": "cpu", "workers": 0})
+    assert recipe == {"epochs": 3} and runtime == Runtime("cpu", "auto", 0)
+    with pytest.raises(ConfigError, match="unknown training option optimiser"):
+        split_options({"optimiser": "sgd"})
+    with pytest.raises(ConfigError, match="unknown --precision 'fp16'"):
+        split_options({"precision": "fp16"})
+
+
+def test_cli_and_train_page_share_the_option_list():
+    from core.cli.main import build_parser
+    from core.jobs.training import train_args
+
+    parser = build_parser()
+    train = next(a for a in parser._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
+    flags = {s for a in train._actions for s in a.option_strings}
+    assert {o.flag for o in OPTIONS} <= flags
+    args = train_args("/d", "tiny", epochs=3, device="cpu", workers=0)
+    assert args[-6:] == ["--device", "cpu", "--epochs", "3", "--workers", "0"]
+    parsed = parser.parse_args(["train", "--run", "/r", *args])
+    assert (parsed.epochs, parsed.device, parsed.workers, parsed.lr) == (3, "cpu", 0, None)
