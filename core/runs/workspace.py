@@ -105,11 +105,9 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     }
     for key in ("precision_at_5", "map", "map_at_r"):
         row[key] = evaluation.get(key)
-    row["same_patient_p@1"] = (evaluation.get("same_patient") or {}).get("precision_at_1")
     for name, scores in (evaluation.get("baselines") or {}).items():
         row[f"{name}_p@5"] = scores.get("precision_at_5")
         row[f"{name}_map@r"] = scores.get("map_at_r")
-        row[f"{name}_same_patient_p@1"] = (scores.get("same_patient") or {}).get("precision_at_1")
     return row
 
 
