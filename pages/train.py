@@ -167,11 +167,14 @@ def past_runs_ui(ws: Workspace) -> None:
     st.subheader("Past runs")
     table = table.drop(columns=["path"])
     fmt = {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
-           if c.endswith(("p@5", "map@r")) or c in ("precision_at_5", "map", "map_at_r")}
+           if c.endswith(("p@5", "map@r", "p@1")) or c in ("precision_at_5", "map", "map_at_r")}
     st.dataframe(table, hide_index=True, column_config={
         **fmt, "precision_at_5": st.column_config.NumberColumn("P@5", format="%.3f"),
         "map": st.column_config.NumberColumn("mAP", format="%.3f"),
         "map_at_r": st.column_config.NumberColumn("mAP@R", format="%.3f"),
+        "same_patient_p@1": st.column_config.NumberColumn(
+            "same-patient P@1", format="%.3f",
+            help="Another film of the query's patient ranked first (test queries whose patient has one)"),
         "best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f"),
         "wall_seconds": st.column_config.NumberColumn("wall time (s)", format="%.0f")})
     finished = [r for r in list_runs(ws.runs_dir) if RunPaths(r).index.is_file()]
