@@ -15,11 +15,18 @@ from __future__ import annotations
 
 import streamlit as st
 
+_ROUTED = "_routed_once"  # session state: this session has been sent through the router
+
 
 def route_through_entry_point() -> None:
-    """Rerun through st.navigation when Streamlit runs this page in its legacy folder mode."""
+    """Rerun through st.navigation when Streamlit runs this page in its legacy folder mode.
+
+    Once per session at most: AppTest resets the flag before every run, and a rerun on each
+    would drop the run's button clicks.
+    """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    if PagesManager.uses_pages_directory and not st.session_state.get(_ROUTED):
         PagesManager.uses_pages_directory = False  # what st.navigation itself sets
+        st.session_state[_ROUTED] = True  # never loop, whatever Streamlit does next
         st.rerun()

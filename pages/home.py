@@ -20,7 +20,7 @@ from core.data import (
 )
 from core.jobs import training as jobs
 from core.run_folder import RunPaths, list_runs
-from core.runs import Workspace, ensure_demo_workspace
+from core.runs import Workspace, baselines_ahead, ensure_demo_workspace, model_data
 from pages._images_ui import escape_markdown
 from pages._shared import (
     dataset_is_synthetic,
@@ -122,9 +122,9 @@ def active_model_section(ws: Workspace) -> None:
     if pending is not None:
         facts.append(f"duplicate pairs awaiting review: {pending}")
     st.caption(" · ".join(facts))
-    if report.get("data") and ws.dataset_path and Path(report["data"]) != ws.dataset_path.resolve():
-        st.warning(f"This model was trained on {escape_markdown(report['data'])}, not on the current dataset; "
-                   "train one on the Train page to search it.")
+    warning = model_data(run, ws.dataset_path).warning(dataset_is_synthetic(ws))
+    if warning:
+        st.warning(escape_markdown(warning))
     baselines = evaluation.get("baselines") or {}
     if baselines:
         rows = [{"model": f"this run ({run.name})", **_scores(evaluation)}]
@@ -132,6 +132,14 @@ def active_model_section(ws: Workspace) -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True)
         st.caption(f"Test split as queries ({evaluation.get('n_queries')}) against "
                    f"{evaluation.get('n_gallery')} images: {evaluation.get('protocol', '')}")
+        ahead = baselines_ahead(evaluation)
+        if ahead:
+            names = ", ".join(baseline_name(k).removeprefix("baseline: ") for k in ahead)
+            short = (" It is the short demo recipe (8 epochs at 64 px, under two CPU minutes): it shows "
+                     "every page working, not what training can reach." if row.get("preset") == "demo" else "")
+            st.warning(f"This model retrieves the test split's classes less well than {names} (P@5).{short} "
+                       "Train the quick or seed recipe on the Train page for a model worth searching with; "
+                       "the table above is the honest comparison.")
 
 
 def _scores(d: dict) -> dict:

@@ -46,6 +46,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "find_copy": "query",
     "DuplicateResult": "search",
     "load_calibration": "search",
+    "detector_text": "wording",
+    "rule_sentence": "wording",
 })
 
 __all__ = [
@@ -92,4 +94,6 @@ __all__ = [
     "find_copy",
     "DuplicateResult",
     "load_calibration",
+    "detector_text",
+    "rule_sentence",
 ]

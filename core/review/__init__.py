@@ -32,6 +32,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "groups_rows": "export",
     "to_json": "export",
     "verdict_rows": "export",
+    "Download": "downloads",
+    "ReviewDownloads": "downloads",
+    "review_downloads": "downloads",
 })
 
 __all__ = [
@@ -64,4 +67,7 @@ __all__ = [
     "groups_rows",
     "to_json",
     "verdict_rows",
+    "Download",
+    "ReviewDownloads",
+    "review_downloads",
 ]

@@ -21,6 +21,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "timed_search": "views",
     "run_summary": "workspace",
     "workspace_root": "workspace",
+    "label_summary": "views",
+    "selection_csv": "views",
+    "baselines_ahead": "views",
 })
 
 __all__ = [
@@ -42,4 +45,7 @@ __all__ = [
     "timed_search",
     "run_summary",
     "workspace_root",
+    "label_summary",
+    "selection_csv",
+    "baselines_ahead",
 ]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from core.duplicates.search import RESULT as DUPLICATES_FILE
+from core.embed.embeddings import Embeddings
 from core.files import read_json
 from core.retrieval.search import Hit, Searcher
 from core.run_folder import RunPaths
@@ -127,3 +128,29 @@ def timed_search(searcher: Searcher, pixels: np.ndarray, k: int,
         found = [h for h in searcher.search_vector(vector, k + 1) if h.path != exclude_path][:k]
         hits = [replace(h, rank=r) for r, h in enumerate(found, 1)]
     return TimedHits(hits, time.perf_counter() - start)
+
+
+def selection_csv(emb: Embeddings, rows: Sequence[int]) -> bytes:
+    """Selected images of a run as CSV: path, label, split, patient_id (UTF-8)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "label", "split", "patient_id"])
+    for r in rows:
+        w.writerow([emb.paths[r], emb.labels[r], emb.splits[r], emb.patients[r]])
+    return buf.getvalue().encode("utf-8")
+
+
+def label_summary(emb: Embeddings, rows: Sequence[int]) -> list[LabelVote]:
+    """Labels among the selected rows, most frequent first (ties by label), with their share."""
+    counts = Counter(emb.labels[r] for r in rows)
+    total = max(sum(counts.values()), 1)
+    return [LabelVote(label, n, n / total) for label, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
+
+
+def baselines_ahead(evaluation: dict[str, Any], metric: str = "precision_at_5") -> list[str]:
+    """Baselines of an evaluation that score higher than the run on `metric` (by name)."""
+    own = evaluation.get(metric)
+    if own is None:
+        return []
+    return [name for name, scores in (evaluation.get("baselines") or {}).items()
+            if (scores or {}).get(metric) is not None and scores[metric] > own]
