@@ -25,6 +25,7 @@ PAGES = [
 ]
 pages = [st.Page(path, title=title, icon=icon, default=i == 0)
          for i, (path, title, icon) in enumerate(PAGES) if (HERE / path).is_file()]
+st.session_state["_routed_by_entry_point"] = True  # see pages/_routing.py
 page = st.navigation(pages)
 with st.spinner("Loading…", show_time=False):
     page.run()

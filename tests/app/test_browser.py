@@ -44,7 +44,7 @@ PAGES = [  # (url path, the page's title, text of one real element)
     ("", "Home", "Dataset"),
     ("train", "Train", "Start training"),
     ("search", "Search", "Upload"),
-    ("duplicates", "Duplicates", "Cosine threshold"),
+    ("duplicates", "Duplicates", "across splits"),
 ]
 
 
