@@ -199,7 +199,7 @@ def test_compare_caption_names_the_image_shown_after_a_new_query(page, server, w
     _wait_idle(page)
     _upload(page, first, "shown: #")
     box = page.locator("[data-testid='stSelectbox']").filter(has_text="Compare the query with result")
-    box.click()
+    box.locator("[data-baseweb='select']").click()
     page.get_by_role("option").nth(4).click()  # result #5
     _wait_idle(page)
     picked, shown = _compare_names(page)
