@@ -14,17 +14,18 @@ HERE = Path(__file__).parent
 ICON = HERE / "assets" / "icon.png"
 st.set_page_config(page_icon=str(ICON), layout="wide")
 
-# (file, title, icon); the first is the home page. Emoji icons: the browser draws them itself
-# (a `:material/...:` page icon would be fetched from a font server as the tab's icon).
+# (file, title); the first is the home page. No page icons: a `:material/...:` one is fetched
+# from a font server as the tab's icon, and emoji show as empty boxes without an emoji font.
 PAGES = [
-    ("pages/home.py", "Home", "🏠"),
-    ("pages/train.py", "Train", "🏋️"),
-    ("pages/map.py", "Embedding map", "🗺️"),
-    ("pages/search.py", "Search", "🔎"),
-    ("pages/duplicates.py", "Duplicates", "👯"),
+    ("pages/home.py", "Home"),
+    ("pages/train.py", "Train"),
+    ("pages/map.py", "Embedding map"),
+    ("pages/search.py", "Search"),
+    ("pages/duplicates.py", "Duplicates"),
 ]
-pages = [st.Page(path, title=title, icon=icon, default=i == 0)
-         for i, (path, title, icon) in enumerate(PAGES) if (HERE / path).is_file()]
+pages = [st.Page(path, title=title, default=i == 0)
+         for i, (path, title) in enumerate(PAGES) if (HERE / path).is_file()]
+st.session_state["_routed_by_entry_point"] = True  # see pages/_routing.py
 page = st.navigation(pages)
 with st.spinner("Loading…", show_time=False):
     page.run()

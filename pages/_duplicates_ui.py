@@ -14,20 +14,22 @@ from core.data import (
     ImageReadError,
     LoadedImage,
     Window,
-    apply_window,
     dataset_file,
+    default_window,
     load_image,
     to_uint8,
+    windowed_pixels,
 )
 from core.duplicates import DuplicateResult, load_result
 from core.embed import Embeddings
 from core.jobs import search_status, start_search
-from core.review import KIND_LABELS, KINDS, STATUSES, QueueFilter, QueueItem
+from core.review import KIND_LABELS, KINDS, SORTS, STATUSES, QueueFilter, QueueItem
 
 STATUS_LABELS = {"pending": "pending", "duplicate": "duplicate", "not_duplicate": "not duplicate",
                  "skip": "skipped", "any": "any status"}
-SHORTCUTS = ("The coloured buttons say duplicate, with its kind. Keys: 1-4 duplicate (by kind), N not "
-             "duplicate, S skip, U undo, ← / → previous / next.")
+SHORTCUTS = ("Coloured: duplicate, by kind. Keys: 1-4 duplicate (by kind), N not duplicate, S skip, "
+             "U undo, ← / → previous / next.")
+FILM_HEIGHT = 340  # px: both films and the scores fit a 1280 x 720 screen
 
 
 def _stamp(path: Path) -> float:
@@ -96,42 +98,47 @@ def _poll(run: Path) -> None:
 
 
 def summary_ui(result: DuplicateResult) -> None:
-    """The rule in force, its estimates and the counts."""
+    """The rule in force, its estimates and the counts, in one line (the rule in full on demand)."""
     r = result.rule
     flagged = result.flagged
-    cols = st.columns(6)
-    cols[0].metric("Threshold (cosine)", f"{r.threshold:.4f}" if r.threshold <= 1 else "off")
-    cols[1].metric("pHash threshold", str(r.hash_threshold) if r.hash_threshold >= 0 else "off")
-    cols[2].metric("Est. precision", _pct(result.estimated_precision))
-    cols[3].metric("Est. recall", _pct(result.estimated_recall))
-    cols[4].metric("Pairs / groups", f"{len(flagged)} / {len(result.groups)}")
-    cols[5].metric("Cross-split pairs", str(sum(p.cross_split for p in flagged)))
-    st.caption(f"Rule ({result.method}): a pair is a duplicate when {r.describe(symbols=True)}; "
-               "identical pixels always. Estimates are on synthetic copies of held-out images "
-               "against their nearest non-duplicates.")
+    threshold = f"{r.threshold:.4f}" if r.threshold <= 1 else "off"
+    hash_rule = f"≤ {r.hash_threshold}" if r.hash_threshold >= 0 else "off"
+    st.caption(f"Cosine threshold {threshold} · pHash {hash_rule} · est. precision "
+               f"{_pct(result.estimated_precision)} · est. recall {_pct(result.estimated_recall)} · "
+               f"{len(flagged)} pairs in {len(result.groups)} groups · "
+               f"{sum(p.cross_split for p in flagged)} across splits",
+               help=f"Rule ({result.method}): a pair is a duplicate when {r.describe(symbols=True)}; identical pixels always.")
 
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
-def filters_ui(result: DuplicateResult) -> QueueFilter:
-    """Queue filters: status, score range, kind, cross-split only, flagged only."""
-    c1, c2, c3 = st.columns([1.2, 2, 2])
-    status = c1.selectbox("Status", STATUSES, format_func=STATUS_LABELS.get, key="dup_status")
-    low = min([p.score for p in result.pairs] + [0.0])
-    lo, hi = c2.slider("Cosine range", min_value=float(np.floor(low * 100) / 100), max_value=1.0,
-                       value=(float(np.floor(low * 100) / 100), 1.0), step=0.001, key="dup_score")
-    kinds = c3.multiselect("Kind (duplicates)", KINDS, format_func=KIND_LABELS.get, key="dup_kinds")
-    c4, c5 = st.columns(2)
-    cross = c4.checkbox("Cross-split only", key="dup_cross")
-    flagged = c5.checkbox("Flagged pairs only", value=True, key="dup_flagged",
-                          help="Off: also near misses just under the threshold, which help calibrate.")
-    return QueueFilter(status, lo, hi, tuple(kinds), cross, flagged)
+def filters_ui(result: DuplicateResult) -> tuple[QueueFilter, bool]:
+    """Queue filters and order (in an expander), and the grid switch beside it.
+
+    Returns:
+        (the filter, True for the grid of many pairs).
+    """
+    box, switch = st.columns([4, 1], vertical_alignment="center")
+    grid = switch.toggle("Grid", key="dup_grid", help="Many pairs at once, with bulk verdicts.")
+    with box.expander("Filters and order"):
+        c1, c2, c3 = st.columns([1.2, 2, 2])
+        status = c1.selectbox("Status", STATUSES, format_func=STATUS_LABELS.get, key="dup_status")
+        low = min([p.score for p in result.pairs] + [0.0])
+        lo, hi = c2.slider("Cosine range", min_value=float(np.floor(low * 100) / 100), max_value=1.0,
+                           value=(float(np.floor(low * 100) / 100), 1.0), step=0.001, key="dup_score")
+        kinds = c3.multiselect("Kind (duplicates)", KINDS, format_func=KIND_LABELS.get, key="dup_kinds")
+        c4, c5, c6 = st.columns([1, 1, 2])
+        cross = c4.checkbox("Cross-split only", key="dup_cross")
+        flagged = c5.checkbox("Flagged pairs only", value=True, key="dup_flagged",
+                              help="Off: also near misses just under the threshold, which help calibrate.")
+        sort = c6.selectbox("Order", list(SORTS), format_func=SORTS.get, key="dup_sort")
+    return QueueFilter(status, lo, hi, tuple(kinds), cross, flagged, sort), grid
 
 
 def pair_table(item: QueueItem, emb: Embeddings) -> None:
-    """The two images' labels, splits and patient ids, and the pair's evidence."""
+    """The two images' labels, splits and patient ids."""
     p = item.pair
     rows = []
     for name, row in (("A", p.i), ("B", p.j)):
@@ -140,19 +147,25 @@ def pair_table(item: QueueItem, emb: Embeddings) -> None:
                      "label": emb.labels[row] if ok else "", "split": emb.splits[row] if ok else "",
                      "patient": emb.patients[row] if ok else ""})
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="dup_pair_table")
-    cols = st.columns(5)
-    cols[0].metric("Cosine", f"{p.score:.4f}")
-    cols[1].metric("pHash distance", f"{p.hash_distance}/64")
-    cols[2].metric("Identical pixels", "yes" if p.exact else "no")
-    cols[3].metric("Cross-split", "yes" if p.cross_split else "no")
-    cols[4].metric("Status", STATUS_LABELS.get(item.status, item.status))
+
+
+def pair_facts(item: QueueItem) -> None:
+    """The pair's evidence beside the films: cosine large, the rest as plain lines."""
+    p = item.pair
+    st.metric("Cosine", f"{p.score:.4f}")
+    lines = [f"pHash distance {p.hash_distance}/64",
+             f"identical pixels: {'yes' if p.exact else 'no'}",
+             f"cross-split: {'yes' if p.cross_split else 'no'}",
+             f"status: {STATUS_LABELS.get(item.status, item.status)}"]
+    if item.verdict is not None:
+        v = item.verdict
+        kind = f" ({KIND_LABELS.get(v.kind, v.kind)})" if v.kind else ""
+        lines.append(f"verdict: {v.verdict.replace('_', ' ')}{kind} by {v.reviewer}")
+    st.text("\n".join(lines))
 
 
 def _display(img: LoadedImage, window: Window | None) -> np.ndarray:
-    if window is None or img.raw is None:
-        return img.pixels
-    invert = img.meta.get("PhotometricInterpretation", "").upper() == "MONOCHROME1"
-    return apply_window(img.raw, window, invert)
+    return windowed_pixels(img, window)
 
 
 def _crop(pixels: np.ndarray, zoom: int, cx: float, cy: float) -> np.ndarray:
@@ -166,9 +179,15 @@ def _crop(pixels: np.ndarray, zoom: int, cx: float, cy: float) -> np.ndarray:
     return pixels[y0:y0 + ch, x0:x0 + cw]
 
 
+def _fit(pixels: np.ndarray, height: int = FILM_HEIGHT) -> int:
+    """Display width that gives the film `height` pixels on screen."""
+    h, w = pixels.shape[:2]
+    return max(1, int(round(w * height / max(h, 1))))
+
+
 def images_ui(item: QueueItem, data_root: Path) -> None:
-    """Both images at full resolution, side by side, as a difference, or as an overlay."""
-    from core.review.queue import difference_image, overlay_image
+    """Both films side by side (fitting the screen), or their difference or overlay; zoom below."""
+    from core.review import difference_image, overlay_image
 
     p = item.pair
     a = _image(str(data_root), p.a, _stamp(data_root / p.a))
@@ -177,64 +196,81 @@ def images_ui(item: QueueItem, data_root: Path) -> None:
         st.error("An image of this pair cannot be read:")
         st.code("\n".join(x for x in (a, b) if isinstance(x, str)), language=None)
         return
-    c1, c2, c3 = st.columns([2, 1, 2])
-    view = c1.segmented_control("View", ["Side by side", "Difference", "Overlay"],
-                                default="Side by side", key="dup_view") or "Side by side"
-    zoom = c2.selectbox("Zoom", [1, 2, 4, 8], format_func=lambda z: f"{z}×", key="dup_zoom")
-    cx, cy = 0.5, 0.5
-    if zoom > 1:
-        cx = c3.slider("Centre across", 0.0, 1.0, 0.5, 0.05, key="dup_cx")
-        cy = c3.slider("Centre down", 0.0, 1.0, 0.5, 0.05, key="dup_cy")
-    window = _window_ui(a)
+    view = st.session_state.get("dup_view") or "Side by side"
+    zoom = int(st.session_state.get("dup_zoom") or 1)
+    cx, cy = st.session_state.get("dup_cx", 0.5), st.session_state.get("dup_cy", 0.5)
+    window = _window(a)
     pa, pb = _display(a, window), _display(b, window if b.raw is not None else None)
-    if view == "Side by side":
-        left, right = st.columns(2)
-        for col, pix, name, img in ((left, pa, p.a, a), (right, pb, p.b, b)):
-            with col:
-                st.image(to_uint8(_crop(pix, zoom, cx, cy)), width="stretch")
-                h, w = img.pixels.shape
-                st.text(f"{name}\n{w} × {h} px, {img.source_format}")
-    elif view == "Difference":
-        st.image(to_uint8(_crop(difference_image(pa, pb), zoom, cx, cy)), width="stretch")
-        st.caption("|A − B| with B resized to A, stretched so the largest difference is white; "
-                   "black means identical pixels.")
-    else:
-        st.image(_crop(overlay_image(pa, pb), zoom, cx, cy), width="stretch")
-        st.caption("A in red, B in cyan: grey where they agree, coloured where they differ.")
+    films = st.container()
+    c1, c2, c3 = st.columns([2, 1, 2])
+    c1.segmented_control("View", ["Side by side", "Difference", "Overlay"], default="Side by side",
+                         key="dup_view")
+    c2.selectbox("Zoom", [1, 2, 4, 8], format_func=lambda z: f"{z}×", key="dup_zoom")
+    if zoom > 1:
+        c3.slider("Centre across", 0.0, 1.0, 0.5, 0.05, key="dup_cx")
+        c3.slider("Centre down", 0.0, 1.0, 0.5, 0.05, key="dup_cy")
+    _window_ui(a)
+    with films:
+        if view == "Side by side":
+            left, right = st.columns(2)
+            for col, pix, name, img in ((left, pa, p.a, a), (right, pb, p.b, b)):
+                with col:
+                    shown = _crop(pix, zoom, cx, cy)
+                    st.image(to_uint8(shown), width=_fit(shown))
+                    h, w = img.pixels.shape
+                    st.text(f"{name}\n{w} × {h} px, {img.source_format}")
+        elif view == "Difference":
+            shown = _crop(difference_image(pa, pb), zoom, cx, cy)
+            st.image(to_uint8(shown), width=_fit(shown))
+            st.caption("|A − B| with B resized to A, stretched so the largest difference is white; "
+                       "black means identical pixels.")
+        else:
+            shown = _crop(overlay_image(pa, pb), zoom, cx, cy)
+            st.image(shown, width=_fit(shown))
+            st.caption("A in red, B in cyan: grey where they agree, coloured where they differ.")
 
 
-def _window_ui(img: LoadedImage) -> Window | None:
-    """Window/level inputs for DICOM images (None: the file's own display)."""
-    if img.raw is None:
+def _window(img: LoadedImage) -> Window | None:
+    """The window chosen for a DICOM image (None: not DICOM)."""
+    base = default_window(img)
+    if base is None:
         return None
+    return Window(float(st.session_state.get("dup_wl_c", base.center)),
+                  float(st.session_state.get("dup_wl_w", base.width)), base.function)
+
+
+def _window_ui(img: LoadedImage) -> None:
+    """Window/level inputs for DICOM images (read by _window on the next run)."""
+    base = default_window(img)
+    if base is None:
+        return
     with st.expander("Window / level (DICOM)"):
-        base = img.window or Window(float(np.median(img.raw)), float(np.ptp(img.raw)) or 1.0)
         c1, c2 = st.columns(2)
-        center = c1.number_input("Level (centre)", value=float(base.center), key="dup_wl_c")
-        width = c2.number_input("Window (width)", value=float(base.width), min_value=1e-3,
-                                key="dup_wl_w")
-    return Window(center, width, base.function)
+        c1.number_input("Level (centre)", value=float(base.center), key="dup_wl_c")
+        c2.number_input("Window (width)", value=float(base.width), min_value=1e-3, key="dup_wl_w")
 
 
 def verdict_ui(key: str) -> tuple[str, str, str] | None:
-    """Verdict buttons in a fixed order, with keyboard shortcuts, and an optional note.
+    """Verdict buttons in a fixed order, one a line, with keyboard shortcuts, and an optional note.
 
     Returns:
         (verdict, kind, note) when a button was pressed, else None.
     """
-    note = st.text_input("Note (optional)", key=f"dup_note_{key}")
-    st.caption(SHORTCUTS)
-    cols = st.columns([1.1, 1.5, 1.4, 1.9, 1.2, 0.8])
+    chosen = None
     for n, kind in enumerate(KINDS):
         label = KIND_LABELS[kind][0].upper() + KIND_LABELS[kind][1:]
-        if cols[n].button(label, key=f"dup_v_{kind}", shortcut=str(n + 1), width="stretch",
-                          type="primary", help=f"Duplicate: {KIND_LABELS[kind]}"):
-            return "duplicate", kind, note
-    if cols[-2].button("Not duplicate", key="dup_v_not", shortcut="N", width="stretch"):
-        return "not_duplicate", "", note
-    if cols[-1].button("Skip", key="dup_v_skip", shortcut="S", width="stretch"):
-        return "skip", "", note
-    return None
+        if st.button(f"{n + 1} · {label}", key=f"dup_v_{kind}", shortcut=str(n + 1), width="stretch",
+                     type="primary", help=f"Duplicate: {KIND_LABELS[kind]}"):
+            chosen = ("duplicate", kind)
+    n1, n2 = st.columns(2)
+    if n1.button("Not duplicate", key="dup_v_not", shortcut="N", width="stretch"):
+        chosen = ("not_duplicate", "")
+    if n2.button("Skip", key="dup_v_skip", shortcut="S", width="stretch"):
+        chosen = ("skip", "")
+    note = st.text_input("Note (optional)", key=f"dup_note_{key}", label_visibility="collapsed",
+                         placeholder="Note (optional)")
+    st.caption(SHORTCUTS)
+    return None if chosen is None else (*chosen, note)
 
 
 def histogram(pos: list[float], neg: list[float], threshold: float | None, title: str,

@@ -21,6 +21,13 @@ SPLIT_NAMES = {"all": "All images", "train": "Train", "val": "Validation", "test
 COLOUR_BY = ("label", "split", "duplicate group")
 PERPLEXITIES = (5, 10, 20, 30, 50, 100)
 MAX_GROUP_COLOURS = 20  # more duplicate groups than this share one colour
+# Okabe-Ito: distinct for every class, also for colour-blind readers; grey is kept for "none".
+CLASS_PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")
+GROUP_PALETTE = ("#E6194B", "#3CB44B", "#4363D8", "#F58231", "#911EB4", "#42D4F4", "#F032E6", "#BFEF45",
+                 "#469990", "#9A6324", "#800000", "#808000", "#000075", "#FFE119", "#DCBEFF", "#AAFFC3",
+                 "#FABED4", "#FFD8B1", "#E6BEFF", "#000000", "#5A5A5A")
+NONE_GREY = "#C8C8C8"
+NONE_VALUES = ("no group", "(none)")
 
 
 @dataclass(frozen=True)
@@ -176,6 +183,33 @@ def colour_values(emb: Embeddings, rows: np.ndarray, colour_by: str,
     return [emb.labels[r] for r in rows]
 
 
+def _natural(value: str) -> tuple:
+    """'group 2' before 'group 10'; 'groups > 20' last among groups; 'no group' at the very end."""
+    if value in NONE_VALUES:
+        return (2, 0, value)
+    head, _, tail = value.rpartition(" ")
+    return (1, int(tail), head) if tail.isdigit() else (0 if not value.startswith("groups >") else 1,
+                                                         10**9, value)
+
+
+def legend_colours(values: Sequence[str]) -> list[tuple[str, str]]:
+    """Each legend entry in order (classes by name, groups by number, 'no group' last) with its colour.
+
+    Groups get a palette of their own; 'no group' and '(none)' are grey.
+    """
+    order = sorted(set(values), key=_natural)
+    grouped = any(v.startswith("group") or v == "no group" for v in order)
+    palette = GROUP_PALETTE if grouped else CLASS_PALETTE
+    out, i = [], 0
+    for v in order:
+        if v in NONE_VALUES:
+            out.append((v, NONE_GREY))
+        else:
+            out.append((v, palette[i % len(palette)]))
+            i += 1
+    return out
+
+
 def map_figure(projection: Projection, emb: Embeddings, colours: Sequence[str],
                highlight: Sequence[int] = ()) -> go.Figure:
     """Scatter of the map, one trace per colour; hover shows file name and label.
@@ -188,12 +222,13 @@ def map_figure(projection: Projection, emb: Embeddings, colours: Sequence[str],
     size = 9 if n <= 500 else 6 if n <= 5000 else 4
     fig = go.Figure()
     colours_arr = np.array(colours, dtype=object)
-    for value in sorted(set(colours), key=str):
+    for value, colour in legend_colours(colours):
         mask = colours_arr == value
         sel = rows[mask]
+        none = value in NONE_VALUES
         fig.add_trace(go.Scattergl(
             x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=html.escape(str(value)),
-            marker={"size": size, "opacity": 0.85},
+            marker={"size": size - 2 if none else size, "opacity": 0.5 if none else 0.85, "color": colour},
             customdata=[[int(r), html.escape(Path(emb.paths[r]).name), html.escape(emb.labels[r])]
                         for r in sel],
             hovertemplate="%{customdata[1]}<br>%{customdata[2]}<extra></extra>"))
@@ -210,7 +245,7 @@ def map_figure(projection: Projection, emb: Embeddings, colours: Sequence[str],
     # No equal aspect: t-SNE distances between clusters mean little, and the plot fills its box.
     # No dragmode either: Streamlit then pans by default and a click selects a point; in its
     # box or lasso mode (toolbar) a click would not select.
-    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 40},
+    fig.update_layout(height=680, margin={"l": 10, "r": 10, "t": 30, "b": 40},
                       legend={"itemsizing": "constant", "orientation": "h", "y": -0.01, "yanchor": "top"},
                       xaxis={"visible": False}, yaxis={"visible": False})
     return fig

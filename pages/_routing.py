@@ -15,11 +15,18 @@ from __future__ import annotations
 
 import streamlit as st
 
+ROUTED = "_routed_by_entry_point"  # session state, set by streamlit_app.py on every run
+
 
 def route_through_entry_point() -> None:
-    """Rerun through st.navigation when Streamlit runs this page in its legacy folder mode."""
+    """Rerun through st.navigation when this page did not come through streamlit_app.py.
+
+    The entry point marks the session on every run (AppTest resets Streamlit's flag before
+    each run, so the flag alone would rerun every time and drop that run's button clicks).
+    """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    if not st.session_state.get(ROUTED):
         PagesManager.uses_pages_directory = False  # what st.navigation itself sets
+        st.session_state[ROUTED] = True  # never loop, whatever Streamlit does next
         st.rerun()

@@ -21,7 +21,7 @@ from core.data import (
 from core.jobs import training as jobs
 from core.retrieval import RetrievalScores, load_evaluation
 from core.run_folder import RunPaths, list_runs
-from core.runs import Workspace, ensure_demo_workspace, load_report
+from core.runs import Workspace, baselines_ahead, ensure_demo_workspace, load_report, model_data
 from pages._images_ui import escape_markdown
 from pages._shared import (
     dataset_is_synthetic,
@@ -123,15 +123,23 @@ def active_model_section(ws: Workspace) -> None:
     if pending is not None:
         facts.append(f"duplicate pairs awaiting review: {pending}")
     st.caption(" · ".join(facts))
-    if report and report.data and ws.dataset_path and Path(report.data) != ws.dataset_path.resolve():
-        st.warning(f"This model was trained on {escape_markdown(report.data)}, not on the current dataset; "
-                   "train one on the Train page to search it.")
+    warning = model_data(run, ws.dataset_path).warning(dataset_is_synthetic(ws))
+    if warning:
+        st.warning(escape_markdown(warning))
     if evaluation is not None and evaluation.baselines:
         rows = [{"model": f"this run ({run.name})", **_scores(evaluation.scores)}]
         rows += [{"model": baseline_name(k), **_scores(v)} for k, v in evaluation.baselines.items()]
         st.dataframe(pd.DataFrame(rows), hide_index=True)
         st.caption(f"Test split as queries ({evaluation.scores.n_queries}) against "
                    f"{evaluation.scores.n_gallery} images: {evaluation.protocol}")
+        ahead = baselines_ahead(evaluation.to_dict())
+        if ahead:
+            names = ", ".join(baseline_name(k).removeprefix("baseline: ") for k in ahead)
+            short = (" It is the short demo recipe (8 epochs at 64 px, under two CPU minutes): it shows "
+                     "every page working, not what training can reach." if row.preset == "demo" else "")
+            st.warning(f"This model retrieves the test split's classes less well than {names} (P@5).{short} "
+                       "Train the quick or seed recipe on the Train page for a model worth searching with; "
+                       "the table above is the honest comparison.")
 
 
 def _scores(s: RetrievalScores) -> dict:

@@ -10,7 +10,7 @@ import streamlit as st
 from core.embed import Embeddings, Projection, ProjectionSpec
 from core.retrieval import load_evaluation
 from core.run_folder import RunPaths
-from core.runs import class_quality, duplicate_group_of
+from core.runs import class_quality, duplicate_group_of, label_summary, selection_csv
 from pages._images_ui import GridItem, cached_thumbnail, image_grid
 from pages._map_ui import (
     colour_values,
@@ -28,12 +28,14 @@ from pages._shared import (
     get_searcher,
     load_embeddings,
     load_json,
+    model_banner,
     synthetic_banner,
     workspace_ui,
 )
 
-MAX_GRID = 60  # images shown for a selection
+MAX_GRID = 60  # images a page for a selection
 NEIGHBOURS = 8
+FOCUS = "map_focus"  # session state: a neighbour opened by its button
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -68,16 +70,42 @@ def quality_ui(run_dir: Path) -> None:
 
 
 def point_ui(run_dir: Path, emb: Embeddings, row: int, data_root: Path) -> None:
-    """One image, large, with its nearest neighbours in the whole index."""
+    """One image, large, with its nearest neighbours in the whole index (each opens on click)."""
     st.subheader("Selected image")
     cache_dir = str(run_dir / "thumbnails")
     st.image(cached_thumbnail(str(data_root), emb.paths[row], cache_dir, 256), width=256)
     st.text(f"{emb.paths[row]}\nlabel: {emb.labels[row]}\nsplit: {emb.splits[row] or '—'}")
     hits = [h for h in get_searcher(run_dir).search_vector(emb.vectors[row], NEIGHBOURS + 1)
             if h.index != row][:NEIGHBOURS]
-    st.markdown(f"**{len(hits)} nearest neighbours**")
-    image_grid([GridItem(h.path, h.label, f"#{i} · {h.score:.3f}") for i, h in enumerate(hits, 1)],
-               data_root, run_dir, columns=4)
+    st.markdown(f"**{len(hits)} nearest neighbours** (open one to see its own)")
+    for start in range(0, len(hits), 4):
+        for col, (i, h) in zip(st.columns(4), list(enumerate(hits, 1))[start:start + 4], strict=False):
+            with col:
+                st.image(cached_thumbnail(str(data_root), h.path, cache_dir), width="stretch")
+                if st.button(f"#{i} · {h.score:.3f}", key=f"map_nb_{h.index}", width="stretch"):
+                    st.session_state[FOCUS] = h.index
+                    st.rerun()
+                st.text(f"{h.label}\n{Path(h.path).name}")
+
+
+def selection_ui(run_dir: Path, emb: Embeddings, chosen: list[int], data_root: Path) -> None:
+    """A box or lasso selection: a per-class summary, a CSV of it, and its images a page at a time."""
+    st.subheader(f"{len(chosen)} selected images")
+    left, right = st.columns([2, 3])
+    summary = label_summary(emb, chosen)
+    left.dataframe(pd.DataFrame([{"class": v.label, "images": v.count, "share": v.fraction} for v in summary]),
+                   hide_index=True, key="map_sel_summary",
+                   column_config={"share": st.column_config.ProgressColumn(format="percent", min_value=0,
+                                                                           max_value=1)})
+    right.download_button("Download the selection (CSV)", selection_csv(emb, chosen),
+                          file_name="map-selection.csv", mime="text/csv", on_click="ignore",
+                          key="map_sel_csv")
+    pages = max(1, -(-len(chosen) // MAX_GRID))
+    page = right.selectbox("Page", range(1, pages + 1), key=f"map_sel_page_{len(chosen)}_{chosen[0]}",
+                           format_func=lambda n: f"{n} of {pages} ({MAX_GRID} images a page)")
+    shown = chosen[(page - 1) * MAX_GRID: page * MAX_GRID]
+    image_grid([GridItem(emb.paths[r], emb.labels[r], emb.splits[r]) for r in shown],
+               data_root, run_dir, columns=8)
 
 
 def choose_projection(run_dir: Path, view: str, spec: ProjectionSpec) -> Projection:
@@ -108,12 +136,13 @@ def groups_of(run: Path) -> dict[str, int]:
 
 choices = map_controls_ui(runs, ws.active_run, lambda run: bool(groups_of(run)))
 run_dir = choices.run
+model_banner(ws, run_dir)
 emb = load_embeddings(run_dir)
 group_of = groups_of(run_dir)
 data_root = Path((load_json(RunPaths(run_dir).config) or {}).get("data", ""))
 spec = ProjectionSpec("tsne", choices.perplexity, choices.seed, choices.split)
 
-map_col, side_col = st.columns([2.4, 1.6])
+map_col, side_col = st.columns([3, 1.3])
 with map_col:
     if not emb.subset(choices.split).size and choices.split != "all":
         st.warning(f"This run has no images in the {choices.split} split.")
@@ -134,16 +163,18 @@ with map_col:
             st.caption("No file of this split matches that name.")
 
 chosen = [r for r in selected_rows(event) if 0 <= r < len(emb)]
+if tuple(chosen) != st.session_state.get("map_last_selection", ()):
+    st.session_state.pop(FOCUS, None)  # a new selection on the map replaces an opened neighbour
+st.session_state["map_last_selection"] = tuple(chosen)
 with side_col:
-    if len(chosen) == 1 and not is_area_selection(event):
+    focus = st.session_state.get(FOCUS)
+    if isinstance(focus, int) and 0 <= focus < len(emb):
+        point_ui(run_dir, emb, focus, data_root)
+    elif len(chosen) == 1 and not is_area_selection(event):
         point_ui(run_dir, emb, chosen[0], data_root)
     elif not chosen and found:
         point_ui(run_dir, emb, found[0], data_root)
     quality_ui(run_dir)
 
 if len(chosen) > 1 or (chosen and is_area_selection(event)):
-    st.subheader(f"{len(chosen)} selected images")
-    if len(chosen) > MAX_GRID:
-        st.caption(f"Showing the first {MAX_GRID}.")
-    image_grid([GridItem(emb.paths[r], emb.labels[r], emb.splits[r]) for r in chosen[:MAX_GRID]],
-               data_root, run_dir, columns=8)
+    selection_ui(run_dir, emb, chosen, data_root)

@@ -12,9 +12,9 @@ from core.config import ARCHS, DEVICES, PRESETS, ConfigError
 from core.device import resolve_device
 from core.jobs import training as jobs
 from core.model import imagenet_weights_available
-from core.run_folder import RunPaths, list_runs, read_status
-from core.runs import Workspace
-from core.train import estimate_training
+from core.run_folder import RunError, RunPaths, list_runs, read_status
+from core.runs import Workspace, delete_run
+from core.train import estimate_training, measure_warmup, saved_warmup
 from pages._images_ui import escape_markdown
 from pages._shared import (
     dataset_overview,
@@ -121,9 +121,20 @@ def recipe_ui(ws: Workspace, n_images: int) -> tuple[str, dict, str] | None:
         st.error(str(e))
         return None
     gpu = f" ({_gpu_name()})" if device.type == "cuda" else " (no CUDA GPU visible)" if device_choice == "auto" else ""
-    est = estimate_training(n_images, int(epochs), int(size), arch, device.type, ws.runs_dir)
-    st.markdown(f"Will train on **{device.type}**{gpu}. Estimated time: **about {format_seconds(est.seconds)}** "
-                f"for {n_images:,} images × {epochs} epochs (an estimate; throughput {est.basis}).")
+    warm = saved_warmup(ws.runs_dir, arch, int(size), device.type)
+    est = estimate_training(n_images, int(epochs), int(size), arch, device.type, ws.runs_dir,
+                            warmup=(warm.images_per_s, warm.basis()) if warm else None)
+    left, right = st.columns([4, 1], vertical_alignment="center")
+    left.markdown(f"Will train on **{device.type}**{gpu}. Estimated time: **about {format_seconds(est.seconds)}** "
+                  f"for {n_images:,} images × {epochs} epochs (an estimate; throughput {est.basis}).")
+    busy = jobs.running_job(ws) is not None
+    if right.button("Measure here", key="train_warmup", disabled=busy,
+                    help="Time a few training steps of this recipe on this machine now (a few seconds; "
+                         "longer on a busy machine). Not while a training runs."):
+        with st.spinner("Timing a few training steps of this recipe…"):
+            measure_warmup(ws.runs_dir, arch, int(size), device_choice, int(batch), float(temp),
+                           augment=PRESETS[preset][1])
+        st.rerun()
     auto = st.session_state.get("train_auto_name")
     if st.session_state.get("train_run_name") in (None, auto) and (auto or "").split("-")[0] != preset:
         auto = f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"  # follows the preset until edited
@@ -177,17 +188,18 @@ def past_runs_ui(ws: Workspace) -> None:
             help="Another film of the query's patient ranked first (test queries whose patient has one)"),
         "best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f"),
         "wall_seconds": st.column_config.NumberColumn("wall time (s)", format="%.0f")})
-    finished = [r for r in list_runs(ws.runs_dir) if RunPaths(r).index.is_file()]
-    if not finished:
+    runs = list_runs(ws.runs_dir)
+    if not runs:
         return
     active = ws.active_run
-    names = [r.name for r in finished]
-    c = st.columns([2, 1, 1, 1])
+    names = [r.name for r in runs]
+    c = st.columns([2, 1, 1, 1, 1], vertical_alignment="bottom")
     pick = c[0].selectbox("Run", names, index=names.index(active.name) if active and active.name in names else 0,
                           key="train_pick")
-    run = finished[names.index(pick)]
-    if c[1].button("Make active", disabled=active is not None and run == active,
-                   help="Search, the Map and Duplicates use the active model."):
+    run = runs[names.index(pick)]
+    is_active = active is not None and run == active
+    if c[1].button("Make active", disabled=is_active or not RunPaths(run).index.is_file(),
+                   help="Search, the Map and Duplicates use the active model (a finished run)."):
         ws.update(active_run=str(run))
         st.rerun()
     paths = RunPaths(run)
@@ -195,6 +207,25 @@ def past_runs_ui(ws: Workspace) -> None:
         if path.is_file():
             col.download_button(label, data=path.read_bytes, file_name=f"{run.name}-{path.name}",
                                 icon=":material/download:", on_click="ignore", key=f"dl-{path.name}")
+    delete_ui(ws, run, c[4], is_active)
+
+
+def delete_ui(ws: Workspace, run: Path, col, is_active: bool) -> None:
+    """Delete a run after a confirmation; never the active model or a run that is working."""
+    busy = jobs.is_running(run)
+    why = "the active model" if is_active else "still working" if busy else ""
+    with col.popover("Delete…", disabled=bool(why), help=f"Not possible: {why}." if why else
+                     "Delete this run's folder (model, index, logs) for good."):
+        sure = st.checkbox(f"Delete '{run.name}' and all its files", key=f"train_del_ok_{run.name}")
+        if st.button("Delete for good", type="primary", disabled=not sure, key=f"train_del_{run.name}"):
+            try:
+                delete_run(ws, run)
+            except RunError as e:
+                st.error(escape_markdown(str(e)))
+                return
+            st.session_state.pop("train_watch", None)
+            flash(f"Deleted run '{escape_markdown(run.name)}'.")
+            st.rerun()
 
 
 def watched_run(ws: Workspace, current: jobs.Job | None) -> Path | None:

@@ -61,6 +61,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "fit_similarity": "verify",
     "match_points": "verify",
     "thumb_matrix": "verify",
+    "rule_sentence": "wording",
 })
 
 __all__ = [
@@ -122,4 +123,5 @@ __all__ = [
     "fit_similarity",
     "match_points",
     "thumb_matrix",
+    "rule_sentence",
 ]

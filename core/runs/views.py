@@ -12,11 +12,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from core.duplicates.search import RESULT as DUPLICATES_FILE  # noqa: F401  (pages stamp it)
 from core.duplicates.search import DuplicateResult, load_result
+from core.embed.embeddings import Embeddings
 from core.files import csv_bytes
 from core.retrieval.evaluate import load_evaluation
 from core.retrieval.search import Hit, Searcher
@@ -125,3 +127,25 @@ def timed_search(searcher: Searcher, pixels: np.ndarray, k: int,
         found = [h for h in searcher.search_vector(vector, k + 1) if h.path != exclude_path][:k]
         hits = [replace(h, rank=r) for r, h in enumerate(found, 1)]
     return TimedHits(hits, time.perf_counter() - start)
+
+
+def selection_csv(emb: Embeddings, rows: Sequence[int]) -> bytes:
+    """Selected images of a run as CSV: path, label, split, patient_id (UTF-8)."""
+    return csv_bytes(["path", "label", "split", "patient_id"],
+                     [(emb.paths[r], emb.labels[r], emb.splits[r], emb.patients[r]) for r in rows])
+
+
+def label_summary(emb: Embeddings, rows: Sequence[int]) -> list[LabelVote]:
+    """Labels among the selected rows, most frequent first (ties by label), with their share."""
+    counts = Counter(emb.labels[r] for r in rows)
+    total = max(sum(counts.values()), 1)
+    return [LabelVote(label, n, n / total) for label, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
+
+
+def baselines_ahead(evaluation: dict[str, Any], metric: str = "precision_at_5") -> list[str]:
+    """Baselines of an evaluation that score higher than the run on `metric` (by name)."""
+    own = evaluation.get(metric)
+    if own is None:
+        return []
+    return [name for name, scores in (evaluation.get("baselines") or {}).items()
+            if (scores or {}).get(metric) is not None and scores[metric] > own]

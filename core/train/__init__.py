@@ -12,6 +12,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "default_workers": "views",
     "patient_partners": "views",
     "worker_init": "views",
+    "measure_warmup": "warmup",
+    "saved_warmup": "warmup",
 })
 
 __all__ = [
@@ -24,4 +26,6 @@ __all__ = [
     "default_workers",
     "patient_partners",
     "worker_init",
+    "measure_warmup",
+    "saved_warmup",
 ]

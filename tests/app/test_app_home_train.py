@@ -110,7 +110,7 @@ def test_start_passes_the_form_to_a_job(tiny_workspace, monkeypatch: pytest.Monk
     at = _app("pages/train.py")
     at.number_input(key="train_seed_epochs").set_value(3)
     at.text_input(key="train_run_name").set_value("mine")
-    at.button[0].click().run()
+    next(b for b in at.button if b.label == "Start training").click().run()
     assert not at.exception and not at.error
     [(name, args)] = started
     assert name == "mine"

@@ -1,12 +1,18 @@
-"""The app in a real browser: every page loads in headless Chromium, and a search works.
+"""The app in a real browser (headless Chromium at 1280 x 720), walked as its users meet it.
 
-AppTest does not run the front end; this does, once. Screenshots go to a temp folder
-(or $CXR_SCREENSHOTS) so a person can look at them.
+AppTest does not run the front end; this does. Each page loads through the router and is
+photographed; Search raises no copy warning for a real film and an out-of-distribution
+warning for a colour photo, and its compare caption names the image it shows after a new
+query; the Duplicates review shows both films and the cosine without scrolling, its shortcuts
+do nothing outside the Review section, and a download keeps the section. No request may leave
+the app's own address. Screenshots go to $CXR_SCREENSHOTS (else a temp folder).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -17,10 +23,14 @@ from pathlib import Path
 
 import pytest
 
+from tests import bad_inputs as bi
+
 ROOT = Path(__file__).resolve().parents[2]
+REAL_FILMS = Path("/work/shared/data/cxr")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1280, "height": 720}
 
 pytestmark = [
     pytest.mark.browser,
@@ -34,7 +44,7 @@ PAGES = [  # (url path, the page's title, text of one real element)
     ("", "Home", "Dataset"),
     ("train", "Train", "Start training"),
     ("search", "Search", "Upload"),
-    ("duplicates", "Duplicates", "threshold"),
+    ("duplicates", "Duplicates", "across splits"),
 ]
 
 
@@ -45,15 +55,31 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(_tiny_workspace_built):
+def workspace(_tiny_workspace_built, tmp_path_factory):
+    """A private copy of the tiny workspace whose run holds a fixed-threshold duplicate search
+    (not calibrated: Search must not use it for its copy warning)."""
+    from core.duplicates.search import run_duplicates
+    from tests.page_helpers import copy_workspace
+
+    src = _tiny_workspace_built
+    run = copy_workspace(src.root, src.run_dir.name, tmp_path_factory.mktemp("browser") / "ws")
+    result = run_duplicates(run, 0.5)
+    assert len(result.flagged) >= 2
+    return run.parent.parent, run, result
+
+
+@pytest.fixture(scope="module")
+def server(workspace):
+    root = workspace[0]
     port = _free_port()
-    env = {**os.environ, "CXR_WORKSPACE": str(_tiny_workspace_built.root)}
+    env = {**os.environ, "CXR_WORKSPACE": str(root)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
+    deadline = time.time() + 120
     while time.time() < deadline:
         try:
             urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
@@ -63,20 +89,39 @@ def server(_tiny_workspace_built):
     else:
         proc.kill()
         pytest.fail("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
-    yield url, _tiny_workspace_built
+    yield url
     proc.terminate()
     proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def outside() -> list[str]:
+    """Every request the browser made to anywhere but the app's own address."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def page(server, outside):
     from playwright.sync_api import sync_playwright
+
+    def watch(request) -> None:
+        if not request.url.startswith((server, "data:", "blob:", "about:")):
+            outside.append(request.url)
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport=VIEWPORT)
+        page.on("request", watch)
         yield page
         browser.close()
+
+
+@pytest.fixture(autouse=True)
+def no_outside_requests(request, outside):
+    """Fails the test during which any request left 127.0.0.1."""
+    yield
+    if "page" in request.fixturenames:
+        assert not outside, f"requests left the app's address: {outside[:5]}"
 
 
 @pytest.fixture(scope="module")
@@ -89,19 +134,26 @@ def shots(tmp_path_factory) -> Path:
 def _wait_idle(page) -> None:
     """Wait until Streamlit has rendered: no 'Running...' indicator and no loading skeletons."""
     page.wait_for_selector("[data-testid='stApp']", timeout=60_000)
-    deadline = time.time() + 90
+    deadline = time.time() + 120
     quiet = 0
     while time.time() < deadline and quiet < 3:
         busy = (page.locator("[data-testid='stStatusWidget']").count()
-                + page.locator("[data-testid='stSkeleton']").count())
+                + page.locator("[data-testid='stSkeleton']").count()
+                + page.locator("[data-testid='stSpinner']").count())
         quiet = 0 if busy else quiet + 1
         time.sleep(0.4)
 
 
+def _upload(page, path: Path, wait_for: str) -> None:
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(path))
+    page.get_by_text(wait_for, exact=False).first.wait_for(timeout=90_000)
+    _wait_idle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
 @pytest.mark.parametrize("path, title, element", PAGES)
 def test_every_page_loads(page, server, shots, path, title, element):
-    url, _ = server
-    page.goto(f"{url}/{path}")
+    page.goto(f"{server}/{path}")
     _wait_idle(page)
     page.wait_for_selector("h1", timeout=60_000)
     assert title.lower() in page.title().lower(), page.title()
@@ -110,17 +162,99 @@ def test_every_page_loads(page, server, shots, path, title, element):
     assert page.locator("[data-testid='stException']").count() == 0
     nav = page.locator("[data-testid='stSidebarNav']").inner_text()
     assert "Duplicates" in nav and "shared" not in nav  # the router's pages, not the folder's files
-    page.screenshot(path=str(shots / f"page-{path or 'home'}.png"), full_page=True)
+    page.screenshot(path=str(shots / f"page-{path or 'home'}.png"))
 
 
-def test_upload_on_search_shows_neighbours(page, server, shots):
-    url, ws = server
-    query = next(p for p in sorted(ws.dataset.rglob("*.png")))
-    page.goto(f"{url}/search")
+@pytest.mark.skipif(not REAL_FILMS.is_dir(), reason="no real films at /work/shared/data/cxr")
+def test_a_real_film_raises_no_copy_warning(page, server, shots):
+    film = sorted((REAL_FILMS / "Normal").glob("*.png"))[0]
+    page.goto(f"{server}/search")
     _wait_idle(page)
-    page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(query))
-    page.get_by_text("cosine", exact=False).first.wait_for(timeout=60_000)
+    _upload(page, film, "cosine")
+    assert "Same radiograph" not in page.content()
+    page.screenshot(path=str(shots / "search-real-film.png"))
+
+
+def test_a_colour_photo_is_unlike_the_dataset(page, server, shots, tmp_path):
+    page.goto(f"{server}/search")
     _wait_idle(page)
-    assert page.locator("[data-testid='stException']").count() == 0
-    assert query.name in page.content()  # the query itself is among its own neighbours
-    page.screenshot(path=str(shots / "search-results.png"), full_page=True)
+    _upload(page, bi.colour_photo(tmp_path), "Unlike anything in this dataset")
+    assert "it is in colour" in page.content()
+    page.screenshot(path=str(shots / "search-colour-photo.png"))
+
+
+def _compare_names(page) -> tuple[str, str]:
+    """(name in the compare picker, name in the caption under the shown result)."""
+    box = page.locator("[data-testid='stSelectbox']").last
+    picked = re.search(r"#\d+ · (\S+)", box.inner_text()).group(1)
+    caption = page.locator("[data-testid='stText']").filter(has_text="shown: #").first.inner_text()
+    return picked, re.search(r"shown: #\d+ · (\S+)", caption).group(1)
+
+
+def test_compare_caption_names_the_image_shown_after_a_new_query(page, server, workspace, shots):
+    _, run, _ = workspace
+    dataset = Path(json.loads((run / "config.json").read_text())["data"])
+    first, second = sorted(dataset.rglob("*.png"))[:2]
+    page.goto(f"{server}/search")
+    _wait_idle(page)
+    _upload(page, first, "shown: #")
+    box = page.locator("[data-testid='stSelectbox']").last
+    page.get_by_role("combobox").last.click()  # the compare picker is the page's last select
+    page.get_by_role("option").nth(4).click()  # result #5
+    _wait_idle(page)
+    picked, shown = _compare_names(page)
+    assert "#5 · " in box.inner_text() and picked == shown
+    _upload(page, second, "shown: #")
+    page.get_by_text(second.name, exact=False).first.wait_for(timeout=60_000)
+    _wait_idle(page)
+    picked, shown = _compare_names(page)
+    assert picked == shown, (picked, shown)
+    page.screenshot(path=str(shots / "search-compare.png"), full_page=True)
+
+
+def _store(workspace):
+    from core.review.store import ReviewStore
+    from core.runs.workspace import Workspace
+
+    root, _, result = workspace
+    return ReviewStore(Workspace(root).reviews_db, dataset=str(result.data_root))
+
+
+def test_review_fits_1280x720_and_shortcuts_stay_on_the_review(page, server, workspace, shots):
+    page.goto(f"{server}/duplicates?reviewer=ann")
+    _wait_idle(page)
+    page.get_by_text("Pair 1 of", exact=False).first.wait_for(timeout=60_000)
+    _wait_idle(page)
+    films = page.locator("[data-testid='stImage'] img")
+    assert films.count() >= 2
+    for i in range(2):
+        box = films.nth(i).bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT["height"], box
+    cosine = page.locator("[data-testid='stMetric']").filter(has_text="Cosine").first.bounding_box()
+    assert cosine and cosine["y"] + cosine["height"] <= VIEWPORT["height"], cosine
+    page.screenshot(path=str(shots / "duplicates-review.png"))
+
+    page.locator("[data-testid='stButtonGroup'] button").filter(has_text="Export").click()
+    page.get_by_text("Keep list rule", exact=False).first.wait_for(timeout=60_000)
+    _wait_idle(page)
+    page.locator("h1").first.click()  # focus on the page, not in a field
+    for key in ("s", "n", "1", "ArrowRight"):
+        page.keyboard.press(key)
+    _wait_idle(page)
+    assert _store(workspace).current() == {}  # no verdict from the shortcuts outside the review
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Verdicts (CSV)").click()
+    assert download.value.suggested_filename == "verdicts.csv"
+    _wait_idle(page)
+    assert page.get_by_text("Keep list rule", exact=False).first.is_visible()  # still on Export
+    page.screenshot(path=str(shots / "duplicates-export.png"))
+
+    page.locator("[data-testid='stButtonGroup'] button").filter(has_text="Review").click()
+    page.get_by_text("Pair 1 of", exact=False).first.wait_for(timeout=60_000)
+    page.locator("h1").first.click()
+    page.keyboard.press("s")  # on the visible review, the shortcut does record
+    deadline = time.time() + 30
+    while time.time() < deadline and not _store(workspace).current():
+        time.sleep(0.5)
+    assert [v.verdict for v in _store(workspace).current().values()] == ["skip"]

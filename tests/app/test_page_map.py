@@ -85,7 +85,11 @@ def test_find_by_name_rings_the_file_and_opens_its_neighbours(tsne_ready):
     assert len(found) == 1 and found[0]["customdata"][0][0] == 5
     texts = [t.value for t in at.text]
     assert any(t.startswith(target) and f"label: {emb.labels[5]}" in t for t in texts)
-    assert sum(bool(NEIGHBOUR.match(t.split("\n")[0])) for t in texts) == min(8, len(emb) - 1)
+    neighbours = [b for b in at.button if (b.key or "").startswith("map_nb_")]
+    assert len(neighbours) == min(8, len(emb) - 1) and all(NEIGHBOUR.match(b.label) for b in neighbours)
+    neighbours[0].click().run()  # a neighbour opens in turn
+    opened = int(neighbours[0].key.removeprefix("map_nb_"))
+    assert any(t.value.startswith(emb.paths[opened]) for t in at.text) and not at.exception
     at.text_input(key="map_find").set_value("no-such-file").run()
     assert "No file of this split matches that name." in _captions(at)
 
