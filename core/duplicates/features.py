@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing import get_all_start_methods, get_context
+from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
@@ -136,9 +136,9 @@ def image_features(root: str | Path, paths: Sequence[str], cache: str | Path | N
             todo.append(i)
     jobs = [(str(root / paths[i]), paths[i]) for i in todo]
     n_workers = workers or min(8, os.cpu_count() or 1)
-    if n_workers > 1 and len(jobs) > 8 and "fork" in get_all_start_methods():
-        # fork: the workers need nothing from the parent but the job list (no re-import of __main__)
-        with get_context("fork").Pool(n_workers, initializer=_init_worker) as pool:
+    if n_workers > 1 and len(jobs) > 8:
+        # spawned, not forked: a forked child can inherit a lock held by the parent's thread pools
+        with get_context("spawn").Pool(n_workers, initializer=_init_worker) as pool:
             done = pool.map(_work, jobs, chunksize=max(1, len(jobs) // (n_workers * 8)))
     else:
         done = [_work(j) for j in jobs]
