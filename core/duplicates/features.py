@@ -138,8 +138,15 @@ def image_features(root: str | Path, paths: Sequence[str], cache: str | Path | N
     n_workers = workers or min(8, os.cpu_count() or 1)
     if n_workers > 1 and len(jobs) > 8:
         # spawned, not forked: a forked child can inherit a lock held by the parent's thread pools
-        with get_context("spawn").Pool(n_workers, initializer=_init_worker) as pool:
+        pool = get_context("spawn").Pool(n_workers, initializer=_init_worker)
+        try:
             done = pool.map(_work, jobs, chunksize=max(1, len(jobs) // (n_workers * 8)))
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.close()
+            pool.join()  # no worker outlives the call
     else:
         done = [_work(j) for j in jobs]
     for i, (feat, err) in zip(todo, done, strict=True):

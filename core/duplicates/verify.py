@@ -30,6 +30,7 @@ MIN_MATCHES = 8  # fewer good matches: no transform is fitted
 AGREE_LEVELS = 8  # grey levels (of 255) within which two aligned pixels agree
 MIN_OVERLAP_PX = 200
 SCALE_RANGE = (0.3, 3.5)  # a similarity outside this is no copy of a film
+MIN_INLIERS_COMPARED = 10  # fewer inliers: no rule can pass (calibration's lowest), skip the overlap
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,8 @@ def verify_pair(a: ImageFeatures, b: ImageFeatures) -> Verification:
     m, inl = fit_similarity(pa, pb)
     if m is None:
         return Verification(0, 0.0, 0.0, None)
+    if inl.sum() < MIN_INLIERS_COMPARED:  # only where it can change the answer
+        return Verification(int(inl.sum()), 0.0, 0.0, m)
     agree, overlap = agreement(a.thumb, b.thumb, thumb_matrix(m, a.thumb, b.thumb))
     return Verification(int(inl.sum()), agree, overlap, m)
 
@@ -186,6 +189,13 @@ def verify_many(table: FeatureTable, pairs: Sequence[tuple[int, int]] | np.ndarr
     n = workers or (os.cpu_count() or 1)
     if n <= 1 or len(arr) < 2 * chunk:
         return _verify_payload((arr, table.items))
-    with get_context("spawn").Pool(n, initializer=_init) as pool:
-        parts = pool.imap(_verify_payload, _payloads(table, arr, chunk))
-        return [x for part in parts for x in part]
+    pool = get_context("spawn").Pool(n, initializer=_init)
+    try:
+        out = [x for part in pool.imap(_verify_payload, _payloads(table, arr, chunk)) for x in part]
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.close()
+        pool.join()  # no worker outlives the call (a job's lock must be free when it reports done)
+    return out
