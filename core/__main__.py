@@ -2,4 +2,5 @@ import sys
 
 from core.cli.main import main
 
-sys.exit(main())
+if __name__ == "__main__":  # multiprocessing's spawned workers import this module too
+    sys.exit(main())

@@ -197,7 +197,7 @@ def _write_all(tmp: Path, params: dict) -> tuple[int, int]:
     dup_rows = []
     for j, idx in enumerate(chosen):
         p = plan[int(idx)]
-        copy = make_copy(originals[p.file], kinds[j], np.random.default_rng([seed, 5, j]))
+        copy = make_copy(originals[p.file], kinds[j], np.random.default_rng([seed, 5, j]), keep_size=True)
         rel = f"{p.label}/{names[j]}{copy.suffix}"
         (tmp / rel).write_bytes(copy.data)
         rows.append((rel, p.label, p.patient_id))

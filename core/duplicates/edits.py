@@ -43,20 +43,24 @@ def encode_png(img: Image.Image) -> EncodedImage:
     return EncodedImage(buf.getvalue(), ".png")
 
 
-def make_copy(img: Image.Image, kind: str, rng: np.random.Generator) -> EncodedImage:
+def make_copy(img: Image.Image, kind: str, rng: np.random.Generator, keep_size: bool = False) -> EncodedImage:
     """Make a near-duplicate of a grey radiograph.
 
     Args:
         img: mode "L" original.
         kind: one of EDITS.
         rng: randomness for the edit's strength (and, for "combo", the three edits).
+        keep_size: scale the copy back to the original's size (the demo set's images share one size).
 
     Returns:
         The copy's file bytes: JPEG for kind "jpeg", PNG otherwise.
     """
     if kind == "jpeg":
         return EncodedImage(_jpeg_bytes(img, rng), ".jpg")
-    return encode_png(edit_image(img, kind, rng))
+    out = edit_image(img, kind, rng)
+    if keep_size and out.size != img.size:
+        out = out.resize(img.size, Image.Resampling.BILINEAR)
+    return encode_png(out)
 
 
 def edit_image(img: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:

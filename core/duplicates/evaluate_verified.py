@@ -21,6 +21,7 @@ from core.duplicates.hashing import HashTable
 from core.duplicates.neighbours import connected_groups
 from core.duplicates.rule import Rule
 from core.duplicates.verified import (
+    DEFAULT_VERIFY_K,
     FEATURES,
     KINDS,
     SAME_FILM_KINDS,
@@ -116,12 +117,18 @@ def verified_rows(name: str, emb: Embeddings, hashes: HashTable, root: Path, out
 
 def synthetic_verified_rows(c: SyntheticCopies, root: Path, out: Path, rule: Rule, vrule: VerifyRule,
                             k: int) -> list[dict[str, Any]]:
-    """Rows for the two-stage detector on copies: overall, per kind and per edit."""
+    """Rows for the two-stage detector on copies: overall, per kind and per edit.
+
+    Every original has one copy per edit here, so its copies fill one another's neighbour
+    lists; each image's verified neighbours are DEFAULT_VERIFY_K plus the copies per original,
+    so an original keeps the DEFAULT_VERIFY_K slots it would have in an archive with one copy.
+    """
+    per_original = max(c.family.count(i) for i in set(c.family)) if c.family else 0
     n = len(c.base)
     base = image_features(root, c.base.paths, cache=out / FEATURES)
     table = FeatureTable(c.big.paths, base.items + [features_of(p) for p in c.pixels], dict(base.bad))
     pairs = verify_candidates(c.big, c.hashes, find_pairs(c.big, c.hashes, rule, k=k, near_misses=False),
-                              table, vrule)
+                              table, vrule, k=DEFAULT_VERIFY_K + per_original)
     fam = {i: i for i in c.family} | {n + x: i for x, i in enumerate(c.family)}
     mine = [p for p in pairs if max(p.i, p.j) >= n]  # pairs that involve a copy
     true_of = {_key(p): fam.get(p.i, -1) == fam.get(p.j, -2) for p in mine}

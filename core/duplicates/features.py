@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing import get_all_start_methods, get_context
+from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
@@ -136,10 +136,17 @@ def image_features(root: str | Path, paths: Sequence[str], cache: str | Path | N
             todo.append(i)
     jobs = [(str(root / paths[i]), paths[i]) for i in todo]
     n_workers = workers or min(8, os.cpu_count() or 1)
-    if n_workers > 1 and len(jobs) > 8 and "fork" in get_all_start_methods():
-        # fork: the workers need nothing from the parent but the job list (no re-import of __main__)
-        with get_context("fork").Pool(n_workers, initializer=_init_worker) as pool:
+    if n_workers > 1 and len(jobs) > 8:
+        # spawned, not forked: a forked child can inherit a lock held by the parent's thread pools
+        pool = get_context("spawn").Pool(n_workers, initializer=_init_worker)
+        try:
             done = pool.map(_work, jobs, chunksize=max(1, len(jobs) // (n_workers * 8)))
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.close()
+            pool.join()  # no worker outlives the call
     else:
         done = [_work(j) for j in jobs]
     for i, (feat, err) in zip(todo, done, strict=True):

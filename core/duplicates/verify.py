@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing import get_all_start_methods, get_context
+from multiprocessing import get_context
 
 import cv2
 import numpy as np
@@ -30,6 +30,7 @@ MIN_MATCHES = 8  # fewer good matches: no transform is fitted
 AGREE_LEVELS = 8  # grey levels (of 255) within which two aligned pixels agree
 MIN_OVERLAP_PX = 200
 SCALE_RANGE = (0.3, 3.5)  # a similarity outside this is no copy of a film
+MIN_INLIERS_COMPARED = 10  # fewer inliers: no rule can pass (calibration's lowest), skip the overlap
 
 
 @dataclass(frozen=True)
@@ -138,29 +139,42 @@ def verify_pair(a: ImageFeatures, b: ImageFeatures) -> Verification:
     m, inl = fit_similarity(pa, pb)
     if m is None:
         return Verification(0, 0.0, 0.0, None)
+    if inl.sum() < MIN_INLIERS_COMPARED:  # only where it can change the answer
+        return Verification(int(inl.sum()), 0.0, 0.0, m)
     agree, overlap = agreement(a.thumb, b.thumb, thumb_matrix(m, a.thumb, b.thumb))
     return Verification(int(inl.sum()), agree, overlap, m)
 
 
-_TABLE: FeatureTable | None = None  # the worker's features, inherited through fork
-
-
-def _verify_rows(pairs: np.ndarray) -> list[tuple[int, float, float]]:
+def _verify_payload(payload: tuple[np.ndarray, list[ImageFeatures | None]]) -> list[tuple[int, float, float]]:
+    """Verify pairs of local rows into the payload's own feature list (what a worker receives)."""
+    pairs, feats = payload
     out = []
     for i, j in pairs:
-        a, b = _TABLE.items[i], _TABLE.items[j]
+        a, b = feats[i], feats[j]
         v = NOT_VERIFIED if a is None or b is None else verify_pair(a, b)
         out.append((v.inliers, round(v.agreement, 4), round(v.overlap, 4)))
     return out
 
 
+def _payloads(table: FeatureTable, pairs: np.ndarray, chunk: int):
+    """Chunks of pairs, each with only the features its pairs need (rows renumbered)."""
+    for s in range(0, len(pairs), chunk):
+        part = pairs[s:s + chunk]
+        rows, local = np.unique(part, return_inverse=True)
+        yield local.reshape(-1, 2), [table.items[r] for r in rows]
+
+
 def _init() -> None:
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(1)  # one process per core
 
 
 def verify_many(table: FeatureTable, pairs: Sequence[tuple[int, int]] | np.ndarray,
                 workers: int = 0, chunk: int = 256) -> list[tuple[int, float, float]]:
     """Verify pairs of rows of `table` in parallel processes.
+
+    Workers are spawned, not forked: a parent that has run torch or OpenCV thread pools can
+    leave a forked child waiting on a lock no thread will release. Each task carries the
+    features of its own pairs only (pairs come sorted by row, so neighbours share images).
 
     Args:
         table: the images' features.
@@ -171,15 +185,17 @@ def verify_many(table: FeatureTable, pairs: Sequence[tuple[int, int]] | np.ndarr
     Returns:
         (inliers, agreement, overlap) per pair, in order.
     """
-    global _TABLE
     arr = np.asarray(pairs, np.int64).reshape(-1, 2)
     n = workers or (os.cpu_count() or 1)
-    _TABLE = table
+    if n <= 1 or len(arr) < 2 * chunk:
+        return _verify_payload((arr, table.items))
+    pool = get_context("spawn").Pool(n, initializer=_init)
     try:
-        if n <= 1 or len(arr) < 2 * chunk or "fork" not in get_all_start_methods():
-            return _verify_rows(arr)
-        with get_context("fork").Pool(n, initializer=_init) as pool:
-            parts = pool.map(_verify_rows, [arr[s:s + chunk] for s in range(0, len(arr), chunk)])
-        return [x for part in parts for x in part]
+        out = [x for part in pool.imap(_verify_payload, _payloads(table, arr, chunk)) for x in part]
+    except BaseException:
+        pool.terminate()
+        raise
     finally:
-        _TABLE = None
+        pool.close()
+        pool.join()  # no worker outlives the call (a job's lock must be free when it reports done)
+    return out

@@ -29,7 +29,7 @@ from core.duplicates.known_pairs import make_copies
 from core.duplicates.verify import VerifyRule, verify_many, verify_pair
 
 DEFAULT_PREVALENCE = 0.01
-INLIER_GRID = (10, 15, 20, 25, 30, 40)
+INLIER_GRID = (10, 15, 20, 25, 30, 40)  # starts at verify.MIN_INLIERS_COMPARED
 AGREEMENT_GRID = tuple(np.round(np.arange(0.50, 0.991, 0.01), 2))
 CALIBRATION_EDITS = (*EDITS, "combo", "combo")  # combinations vary most: three samples
 

@@ -52,6 +52,20 @@ def search_status(run_dir: str | Path) -> SearchStatus:
     return SearchStatus("failed", _last_line(run / LOG_FILE) or "the search stopped", started)
 
 
+def _lock(fd: int, wait_s: float) -> bool:
+    """Take the search lock, waiting up to wait_s: a finished search's worker processes can
+    hold it for a moment after the search itself has exited and reported done."""
+    deadline = time.time() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.time() >= deadline:
+                return False
+            time.sleep(0.2)
+
+
 def _last_line(path: Path) -> str:
     try:
         lines = [x for x in path.read_text(encoding="utf-8", errors="replace").splitlines() if x.strip()]
@@ -76,10 +90,8 @@ def start_search(run_dir: str | Path, threshold: str | float = "auto") -> Search
         return status
     fd = os.open(run / "duplicates.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # another session started one a moment ago
-            return SearchStatus("running", "starting", time.time())
+        if not _lock(fd, wait_s=0.0 if status.state == "none" else 10.0):
+            return SearchStatus("running", "starting", time.time())  # another session started one
         command = [sys.executable, "-m", "core", "duplicates", "--run", str(run),
                    "--threshold", str(threshold)]
         started = time.time()

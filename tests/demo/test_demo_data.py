@@ -86,7 +86,7 @@ def test_duplicates_table_matches_files_and_patients(demo):
         assert d["file_a"].split("/")[0] == d["file_b"].split("/")[0]  # same class folder
         assert patient[d["file_a"]] == patient[d["file_b"]]
         assert d["file_b"].endswith(".jpg") == (d["kind"] == "jpeg")
-    assert {d["kind"] for d in dups} == set(EDIT_KINDS)  # 20 copies cover all 7 kinds
+    assert {d["kind"] for d in dups} == set(EDIT_KINDS)  # 20 copies cover all 8 kinds
     assert not any("dup" in f.lower() or "copy" in f.lower() for f in patient)
 
 
@@ -128,9 +128,10 @@ def test_copies_are_close_to_their_original_and_not_to_the_rest(demo):
     for d in dups:
         corr = vecs @ _vector(demo.root / d["file_b"])  # (N,)
         own = originals.index(d["file_a"])
-        assert corr[own] > 0.8, d
-        assert corr[own] > np.median(np.delete(corr, own)), d
-        if d["kind"] not in ("crop", "rotate"):  # photometric edits keep every pixel in place
+        geometric = d["kind"] in ("crop", "rotate", "combo")  # up to 20 % per side, 10 degrees
+        assert corr[own] > (0.6 if geometric else 0.8), d
+        if not geometric:  # photometric edits keep every pixel in place; the others need geometry
+            assert corr[own] > np.median(np.delete(corr, own)), d
             assert corr.argmax() == own, d
 
 

@@ -125,11 +125,14 @@ class _PixelEncoder:
         return np.array(out, np.float32)
 
 
-def test_copies_have_the_original_size_and_every_kind(tmp_path):
+def test_copies_keep_the_aspect_and_cover_every_kind(tmp_path):
     pixels = np.random.default_rng(0).uniform(size=(40, 60)).astype(np.float32)
     copies = make_copies(pixels, np.random.default_rng(0))
     assert len(copies) == len(EDIT_KINDS)
-    assert all(c.shape == (256, 256) and c.dtype == np.float32 for c in copies)
+    assert all(c.dtype == np.float32 and c.shape[0] <= 40 and c.shape[1] <= 60 for c in copies)
+    same_size = [c.shape == (40, 60) for k, c in zip(EDIT_KINDS, copies, strict=True)
+                 if k in ("rotate", "gamma", "jpeg", "text", "noise")]
+    assert all(same_size) and len(same_size) == 5
 
 
 def test_synthetic_set_and_auto_calibration(tmp_path):

@@ -158,7 +158,11 @@ def test_run_duplicates_writes_and_reloads(private_run):
     contract = fixed.contract()
     assert list(contract) == ["threshold", "estimated_precision", "estimated_recall", "n_pairs",
                               "n_groups", "n_cross_split", "pairs"]
-    assert all(list(p) == ["a", "b", "score", "hash_distance", "cross_split"] for p in contract["pairs"])
+    assert all(list(p) == ["a", "b", "score", "hash_distance", "cross_split", "kind", "inliers"]
+               for p in contract["pairs"])
+    assert all(p["kind"] in ("exact", "copy", "similar", "same_patient") for p in contract["pairs"])
+    assert all(p["inliers"] is None if p["kind"] == "exact" else isinstance(p["inliers"], int)
+               for p in contract["pairs"])
     assert contract["n_pairs"] == len(contract["pairs"])
 
 
