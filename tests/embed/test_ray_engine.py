@@ -105,6 +105,8 @@ def test_bad_engine_settings_are_one_line_errors(cluster, archive, tmp_path):
     data, run = archive
     with pytest.raises(ArchiveError, match="engine"):
         embed_archive(run, data, tmp_path / "x", engine="spark")
+    with pytest.raises(ArchiveError, match="needs --engine ray"):
+        embed_archive(run, data, tmp_path / "z", address="auto")
     with pytest.raises(ArchiveError, match="GPUs"):
         embed_archive(run, data, tmp_path / "y", engine="ray", gpus_per_worker=1)
 
