@@ -94,7 +94,7 @@ def _tiny_run(root, n_images: int, preset: str):
     from core.run_folder import RunPaths
 
     data = write_demo_dataset(root / "images", per_class=max(1, n_images // 4), size=128, seed=0).root
-    config = make_run_config(str(data), preset)
+    config = make_run_config(str(data), preset, weights="none")  # offline; speed needs no weights
     torch.manual_seed(0)
     save_checkpoint(RunPaths(root / "run").best, build_model(config.model), config, epoch=0)
     return data, root / "run", config
