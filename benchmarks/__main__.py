@@ -14,7 +14,7 @@ from dataclasses import asdict
 
 from benchmarks.common import emit, machine, note, tee_to
 
-BENCHMARKS = ("embedding", "training", "query", "mining", "verify", "tsne", "ddp", "memory")
+BENCHMARKS = ("embedding", "training", "query", "mining", "verify", "tsne", "ddp", "memory", "scaling")
 
 
 def main(argv: list[str] | None = None) -> int:

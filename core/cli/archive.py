@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from core.cli.types import positive_int
 
@@ -70,3 +71,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="GPUs per embedding actor with --engine ray (0: embed on CPUs)")
     p.add_argument("--no-index", action="store_true", help="only embed; build the index later")
     p.set_defaults(func=cmd_embed_archive)
+
+
+def cmd_archive_duplicates(a: argparse.Namespace) -> int:
+    import csv
+    import io
+
+    from core.duplicates.archive_pairs import archive_duplicates
+    from core.files import atomic_write_bytes
+
+    pairs = archive_duplicates(a.out, a.data, threshold=a.threshold, k=a.k, engine=a.engine,
+                               address=a.address)
+    rows = [p.to_dict() for p in pairs]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, ["a", "b", "score", "kind", "inliers", "agreement"],
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(Path(a.out) / "duplicates.csv", buf.getvalue().encode("utf-8"))
+    kinds = {k: sum(p.kind == k for p in pairs) for k in ("exact", "copy", "similar")}
+    print(json.dumps({"n_pairs": len(pairs), **kinds, "pairs_csv": str(Path(a.out) / "duplicates.csv")}
+                     | ({"pairs": rows} if a.json else {})))
+    return 0
+
+
+def add_duplicates_parser(sub: argparse._SubParsersAction) -> None:
+    """Add the `archive-duplicates` subcommand: near-duplicates of an embedded archive."""
+    p = sub.add_parser("archive-duplicates",
+                       help="near-duplicate pairs of an embed-archive output, through its index")
+    p.add_argument("--out", required=True, help="the embed-archive output folder")
+    p.add_argument("--data", required=True, help="the archive folder")
+    p.add_argument("--threshold", type=float, default=0.95,
+                   help="cosine at which an unverified pair is still reported as similar")
+    p.add_argument("-k", type=positive_int, default=10, help="neighbours per image")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="where candidate pairs are verified (ray: tasks on the Ray cluster)")
+    p.add_argument("--address", default=None, help="Ray cluster ('auto' or HOST:PORT)")
+    p.add_argument("--json", action="store_true", help="also list every pair")
+    p.set_defaults(func=cmd_archive_duplicates)

@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli.add import add_parser as add_add_parser
+from core.cli.archive import add_duplicates_parser as add_archive_duplicates_parser
 from core.cli.archive import add_parser as add_archive_parser
 from core.cli.duplicates import add_parser as add_duplicates_parser
 from core.cli.project import add_parser as add_project_parser
@@ -220,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_search)
     add_project_parser(sub)
     add_duplicates_parser(sub)
+    add_add_parser(sub)
     add_archive_parser(sub)
+    add_archive_duplicates_parser(sub)
     return p
 
 

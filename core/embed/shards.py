@@ -164,6 +164,8 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
         raise ArchiveError(f"shard size must be >= 1, got {shard_size}")
     if engine not in ENGINES:
         raise ArchiveError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
+    if address is not None and engine != "ray":
+        raise ArchiveError("a Ray --address needs --engine ray")
     started = time.time()
     setup_cpu()
     root = Path(data_dir).expanduser().resolve()

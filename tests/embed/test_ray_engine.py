@@ -7,6 +7,7 @@ One local Ray for the whole module (2 CPUs, no dashboard); the killed run is a r
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,5 +105,27 @@ def test_bad_engine_settings_are_one_line_errors(cluster, archive, tmp_path):
     data, run = archive
     with pytest.raises(ArchiveError, match="engine"):
         embed_archive(run, data, tmp_path / "x", engine="spark")
+    with pytest.raises(ArchiveError, match="needs --engine ray"):
+        embed_archive(run, data, tmp_path / "z", address="auto")
     with pytest.raises(ArchiveError, match="GPUs"):
         embed_archive(run, data, tmp_path / "y", engine="ray", gpus_per_worker=1)
+
+
+def test_archive_duplicates_verified_on_ray_equal_the_local_verification(cluster, archive,
+                                                                         tmp_path):
+    from core.duplicates.archive_pairs import archive_duplicates
+    from core.index.from_shards import build_index_from_shards
+
+    data, run = archive
+    films = sorted(data.rglob("*.png"))
+    copy = tmp_path / "images"
+    shutil.copytree(data, copy)
+    shutil.copy(films[0], copy / "byte-copy.png")
+    out = tmp_path / "out"
+    embed_archive(run, copy, out, precision="fp32", device="cpu", workers=0)
+    build_index_from_shards(out, "exact")
+    local = archive_duplicates(out, copy, floor=0.0, k=3)
+    on_ray = archive_duplicates(out, copy, floor=0.0, k=3, engine="ray")
+    assert on_ray == local
+    assert any(p.kind == "exact" and "byte-copy.png" in (p.a, p.b) for p in on_ray)
+    assert any(p.inliers is not None for p in on_ray)

@@ -1,0 +1,184 @@
+"""Near-duplicates of a whole archive (`embed-archive` shards + index), at millions of images.
+
+Stage one, candidates: every row's k nearest through the archive's index (exact, HNSW or
+IVF-PQ), `block` rows at a time read from the memory-mapped shards, re-scored exactly
+(`core.index.refine`) and kept at or above `floor`; memory is one block of queries, its
+candidates and the pairs found, never all vectors. Stage two, verification: identical files
+(same bytes) are 'exact'; every other candidate is verified geometrically with the duplicate
+search's own check (`core.duplicates.verify`: ORB + RANSAC similarity + aligned agreement) and
+a verified one is a 'copy'; a pair at or above `threshold` that is not a copy is 'similar'.
+With engine 'ray' the verification runs as Ray tasks on the embedding cluster, `chunk` pairs a
+task, each task reading only the images its pairs name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.duplicates.features import image_features
+from core.duplicates.verified import DEFAULT_FLOOR
+from core.duplicates.verify import VerifyRule, verify_many
+from core.embed.shards import finished_shards, read_archive_paths
+from core.index.refine import refine_search
+from core.index.shard_rows import gather_rows
+from core.index.vectors import VectorIndex
+
+VERIFY_CHUNK = 256  # pairs per verification task
+
+
+@dataclass(frozen=True)
+class ArchivePair:
+    """Two archive files (a < b), their exact cosine, and the verification's verdict."""
+
+    a: str
+    b: str
+    score: float
+    kind: str  # exact | copy | similar ("" when below threshold and not verified a copy)
+    inliers: int | None
+    agreement: float | None
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, "score": round(self.score, 6), "kind": self.kind,
+                "inliers": self.inliers,
+                "agreement": None if self.agreement is None else round(self.agreement, 4)}
+
+
+def candidate_pairs(arrays: Sequence[np.ndarray], index: VectorIndex, k: int = 10,
+                    floor: float = DEFAULT_FLOOR, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """All-pairs candidates through `index`, one block of query rows at a time.
+
+    Args:
+        arrays: the shards (memory-mapped), in id order; the index covers exactly their rows.
+        index: any VectorIndex over those rows.
+        k: neighbours per row; floor: lowest exact cosine kept; block: query rows per search.
+
+    Returns:
+        pairs: (P, 2) int64 row ids with i < j, unique; scores: (P,) float32 exact cosines.
+        Sorted by score descending, then ids.
+    """
+    n = sum(a.shape[0] for a in arrays)
+    if index.ntotal != n:
+        raise ValueError(f"the index holds {index.ntotal} rows, the shards {n}")
+    codes, scores = [], []
+    for start in range(0, n, block):
+        rows = np.arange(start, min(n, start + block))
+        found = refine_search(index, gather_rows(list(arrays), rows), k + 1,
+                              lambda ids: gather_rows(list(arrays), ids))
+        own = rows[:, None]  # (B, 1)
+        keep = (found.ids >= 0) & (found.ids != own) & (found.scores >= np.float32(floor))
+        r, c = np.nonzero(keep)
+        a, b = np.minimum(own[r, 0], found.ids[r, c]), np.maximum(own[r, 0], found.ids[r, c])
+        codes.append(a * n + b)
+        scores.append(found.scores[r, c])
+    code = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+    score = np.concatenate(scores) if scores else np.zeros(0, np.float32)
+    code, first = np.unique(code, return_index=True)
+    score = score[first]
+    order = np.lexsort((code, -score))
+    code, score = code[order], score[order]
+    return np.stack([code // n, code % n], axis=1).reshape(-1, 2), score.astype(np.float32)
+
+
+def archive_duplicates(out_dir: str | Path, data_dir: str | Path, *, threshold: float = 0.95,
+                       k: int = 10, floor: float = DEFAULT_FLOOR, rule: VerifyRule | None = None,
+                       engine: str = "local", address: str | None = None,
+                       block: int = 4096) -> list[ArchivePair]:
+    """Near-duplicate pairs of an embedded archive (see the module notes).
+
+    Args:
+        out_dir: the `embed-archive` output (shards and index.faiss).
+        data_dir: the archive folder the shards' paths are relative to.
+        threshold: cosine at which an unverified pair is still 'similar'.
+        k, floor, block: candidate search (see `candidate_pairs`).
+        rule: when a verified pair is a copy (None: the duplicate search's default).
+        engine: 'local' (processes on this machine) or 'ray' (Ray tasks).
+        address: Ray cluster for engine 'ray' (None: a local Ray).
+
+    Returns:
+        Pairs with a kind (near misses dropped), best score first.
+    """
+    from core.embed.shards import INDEX_FILE, ArchiveError
+
+    rule = rule or VerifyRule()
+    out, root = Path(out_dir), Path(data_dir).expanduser().resolve()
+    shards = [s for s in finished_shards(out) if s.n_vectors]
+    if not shards or not (out / INDEX_FILE).is_file():
+        raise ArchiveError(f"no shards and index in {out} (run embed-archive first)")
+    index = VectorIndex.load(out / INDEX_FILE)
+    arrays = [np.load(s.vectors, mmap_mode="r") for s in shards]
+    pairs, scores = candidate_pairs(arrays, index, k, floor, block)
+    paths = read_archive_paths(out)
+    exact = np.array([_same_bytes(root / paths[i], root / paths[j]) for i, j in pairs], bool)
+    todo = [(int(i), int(j)) for (i, j), e in zip(pairs, exact, strict=True) if not e]
+    if engine == "ray":
+        checked = verify_on_ray(root, paths, todo, address)
+    else:
+        checked = _verify_local(root, paths, todo)
+    result = []
+    for (i, j), s, e in zip(pairs.tolist(), scores.tolist(), exact.tolist(), strict=True):
+        inliers, agree = checked.get((i, j), (None, None))
+        copy = inliers is not None and bool(rule.passes(np.array(inliers), np.array(agree)))
+        kind = "exact" if e else "copy" if copy else "similar" if s >= threshold - 1e-9 else ""
+        if kind:
+            a, b = sorted((paths[i], paths[j]))
+            result.append(ArchivePair(a, b, s, kind, inliers, agree))
+    return result
+
+
+def verify_chunk(root: str, pairs: list[tuple[str, str]]) -> list[tuple[int, float]]:
+    """Verify pairs of files (relative to root): (inliers, agreement) each. A Ray task's body."""
+    names = sorted({p for pair in pairs for p in pair})
+    at = {name: x for x, name in enumerate(names)}
+    table = image_features(root, names, workers=1)
+    found = verify_many(table, [(at[a], at[b]) for a, b in pairs], workers=1)
+    return [(int(inl), float(agree)) for inl, agree, _ in found]
+
+
+def verify_on_ray(root: Path, paths: list[str], todo: list[tuple[int, int]],
+                  address: str | None = None) -> dict[tuple[int, int], tuple[int, float]]:
+    """Verify row pairs as Ray tasks of VERIFY_CHUNK pairs (the embedding cluster's Ray)."""
+    if not todo:
+        return {}
+    from core.embed.ray_engine import start_ray
+
+    ray = start_ray(address)
+    task = ray.remote(num_cpus=1)(verify_chunk)
+    chunks = [todo[s:s + VERIFY_CHUNK] for s in range(0, len(todo), VERIFY_CHUNK)]
+    refs = [task.remote(str(root), [(paths[i], paths[j]) for i, j in c]) for c in chunks]
+    out = {}
+    for chunk, found in zip(chunks, ray.get(refs), strict=True):
+        out.update(zip(chunk, found, strict=True))
+    return out
+
+
+def _verify_local(root: Path, paths: list[str], todo: list[tuple[int, int]]
+                  ) -> dict[tuple[int, int], tuple[int, float]]:
+    out = {}
+    for s in range(0, len(todo), VERIFY_CHUNK):
+        chunk = todo[s:s + VERIFY_CHUNK]
+        out.update(zip(chunk, verify_chunk(str(root), [(paths[i], paths[j]) for i, j in chunk]),
+                       strict=True))
+    return out
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    """Identical files (size first, then SHA-256): an exact copy needs no verification."""
+    try:
+        if a.stat().st_size != b.stat().st_size:
+            return False
+        return _digest(a) == _digest(b)
+    except OSError:
+        return False
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
