@@ -4,6 +4,7 @@ from core.facade import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "SAME_FILM_KINDS": "export",
+    "difference": "compare",
     "pair_evidence": "compare",
     "review_downloads": "downloads",
     "ImageFacts": "export",
@@ -39,6 +40,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 
 __all__ = [
     "SAME_FILM_KINDS",
+    "difference",
     "pair_evidence",
     "review_downloads",
     "ImageFacts",
