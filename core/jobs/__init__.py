@@ -1,8 +1,14 @@
-"""Background processes started from the app: training, duplicate search and 2-D projection."""
+"""Background processes started from the app: one launcher and one JobStatus (process), and
+their adapters for training, duplicate search and 2-D projection."""
 
 from core.facade import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "JobBusy": "process",
+    "JobStatus": "process",
+    "job_status": "process",
+    "launch": "process",
+    "launch_locked": "process",
     "search_status": "duplicates",
     "start_search": "duplicates",
     "progress_path": "projection",
@@ -12,6 +18,11 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "JobBusy",
+    "JobStatus",
+    "job_status",
+    "launch",
+    "launch_locked",
     "search_status",
     "start_search",
     "progress_path",
