@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.files import atomic_write_text
 from core.data.dataset import Sample
+from core.files import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 

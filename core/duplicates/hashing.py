@@ -10,8 +10,8 @@ whatever the file format or metadata.
 from __future__ import annotations
 
 import csv
-import io
 import hashlib
+import io
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +22,8 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from core.files import atomic_write_text
 from core.data.imageio import ImageReadError, load_image, to_uint8
+from core.files import atomic_write_text
 
 HASH_BITS = 64
 _CACHE_FIELDS = ("path", "mtime_ns", "bytes", "phash", "digest", "width", "height")

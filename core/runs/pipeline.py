@@ -7,8 +7,8 @@ import math
 import os
 import signal
 import time
-from dataclasses import asdict, replace
 from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +17,18 @@ import torch.distributed as dist
 
 from core.config import ConfigError, RunConfig
 from core.data.dataset import Dataset, DatasetError, scan_dataset
+from core.data.splits import assign_splits, load_splits, save_splits
 from core.device import resolve_device, resolve_precision, setup_cpu
 from core.embed.embeddings import Embeddings
 from core.embed.encoder import embed_files
-from core.retrieval.evaluate import evaluate_run
-from core.index.vectors import VectorIndex
-from core.train.views import decode_images
-from core.run_folder import RunError, RunPaths, hold_run_lock, write_status
 from core.files import atomic_write_json, read_json, read_jsonl, remove_temps, write_jsonl
 from core.index.artifacts import write_artifact_set
-from core.data.splits import assign_splits, load_splits, save_splits
-from core.train.trainer import Trainer
+from core.index.vectors import VectorIndex
 from core.model.checkpoint import load_checkpoint
+from core.retrieval.evaluate import evaluate_run
+from core.run_folder import RunError, RunPaths, hold_run_lock, write_status
+from core.train.trainer import Trainer
+from core.train.views import decode_images
 
 
 def _dist_setup(device_name: str) -> bool:

@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 
 from core.cli.main import main
+from core.duplicates import load_result
 from core.files import read_jsonl
 from core.index.artifacts import open_artifact_set
 from core.retrieval.search import Searcher
-from core.duplicates import load_result
 from core.run_folder import ACTIVE_STATES, RunPaths, read_status
 
 ROOT = Path(__file__).resolve().parents[2]
