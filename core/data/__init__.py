@@ -3,6 +3,7 @@
 from core.facade import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "THUMB_SIZE": "thumbnails",
     "FolderNotAllowed": "access",
     "allowed_roots": "access",
     "check_allowed": "access",
@@ -36,6 +37,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "THUMB_SIZE",
     "FolderNotAllowed",
     "allowed_roots",
     "check_allowed",

@@ -3,6 +3,8 @@
 from core.facade import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "load_calibration": "search",
+    "DuplicateResult": "search",
     "calibrate_known": "auto_calibration",
     "CandidatePair": "candidates",
     "duplicate_groups": "candidates",
@@ -43,6 +45,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "load_calibration",
+    "DuplicateResult",
     "calibrate_known",
     "CandidatePair",
     "duplicate_groups",

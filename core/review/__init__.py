@@ -3,6 +3,18 @@
 from core.facade import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "verdict_rows": "export",
+    "verdict_check": "queue",
+    "to_json": "export",
+    "review_queue": "queue",
+    "pending_exact": "queue",
+    "groups_rows": "export",
+    "COPY_KINDS": "export",
+    "QueueItem": "queue",
+    "QueueFilter": "queue",
+    "STATUSES": "queue",
+    "KINDS": "store",
+    "KIND_LABELS": "store",
     "ImageFacts": "export",
     "KEEP_RULE": "export",
     "image_facts": "export",
@@ -19,6 +31,18 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "verdict_rows",
+    "verdict_check",
+    "to_json",
+    "review_queue",
+    "pending_exact",
+    "groups_rows",
+    "COPY_KINDS",
+    "QueueItem",
+    "QueueFilter",
+    "STATUSES",
+    "KINDS",
+    "KIND_LABELS",
     "ImageFacts",
     "KEEP_RULE",
     "image_facts",

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.data.dataset import DatasetError, scan_dataset
 from core.files import atomic_write_json, read_json
-from core.run_folder import list_runs, read_status
+from core.run_folder import RunPaths, list_runs, read_status
 
 DEFAULT_WORKSPACE = "workspace"
 DEMO_NAME = "demo-synthetic"
@@ -55,10 +55,10 @@ class Workspace:
     @property
     def active_run(self) -> Path | None:
         value = self.settings().get("active_run")
-        if value and (Path(value) / "index.faiss").is_file():
+        if value and RunPaths(value).index.is_file():  # its served set (core.index.artifacts)
             return Path(value)
         for run in list_runs(self.runs_dir):  # newest finished run as a fallback
-            if (run / "index.faiss").is_file():
+            if RunPaths(run).index.is_file():
                 return run
         return None
 
