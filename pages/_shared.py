@@ -9,6 +9,8 @@ everything else in the workspace folder itself.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,7 @@ import streamlit as st
 
 from core.data import DatasetError, FolderNotAllowed, allowed_roots, check_allowed, scan_dataset
 from core.embed import Embeddings
+from core.errors import UserError, one_line
 from core.files import read_json, read_jsonl
 from core.run_folder import RunPaths, list_runs, read_status
 from core.runs import RunSummary, Workspace, model_data, run_summary, workspace_root
@@ -43,12 +46,19 @@ def _stamp(path: Path) -> float:
 
 def _chosen_folder(default: Path) -> Path:
     """The session's folder, else the URL's (after a refresh), else $CXR_WORKSPACE/./workspace."""
+    from_url = not st.session_state.get(_WS_KEY)
     value = st.session_state.get(_WS_KEY) or st.query_params.get("workspace")
     if value:
         try:
-            return check_allowed(value, allowed_roots(default))
+            folder = check_allowed(value, allowed_roots(default))
         except FolderNotAllowed as e:
             st.sidebar.error(escape_markdown(str(e)))
+            return default
+        if from_url and not folder.is_dir():  # a link selects a workspace, never makes one
+            st.sidebar.warning(f"No workspace at {escape_markdown(str(folder))}: type it in the "
+                               "box below to create it.")
+            return default
+        return folder
     return default
 
 
@@ -140,8 +150,14 @@ def _searcher(run_dir: str, stamp: float) -> Searcher:
 
 
 def get_searcher(run_dir: Path) -> Searcher:
-    """The run's Searcher, shared by all sessions (eval mode; do not mutate it)."""
-    return _searcher(str(run_dir), _stamp(RunPaths(run_dir).index))
+    """The run's Searcher, shared by all sessions (eval mode; do not mutate it).
+
+    Damaged or missing files (a corrupt index, a deleted checkpoint, a full disk) stop the
+    page with their one-line message.
+    """
+    paths = RunPaths(run_dir)
+    with stop_on_error():
+        return _searcher(str(run_dir), _stamp(paths.index) + _stamp(paths.model))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -150,8 +166,21 @@ def _embeddings(run_dir: str, stamp: float) -> Embeddings:
 
 
 def load_embeddings(run_dir: Path) -> Embeddings:
-    """The run's embeddings (paths, labels, splits, vectors), cached per file version."""
-    return _embeddings(str(run_dir), _stamp(RunPaths(run_dir).embeddings))
+    """The run's embeddings (paths, labels, splits, vectors), cached per file version; a
+    malformed or missing file stops the page with one line."""
+    with stop_on_error():
+        return _embeddings(str(run_dir), _stamp(RunPaths(run_dir).embeddings))
+
+
+@contextmanager
+def stop_on_error() -> Iterator[None]:
+    """Turn a UserError or an OSError (the environment failing) into one st.error line and
+    stop the page there: never a traceback."""
+    try:
+        yield
+    except (UserError, OSError) as e:
+        st.error(escape_markdown(one_line(e)), icon=":material/error:")
+        st.stop()
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

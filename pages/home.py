@@ -48,15 +48,29 @@ def baseline_name(key: str) -> str:
 
 
 def first_start_ui(ws: Workspace) -> None:
-    """An empty workspace gets the demo set and a demo model training, without a click."""
-    if ws.dataset_path is not None or list_runs(ws.runs_dir):
-        jobs.start_demo_if_empty(ws)  # demo set chosen but never trained (e.g. a failed first start)
+    """An empty workspace offers the demo set and a demo model, one click away.
+
+    Opening a page never writes: a URL may select an existing workspace, but creating one,
+    writing the demo set or starting a training takes this click.
+    """
+    empty = ws.dataset_path is None and not list_runs(ws.runs_dir)
+    untrained_demo = (not empty and ws.dataset_path is not None
+                      and (ws.dataset_path / "demo.json").is_file() and not list_runs(ws.runs_dir)
+                      and not (ws.runs_dir / jobs.DEMO_RUN).exists())
+    if not (empty or untrained_demo):
         return
-    with st.spinner("First start: generating the SYNTHETIC demo set and starting a small demo model…"):
+    label = ("Set up the demo: a SYNTHETIC data set and a small model" if empty
+             else "Train the demo model on the SYNTHETIC demo set")
+    st.info("This workspace has no model yet. Bring your own data in below, or start with the demo.")
+    if not st.button(label, key="home_demo", icon=":material/play_arrow:"):
+        return
+    with st.spinner("Generating the SYNTHETIC demo set and starting a small demo model…"):
         try:
             jobs.first_start(ws)
         except (jobs.JobError, DatasetError, OSError, ValueError) as e:
             st.error(f"Could not prepare the demo: {escape_markdown(str(e))}")
+            return
+    st.rerun()
 
 
 def training_panel(ws: Workspace) -> None:

@@ -78,7 +78,10 @@ def live_panel(ws: Workspace, run_dir: Path) -> None:
             jobs.kill(run_dir)
     if not running:
         st.session_state.pop("train_stopping", None)
-    if not running and status.get("state") in RESUMABLE and (run_dir / jobs.JOB_FILE).is_file():
+    if not running and status.get("state") in RESUMABLE and not (run_dir / jobs.JOB_FILE).is_file():
+        buttons[2].caption("Started from the command line: run the same `python -m core train` "
+                           "command again to resume it.")
+    elif not running and status.get("state") in RESUMABLE:
         if buttons[1].button("Resume", icon=":material/play_arrow:", key="resume"):
             try:
                 jobs.resume(run_dir, ws)

@@ -17,9 +17,10 @@ Choices, documented once:
   MONOCHROME1 inverted).
 - Memory: an image with a side over `max_side` (default MAX_SIDE) is decoded downscaled by
   an integer factor: JPEG through Pillow's `draft` (the decoder skips the detail), others
-  by `Image.reduce` (a box filter) right after decoding, before any float conversion, and
-  never through float64. Images over BIG_PIXELS decode one at a time on one thread, so a
-  server answering several uploads holds one full-size buffer, not one per request.
+  by `Image.reduce` (a box filter) right after decoding, before any float conversion, so
+  the float64 grayscale step only ever sees the reduced image. Images over BIG_PIXELS decode
+  one at a time on one thread, so a server answering several uploads holds one full-size
+  buffer, not one per request.
 - Safety: the pixel count is checked before any pixels are decoded (Pillow reads only the
   header on open; for DICOM Rows * Columns) and images over `max_pixels` are refused. Every
   failure raises `ImageReadError` with one line naming the file; no Pillow or pydicom
@@ -54,7 +55,7 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (
 # Formats Pillow may open; a closed list so content never reaches plugins such as EPS,
 # which would start Ghostscript. (The JPEG opener also returns multi-picture 'MPO' JPEGs.)
 PIL_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601-2
 MAX_SIDE = 2048  # decode larger images downscaled to at most this side (by 2, 3, ...)
 BIG_PIXELS = 16_000_000  # images over this many pixels decode one at a time
 PREVIEW_SIDE = 1024  # what a page shows: screen size, not file size
@@ -326,22 +327,21 @@ def _pillow_to_gray(im: Image.Image) -> np.ndarray:
         im = im.convert("RGBA" if im.has_transparency_data else "RGB")
     mode = im.mode
     if mode in ("1", "L"):
-        gray = np.asarray(im.convert("L"), dtype=np.float32)
-        gray *= np.float32(1 / 255)
+        gray = np.asarray(im.convert("L"), dtype=np.float64) / 255.0
     elif mode.startswith("I;16"):
-        gray = np.asarray(im).astype(np.float32) / np.float32(65535.0)
+        gray = np.asarray(im).astype(np.float64) / 65535.0
     elif mode in ("I", "F"):
-        values = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)  # 32-bit ints need float64
+        values = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         lo, hi = float(values.min()), float(values.max())
         if mode == "I" and lo >= 0 and hi <= 65535:
             gray = values / 65535.0
         else:
             gray = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
     elif mode in ("LA", "La", "PA", "RGBA", "RGBa"):
-        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / np.float32(255.0)  # (H, W, 4)
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float64) / 255.0  # (H, W, 4)
         gray = (rgba[..., :3] @ LUMA) * rgba[..., 3]  # composite on black
     else:  # RGB, CMYK, YCbCr, LAB, HSV, ...
-        gray = (np.asarray(im.convert("RGB"), dtype=np.float32) @ LUMA) / np.float32(255.0)  # (H, W)
+        gray = (np.asarray(im.convert("RGB"), dtype=np.float64) @ LUMA) / 255.0  # (H, W)
     return np.clip(gray, 0.0, 1.0).astype(np.float32)
 
 

@@ -1,4 +1,4 @@
-"""Background processes started from the app: training, duplicate search and 2-D projection."""
+"""Background processes started from the app: training, duplicate search and 2-D maps (one launcher)."""
 
 from core.facade import lazy_exports
 

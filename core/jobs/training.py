@@ -14,8 +14,6 @@ import fcntl
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +22,8 @@ from pathlib import Path
 
 from core.config import OPTIONS, make_run_config, split_options
 from core.errors import UserError
-from core.files import atomic_write_json, read_json
+from core.files import atomic_write_json, atomic_write_text, read_json
+from core.jobs.process import JobBusy, core_command, hold_lock, launch, reap
 from core.run_folder import RunPaths, list_runs, pid_alive, read_status
 from core.runs.workspace import Workspace, ensure_demo_workspace
 
@@ -33,8 +32,6 @@ JOBS_FILE = "jobs.json"
 JOB_FILE = "job.json"
 DEMO_RUN = "demo"
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
-_REPO = Path(__file__).resolve().parents[2]  # `-m core` must resolve to this checkout
-_children: dict[int, subprocess.Popen] = {}  # reaped on each look-up, so no zombies pile up
 
 
 class JobError(UserError, RuntimeError):
@@ -81,15 +78,9 @@ def train_args(data: str | Path, preset: str = "seed", **options: object) -> lis
     return args
 
 
-def _reap() -> None:
-    for pid, proc in list(_children.items()):
-        if proc.poll() is not None:
-            del _children[pid]
-
-
 def _is_training(pid: int | None, command: list[str]) -> bool:
     """True when `pid` is alive and runs `command` (not a recycled pid)."""
-    _reap()
+    reap()
     if not pid_alive(pid):
         return False
     try:
@@ -138,20 +129,15 @@ def is_running(run_dir: Path) -> bool:
 def _workspace_lock(workspace: Workspace) -> Iterator[int]:
     """Hold the workspace's job lock, or raise JobError naming the run that holds it."""
     workspace.root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(workspace.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+        with hold_lock(workspace.root / LOCK_FILE) as fd:
+            yield fd  # the training process keeps its own copy, and with it the lock
+    except JobBusy:
         job = running_job(workspace)
         if job is None:  # the lock outlives the main process while its workers exit
             raise JobError("a training in this workspace is still ending; try again in a few seconds") from None
         raise JobError(f"run '{job.name}' (pid {job.pid}) is training in this workspace; "
                        "stop it or wait until it ends") from None
-    try:
-        yield fd
-    finally:
-        os.close(fd)  # the training process keeps its own copy, and with it the lock
 
 
 def _launch(workspace: Workspace, run_dir: Path, args: list[str], *, new: bool) -> Job:
@@ -166,28 +152,18 @@ def _launch(workspace: Workspace, run_dir: Path, args: list[str], *, new: bool) 
         if new and (run_dir / JOB_FILE).exists():
             raise JobError(f"a run named '{run_dir.name}' already exists; choose another name")
         run_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "core", "train", *args, "--run", str(run_dir)]
-        with paths.log.open("a", encoding="utf-8") as log:
-            log.write(f"=== {'started' if new else 'resumed'} {time.strftime('%Y-%m-%d %H:%M:%S')}: "
-                      f"{' '.join(command[1:])}\n")
-            log.flush()
-            try:
-                proc = subprocess.Popen(
-                    command, cwd=_REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True,  # survives the app's Ctrl-C and the session closing
-                    pass_fds=(fd,),  # the child inherits the locked file: the lock lives as long as it
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},  # the log tail is live
-                )
-            except OSError as e:
-                raise JobError(f"could not start training: {e.strerror or e}") from None
-        _children[proc.pid] = proc
-        started = time.time()
-        atomic_write_json(run_dir / JOB_FILE, {"args": args, "pid": proc.pid, "started": started,
-                                              "command": command})
-        paths.pid.write_text(f"{proc.pid}\n", encoding="utf-8")
-        atomic_write_json(workspace.root / JOBS_FILE, {"run": str(run_dir), "pid": proc.pid,
+        command = core_command("train", *args, "--run", str(run_dir))
+        header = (f"=== {'started' if new else 'resumed'} {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+                  f"{' '.join(command[1:])}")
+        try:
+            pid = launch(command, fd, paths.log, info=run_dir / JOB_FILE, header=header, args=args)
+        except OSError as e:
+            raise JobError(f"could not start training: {e.strerror or e}") from None
+        started = float((read_json(run_dir / JOB_FILE, default=None) or {}).get("started", time.time()))
+        atomic_write_text(paths.pid, f"{pid}\n")
+        atomic_write_json(workspace.root / JOBS_FILE, {"run": str(run_dir), "pid": pid,
                                                       "started": started})
-    return Job(run_dir, proc.pid, tuple(args), started)
+    return Job(run_dir, pid, tuple(args), started)
 
 
 def start_training(workspace: Workspace, run_name: str, args: list[str]) -> Job:

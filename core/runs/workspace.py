@@ -55,10 +55,10 @@ class Workspace:
     @property
     def active_run(self) -> Path | None:
         value = self.settings().get("active_run")
-        if value and (Path(value) / "index.faiss").is_file():
+        if value and RunPaths(value).index.is_file():  # its served set (core.index.artifacts)
             return Path(value)
         for run in list_runs(self.runs_dir):  # newest finished run as a fallback
-            if (run / "index.faiss").is_file():
+            if RunPaths(run).index.is_file():
                 return run
         return None
 

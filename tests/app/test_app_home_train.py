@@ -129,7 +129,7 @@ def test_second_training_is_refused_with_a_message(tiny_workspace, monkeypatch: 
     assert start.disabled
 
 
-def test_empty_workspace_prepares_the_demo_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_empty_workspace_prepares_the_demo_once_on_a_click(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "fresh"
     monkeypatch.setenv("CXR_WORKSPACE", str(root))
     # a smaller demo set than the real first start (speed); the job start itself is stubbed
@@ -143,6 +143,8 @@ def test_empty_workspace_prepares_the_demo_once(tmp_path: Path, monkeypatch: pyt
 
     monkeypatch.setattr(jobs, "start_training", fake_start)
     at = _app()
+    assert started == [] and not root.exists()  # opening the page writes nothing
+    at.button(key="home_demo").click().run()
     assert [name for name, _ in started] == ["demo"]
     args = started[0][1]
     assert args[args.index("--preset") + 1] == "demo"
@@ -230,3 +232,44 @@ def test_run_name_follows_the_preset_until_edited(tiny_workspace) -> None:
     at.text_input(key="train_run_name").set_value("mine").run()
     at.button_group(key="train_preset").set_value("seed").run()
     assert at.text_input(key="train_run_name").value == "mine"
+
+
+@pytest.mark.parametrize("state", ["running", "embedding", "indexing", "evaluating"])
+def test_a_run_whose_process_died_in_any_state_offers_resume(state, tiny_workspace, tmp_path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 case 4: killed while evaluating (or embedding, ...) reads 'interrupted'."""
+    from core.files import atomic_write_json
+    from core.run_folder import RunPaths, read_status
+    from tests.page_helpers import copy_workspace
+
+    run = copy_workspace(tiny_workspace.root, tiny_workspace.run_dir.name, tmp_path / "ws")
+    monkeypatch.setenv("CXR_WORKSPACE", str(tmp_path / "ws"))
+    paths = RunPaths(run)
+    paths.lock.touch()  # nobody holds it: the process is gone
+    atomic_write_json(paths.status, {"state": state, "pid": 999_999_999, "epoch": 2, "epochs": 2})
+    atomic_write_json(run / jobs.JOB_FILE, {"args": ["--preset", "tiny"], "pid": 999_999_999,
+                                            "started": 0.0, "command": []})
+    assert read_status(run)["state"] == "interrupted"
+    resumed: list[str] = []
+    monkeypatch.setattr(jobs, "resume", lambda run_dir, ws=None: resumed.append(run_dir.name))
+    at = _app("pages/train.py")
+    assert any("interrupted" in p.proto.text for p in at.get("progress"))
+    at.button(key="resume").click().run()
+    assert resumed == [run.name]
+
+
+def test_a_url_never_creates_a_workspace_or_starts_a_training(tmp_path: Path, monkeypatch) -> None:
+    """Issue 10 case 5: `/?workspace=<new folder>` selects nothing and writes nothing."""
+    home = tmp_path / "home"
+    default = home / "ws"
+    monkeypatch.setenv("CXR_WORKSPACE", str(default))
+    monkeypatch.setenv("CXR_ALLOWED_ROOTS", str(home))
+    started: list[str] = []
+    monkeypatch.setattr(jobs, "start_training", lambda ws, name, args: started.append(name))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["workspace"] = str(home / "new")
+    at.run()
+    assert not at.exception
+    assert any("No workspace at" in w.value for w in at.sidebar.warning)
+    at.run()  # a refresh
+    assert started == [] and not (home / "new").exists() and not default.exists()

@@ -172,3 +172,26 @@ def test_hits_csv_round_trips():
     rows = list(csv.DictReader(io.StringIO(hits_csv(hits, "q.dcm").decode())))
     assert rows == [{"query": "q.dcm", "rank": "1", "path": "x/a,b.png", "label": "N", "split": "test",
                      "cosine": "0.123457"}]
+
+
+@pytest.mark.parametrize("damage", ["truncated_index", "deleted_checkpoints", "malformed_embeddings"])
+@pytest.mark.parametrize("page", ["pages/search.py", "pages/map.py"])
+def test_damaged_run_files_are_one_line_on_the_page(damage, page, tiny_workspace, tmp_path, monkeypatch):
+    """Issue 10 case 7: a corrupt index, deleted checkpoints or a malformed embeddings.npy."""
+    from core.run_folder import RunPaths
+
+    run = copy_workspace(tiny_workspace.root, tiny_workspace.run_dir.name, tmp_path / "ws")
+    paths = RunPaths(run)
+    if damage == "truncated_index":
+        paths.index.write_bytes(paths.index.read_bytes()[:64])
+    elif damage == "deleted_checkpoints":
+        for p in (paths.model, paths.best, paths.last):
+            p.unlink(missing_ok=True)
+    else:
+        paths.embeddings.write_bytes(b"\x93NUMPY\x01\x00garbage")
+    monkeypatch.setenv("CXR_WORKSPACE", str(tmp_path / "ws"))
+    at = open_page(page)
+    if page == "pages/map.py" and damage != "malformed_embeddings":
+        return  # the map reads the embeddings only
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "\n" not in errors[0], errors

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.files import read_jsonl
-from core.run_folder import read_status
+from core.run_folder import RunPaths, read_status
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,9 +39,12 @@ def test_help_lists_the_commands():
 def test_train_writes_the_run(trained):
     _, run = trained
     for name in ("config.json", "status.json", "metrics.jsonl", "best.pt", "last.pt", "splits.csv",
-                 "embeddings.npy", "labels.npy", "items.csv", "test_embeddings.npy",
-                 "test_labels.npy", "index.faiss", "report.json", "evaluation.json"):
+                 "report.json", "evaluation.json"):
         assert (run / name).is_file(), name
+    served = RunPaths(run)  # the served set: one generation under artifacts/
+    for path in (served.embeddings, served.labels, served.items, served.test_embeddings,
+                 served.test_labels, served.index, served.model, served.manifest):
+        assert path.is_file() and path.parent.parent == run / "artifacts", path
     rows = read_jsonl(run / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2]
     assert set(rows[0]) >= {"epoch", "train_loss", "val_loss", "lr", "seconds", "images_per_s"}
@@ -71,7 +74,7 @@ def test_evaluate_on_another_folder(trained, tmp_path):
 
 def test_search_json_finds_the_image_itself_first(trained):
     data, run = trained
-    items = (run / "items.csv").read_text().splitlines()[1:]
+    items = RunPaths(run).items.read_text().splitlines()[1:]
     rel = items[0].split(",")[0]
     out = json.loads(cli("search", "--run", str(run), "--image", str(data / rel), "-k", "3", "--json").stdout)
     assert out["query"] == str(data / rel)

@@ -11,6 +11,7 @@ import pytest
 from core.config import ConfigError
 from core.demo.dataset import write_demo_dataset
 from core.files import read_json
+from core.jobs import process
 from core.jobs import training as jobs
 from core.run_folder import read_status
 from core.runs.workspace import Workspace
@@ -66,7 +67,7 @@ def test_start_refuse_stop_resume_and_find_again(tmp_path: Path, demo_set: Path)
             jobs.start_training(ws, "second", _long_args(demo_set))
         assert not (ws.runs_dir / "second").exists()
 
-        jobs._children.clear()  # as after an app restart: only the files are left
+        process._children.clear()  # as after an app restart: only the files are left
         found = jobs.running_job(ws)
         assert found is not None and found.pid == job.pid and found.run_dir == job.run_dir
         assert jobs.is_running(job.run_dir)

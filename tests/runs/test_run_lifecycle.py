@@ -118,7 +118,6 @@ def test_a_dead_process_reads_interrupted_in_any_state(tmp_path, state):
 
 def test_temp_files_of_a_killed_writer_are_removed_on_the_next_start(data, tmp_path):
     run = tmp_path / "run"
-    paths = RunPaths(run)
     run.mkdir()
     left = [run / ".last.pt.x1y2.tmp", run / ".best.pt.abc.tmp", run / "index.faiss.tmp"]
     for p in left:
