@@ -84,13 +84,23 @@ def resnet50_ckpt(small_run, tmp_path_factory) -> dict[str, Path]:
 def _copy_run(src: Path, dest: Path) -> Path:
     """A run copy whose checkpoints are hard links (never modify them in place)."""
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns("*.pt"))
-    for name in ("best.pt", "last.pt"):
-        os.link(src / name, dest / name)
+    for pt in src.rglob("*.pt"):  # best, last and the served artifact set's own checkpoint
+        os.link(pt, dest / pt.relative_to(src))
     return dest
 
 
 def _damage(run: Path, case: str, foreign: dict[str, Path]) -> None:
-    best = run / "best.pt"
+    from core.run_folder import RunPaths
+
+    served = RunPaths(run).model  # what search and evaluate load (a link to best.pt's bytes)
+    if served.is_file() and served != run / "best.pt":
+        _damage_file(served, case, foreign)
+    _damage_file(run / "best.pt", case, foreign)
+    if case == "missing":
+        (run / "last.pt").unlink()
+
+
+def _damage_file(best: Path, case: str, foreign: dict[str, Path]) -> None:
     if case == "truncated":
         data = best.read_bytes()
         best.unlink()
@@ -100,7 +110,6 @@ def _damage(run: Path, case: str, foreign: dict[str, Path]) -> None:
         best.write_text("model weights: see the shared drive\n")
     elif case == "missing":
         best.unlink()
-        (run / "last.pt").unlink()
     else:
         best.unlink()
         os.link(foreign[case], best)
@@ -121,7 +130,11 @@ def test_damaged_or_foreign_checkpoint_is_one_line(case, command, small_run, res
     args = {"evaluate": ["evaluate", "--run", str(run), "--json"],
             "search": ["search", "--run", str(run), "--image", str(image)],
             "embed": ["embed", "--run", str(run)]}[command]
-    assert CASES[case] in _one_line_error(capsys, main(args))
+    line = _one_line_error(capsys, main(args))
+    # Search checks the served set's manifest first: a changed or missing checkpoint is named
+    # as such (and the line says to re-embed) before its bytes are read.
+    served = "checkpoint of artifact set" in line and "re-embed" in line
+    assert CASES[case] in line or (served and (command == "search" or case == "missing"))
 
 
 def test_index_from_another_model_is_one_line(small_run, resnet50_ckpt, tmp_path, capsys):

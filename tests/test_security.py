@@ -26,7 +26,7 @@ from tests import bad_inputs as bi
 from tests.page_helpers import APP, open_page
 
 ROOT = Path(__file__).resolve().parents[1]
-SCANNED = sorted([*ROOT.glob("core/*.py"), *ROOT.glob("pages/*.py"), *ROOT.glob("benchmarks/*.py"),
+SCANNED = sorted([*ROOT.glob("core/**/*.py"), *ROOT.glob("pages/*.py"), *ROOT.glob("benchmarks/*.py"),
                   ROOT / "streamlit_app.py"])
 UNSAFE_MODULES = {"pickle", "_pickle", "cPickle", "cloudpickle", "dill", "joblib", "shelve", "marshal"}
 UNSAFE_CALLS = {"eval", "exec", "compile", "__import__", "os.system", "os.popen", "st.html",
@@ -124,7 +124,9 @@ def test_duplicate_search_from_the_page_takes_only_the_run(tmp_path, monkeypatch
         def poll(self):
             return 0
 
-    monkeypatch.setattr(duplicate_job.subprocess, "Popen", FakePopen)
+    from core.jobs import process
+
+    monkeypatch.setattr(process.subprocess, "Popen", FakePopen)
     run = tmp_path / "ws" / "runs" / "r"
     run.mkdir(parents=True)
     duplicate_job.start_search(run, 0.97)

@@ -106,7 +106,7 @@ def candidate_rows(emb: Embeddings, hashes: HashTable, pairs: list[CandidatePair
     """
     n = len(emb)
     mined = mine_pair_arrays(emb.vectors, floor, k=k)
-    codes = [np.minimum(mined.a, mined.b) * n + np.maximum(mined.a, mined.b)]
+    codes = [np.minimum(mined.i, mined.j) * n + np.maximum(mined.i, mined.j)]
     listed = [(min(p.i, p.j), max(p.i, p.j)) for p in pairs if not p.exact]
     if listed:
         arr = np.array(listed, np.int64)

@@ -16,11 +16,9 @@ import numpy as np
 
 from core.data.dataset import scan_dataset
 from core.data.splits import load_splits
-from core.device import resolve_device, resolve_precision
-from core.embed.encoder import embed_files
+from core.embed.encoder import Encoder, embed_dataset
 from core.errors import UserError
-from core.files import atomic_write_bytes
-from core.model.checkpoint import load_run_model
+from core.files import atomic_write_bytes, atomic_write_csv
 from core.run_folder import RunPaths
 
 EMBEDDINGS_FILE = "embeddings.npy"
@@ -52,26 +50,20 @@ def embed_folder(run_dir: str | Path, data: str | Path, out: str | Path, device:
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out} is a file; give a folder")
-    dev = resolve_device(device)
-    model, config = load_run_model(run_dir, dev)
+    encoder = Encoder.from_run(run_dir, device)
+    config = encoder.config
     dataset = scan_dataset(data)
-    files = [dataset.absolute(s) for s in dataset.samples]
-    vectors, bad = embed_files(model, files, config.train.image_size, dev,
-                               resolve_precision(config.train.precision, dev), progress=progress)
+    emb, bad = embed_dataset(encoder, dataset, progress=progress)
     splits = _run_splits(RunPaths(Path(run_dir)), Path(config.data), dataset.root)
-    keep = [i for i in range(len(files)) if i not in bad]
-    rows = [(s.path, s.label, splits.get(s.path, ""), s.patient_id or "")
-            for s in (dataset.samples[i] for i in keep)]
+    rows = [(path, label, splits.get(path, ""), patient)
+            for path, label, patient in zip(emb.paths, emb.labels, emb.patients, strict=True)]
+    vectors = emb.vectors
     try:
         out.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(vectors[keep], dtype=np.float32), allow_pickle=False)
+        np.save(buf, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
         atomic_write_bytes(out / EMBEDDINGS_FILE, buf.getvalue())
-        text = io.StringIO()
-        w = csv.writer(text, lineterminator="\n")
-        w.writerow(["path", "label", "split", "patient_id"])
-        w.writerows(rows)
-        atomic_write_bytes(out / ITEMS_FILE, text.getvalue().encode("utf-8"))
+        atomic_write_csv(out / ITEMS_FILE, ["path", "label", "split", "patient_id"], rows)
     except OSError as e:
         raise ExportError(f"cannot write to {out}: {e.strerror or e}") from None
     dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0

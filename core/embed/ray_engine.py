@@ -21,7 +21,7 @@ import io
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -94,15 +94,23 @@ class Embedder:
     """Ray actor: holds one model (BatchNorm folded) and embeds decoded batches."""
 
     def __init__(self, model_bytes: bytes, precision: str, use_gpu: bool, threads: int) -> None:
+        from dataclasses import replace
+
         import torch
 
+        from core.config import ModelConfig
         from core.device import resolve_precision, setup_cpu
         from core.embed.encoder import fold_batchnorm
+        from core.model.network import build_model
 
         setup_cpu()
         torch.set_num_threads(max(1, threads))
         self.device = torch.device("cuda" if use_gpu else "cpu")
-        model = torch.load(io.BytesIO(model_bytes), map_location="cpu", weights_only=False)
+        # Weights and the model's settings only (weights_only=True: no pickled code is run).
+        ckpt = torch.load(io.BytesIO(model_bytes), map_location="cpu", weights_only=True)
+        model = build_model(replace(ModelConfig(**ckpt["config"]), weights="none"))
+        model.load_state_dict(ckpt["model"])
+        model.eval()
         self.model = fold_batchnorm(model).to(self.device)
         self.precision = resolve_precision(precision, self.device)  # 'auto': bf16 where it pays
 
@@ -121,8 +129,12 @@ class Embedder:
 
 def embed_shards_on_ray(model, image_size: int, precision: str, root: Path, out: Path,
                         plan: Sequence[tuple[int, list[str]]], settings: RaySettings,
-                        on_shard: Callable[[ShardInfo], None] | None = None) -> list[int]:
+                        on_shard: Callable[[ShardInfo], None] | None = None, *,
+                        model_config) -> list[int]:
     """Embed the planned shards on Ray and write each one when all its rows are back.
+
+    `model_config` (the run's ModelConfig) travels with the weights so each actor rebuilds
+    the network and loads the weights with weights_only=True.
 
     Args:
         model: the run's SimCLRModel (sent to each actor once).
@@ -155,7 +167,7 @@ def embed_shards_on_ray(model, image_size: int, precision: str, root: Path, out:
     table = pa.table({"shard": pa.array(shard_col, pa.int64()), "pos": pa.array(pos_col, pa.int64()),
                       "path": pa.array(path_col, pa.string())})
     buf = io.BytesIO()
-    torch.save(model.cpu(), buf)
+    torch.save({"model": model.state_dict(), "config": asdict(model_config)}, buf)
     use_gpu = settings.gpus_per_worker > 0
     actors, threads = _pool(ray, settings)
     blocks = [table.slice(s, BLOCK_ROWS) for s in range(0, table.num_rows, BLOCK_ROWS)]

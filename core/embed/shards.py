@@ -186,7 +186,7 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
 
         settings = RaySettings(address, gpus_per_worker, batch_size=batch_size)
         new = embed_shards_on_ray(encoder.model, size, precision, root, out, plan, settings,
-                                  on_shard)
+                                  on_shard, model_config=encoder.config.model)
         return _result(out, len(files), new, started)
     new: list[int] = []
     for number, chunk in plan:

@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from core.config import RunConfig
-from core.device import resolve_device, resolve_precision
 from core.duplicates.candidates import (
     DEFAULT_HASH_THRESHOLD,
     DEFAULT_K,
@@ -45,13 +44,12 @@ from core.duplicates.search import DuplicateResult, load_result, save_result
 from core.duplicates.verified import DEFAULT_FLOOR, kind_of
 from core.duplicates.verify import VerifyRule, verify_many
 from core.embed.embeddings import Embeddings
-from core.embed.encoder import embed_files
+from core.embed.encoder import Encoder, embed_dataset
 from core.embed.shards import list_archive
 from core.files import read_json
 from core.index.artifacts import open_artifact_set, write_artifact_set
 from core.index.refine import refine_search
 from core.index.vectors import VectorIndex
-from core.model.checkpoint import load_run_model
 from core.run_folder import RunError, RunPaths, hold_run_lock
 
 DEFAULT_THRESHOLD = 0.95  # cosine, when the run has no duplicate search to take its rule from
@@ -119,14 +117,11 @@ def _add_locked(run: Path, paths: RunPaths, new_dir: str | Path, k: int, device:
     rule, verify_rule, source = _rules(run)
     if not files:
         return AddResult(0, skipped, [], rule, verify_rule, source, time.time() - started)
-    dev = resolve_device(device)
-    model, _ = load_run_model(run, dev, checkpoint=served.checkpoint)
-    vectors, bad = embed_files(model, files, config.train.image_size, dev,
-                               resolve_precision(config.train.precision, dev),
-                               batch_size=config.train.batch_size, workers=0)
+    encoder = Encoder.from_run(run, device, checkpoint=served.checkpoint)
+    vectors, bad = embed_dataset(encoder, files, workers=0)  # rows of the readable files only
     keep = [i for i in range(len(files)) if i not in bad]
     skipped += [(keys[i], bad[i]) for i in sorted(bad)]
-    new_paths, new_vecs = [keys[i] for i in keep], vectors[keep]
+    new_paths, new_vecs = [keys[i] for i in keep], vectors
     n0 = len(emb)
     grown = Embeddings(emb.paths + new_paths, emb.labels + [""] * len(keep),
                        emb.splits + [""] * len(keep), emb.patients + [""] * len(keep),

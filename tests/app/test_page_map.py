@@ -97,8 +97,11 @@ def test_find_by_name_rings_the_file_and_opens_its_neighbours(tsne_ready):
 def test_duplicate_groups_colour_the_map(tiny_workspace, tmp_path, monkeypatch):
     run = copy_workspace(tiny_workspace.root, tiny_workspace.run_dir.name, tmp_path / "ws")
     emb = Embeddings.load(run)
-    atomic_write_json(run / "duplicates.json", {"method": "auto", "rule": {"threshold": 0.97},
-                                                "groups": [emb.paths[:3], emb.paths[3:5]]})
+    atomic_write_json(run / "duplicates.json", {
+        "run": str(run), "data": "", "method": "auto",
+        "rule": {"threshold": 0.97, "hash_threshold": -1, "hash_floor": -1.0},
+        "estimated_precision": None, "estimated_recall": None, "n_images": len(emb), "pairs": [],
+        "groups": [emb.paths[:3], emb.paths[3:5]], "leakage": {}})
     monkeypatch.setenv("CXR_WORKSPACE", str(tmp_path / "ws"))
     at = open_page("pages/map.py")
     at.radio(key="map_view").set_value("PCA").run()

@@ -15,7 +15,7 @@ import pytest
 from tests import bad_inputs
 from tests.page_helpers import open_page
 
-RESULT = re.compile(r"^#\d+ · cosine -?\d\.\d{3}$")
+RESULT = re.compile(r"^#\d+ · cosine -?\d\.\d{3}( · .*)?$")
 
 
 @pytest.fixture(scope="module")

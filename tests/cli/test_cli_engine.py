@@ -100,7 +100,7 @@ def test_resume_continues_from_last_epoch(trained, tmp_path):
     (["train", "--data", "DATA", "--run", "RUN", "--lr", "abc"], "number"),
     (["train", "--data", "DATA", "--run", "RUN", "--arch", "vgg"], "invalid choice"),
     (["train", "--data", "DATA", "--run", "RUN", "--weights", "/no/such.pt"], "not found"),
-    (["evaluate", "--run", "/nonexistent/run", "--json"], "no checkpoint"),
+    (["evaluate", "--run", "/nonexistent/run", "--json"], "not a run folder"),
     (["search", "--run", "RUNDONE", "--image", "/no/such.png", "--json"], "not found"),
 ])
 def test_user_errors_are_one_line(args, needle, trained, tmp_path):

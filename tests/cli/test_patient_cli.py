@@ -31,9 +31,12 @@ def test_embed_out_writes_vectors_and_items_in_one_order(tiny_workspace, tmp_pat
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
     assert list(rows[0]) == ["path", "label", "split", "patient_id"]
     # the run's own dataset: its split and patient ids, and the run's own vectors row for row
-    with (run / "items.csv").open(newline="") as f:
+    from core.run_folder import RunPaths
+
+    served = RunPaths(run)  # the served artifact set's files
+    with served.items.open(newline="") as f:
         run_rows = {r["path"]: (i, r) for i, r in enumerate(csv.DictReader(f))}
-    run_vectors = np.load(run / "embeddings.npy", allow_pickle=False)
+    run_vectors = np.load(served.embeddings, allow_pickle=False)
     for row, v in zip(rows, vectors, strict=True):
         i, expected = run_rows[row["path"]]
         assert (row["label"], row["split"], row["patient_id"]) == (

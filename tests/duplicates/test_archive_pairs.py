@@ -26,7 +26,7 @@ def test_candidates_in_blocks_match_the_exact_miner(kind):
     index = VectorIndex.build(x, kind)
     pairs, scores = candidate_pairs(shards, index, k=5, floor=0.9, block=256)
     want = mine_pair_arrays(x, 0.9, k=5)
-    assert {tuple(p) for p in pairs.tolist()} == set(zip(want.a.tolist(), want.b.tolist(),
+    assert {tuple(p) for p in pairs.tolist()} == set(zip(want.i.tolist(), want.j.tolist(),
                                                          strict=True))
     np.testing.assert_allclose(scores, np.einsum("pd,pd->p", x[pairs[:, 0]], x[pairs[:, 1]]),
                                atol=1e-6)

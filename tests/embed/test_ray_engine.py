@@ -85,7 +85,11 @@ def test_a_killed_ray_embedding_resumes_without_redoing_finished_shards(cluster,
     done = finished_shards(out)
     assert done, f"no shard written before the kill: {stderr[-2000:]}"
     assert len(done) < 21, "the run finished before it could be killed"
-    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("shard-*")}
+    # The files of finished shards (an unfinished one may have its csv written already: the
+    # .npy, written last, is what marks a shard finished).
+    stems = {s.vectors.name.split(".")[0] for s in done}
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("shard-*")
+              if p.name.split(".")[0] in stems}
 
     resumed = embed_archive(run, data, out, shard_size=2, precision="fp32", device="cpu",
                             batch_size=2, engine="ray")

@@ -42,7 +42,7 @@ def test_run_report_keys_and_round_trip(tmp_path):
 def test_evaluation_keys_and_round_trip(tmp_path):
     ev = Evaluation(_scores(0.6), "queries = test split", "/d", {"pixels_32": _scores(0.2)})
     d = ev.to_dict()
-    assert set(d) == SCORE_KEYS | {"protocol", "data", "baselines"}
+    assert set(d) == SCORE_KEYS | {"protocol", "data", "baselines", "excludes_same_patient"}
     assert set(d["baselines"]["pixels_32"]) == SCORE_KEYS
     assert "baselines" not in Evaluation(_scores(0.6), "p", "/d").to_dict()  # --no-baselines
     atomic_write_json(RunPaths(tmp_path).evaluation, d)
@@ -64,6 +64,7 @@ def test_run_summary_row(tmp_path):
         "run": tmp_path.name, "path": str(tmp_path), "state": s.state, "preset": "tiny",
         "arch": "resnet18", "epochs": 2, "image_size": 32, "epochs_done": 2, "best_val_loss": 1.5,
         "wall_seconds": 7.0, "precision_at_5": 0.6, "map": 0.4, "map_at_r": 0.3,
+        "same_patient_p@1": None,
         "pixels_32_p@5": 0.2, "pixels_32_map@r": 0.3}
     empty = run_summary(tmp_path / "nothing")
     assert empty.precision_at_5 is None and empty.baselines == {}
