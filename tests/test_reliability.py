@@ -188,7 +188,7 @@ def test_restarted_app_finds_the_running_training(tiny_workspace, tmp_path, monk
     ws_root = run_dir.parent.parent
     # A first "server" process starts the job and exits: only the files are left.
     launch = ("import sys; from pathlib import Path; from core.jobs import training as jobs; "
-              "from core.workspace import Workspace; "
+              "from core.runs.workspace import Workspace; "
               "jobs.start_training(Workspace(Path(sys.argv[1])), 'long', "
               "jobs.train_args(sys.argv[2], 'tiny', epochs=50, batch_size=2))")
     subprocess.run([sys.executable, "-c", launch, str(ws_root), str(tiny_workspace.dataset)],
