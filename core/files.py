@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import io
 import json
 import math
@@ -189,3 +190,12 @@ def atomic_write_csv(path: Path, header: Sequence[str],
                      rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> None:
     """`csv_bytes` written atomically (temp file, fsync, rename)."""
     atomic_write_bytes(path, csv_bytes(header, rows))
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks (a checkpoint's identity)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

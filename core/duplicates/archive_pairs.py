@@ -13,7 +13,6 @@ task, each task reading only the images its pairs name.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from core.duplicates.features import image_features
 from core.duplicates.verified import DEFAULT_FLOOR
 from core.duplicates.verify import VerifyRule, verify_many
 from core.embed.shards import finished_shards, read_archive_paths
+from core.files import file_sha256
 from core.index.refine import refine_search
 from core.index.shard_rows import gather_rows
 from core.index.vectors import VectorIndex
@@ -177,8 +177,4 @@ def _same_bytes(a: Path, b: Path) -> bool:
 
 
 def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)

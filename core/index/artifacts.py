@@ -17,14 +17,13 @@ they agree. Anything that writes a run's vectors (embed, add) goes through
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.embed.embeddings import Embeddings
-from core.files import atomic_write_json, fsync_dir, read_json
+from core.files import atomic_write_json, file_sha256, fsync_dir, read_json
 from core.index.vectors import VectorIndex
 from core.run_folder import ARTIFACT_FILES, ARTIFACTS_DIR, CURRENT_FILE, RunError, RunPaths
 
@@ -46,14 +45,6 @@ class ArtifactSet:
     index: VectorIndex
     checkpoint: Path
     checkpoint_sha256: str
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _reembed(run_dir: Path) -> str:
