@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 WORKSPACE ?= workspace
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast bench lint demo clean-workspace
+.PHONY: run test test-fast test-browser bench lint demo clean-workspace
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 # The fast lane: everything not marked slow (no training, no app, no browser); under a minute.
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
+
+# The Playwright + Chromium walk of the app at 1280x720 (needs Debian's chromium).
+test-browser: $(STAMP)
+	CXR_BROWSER=1 $(PY) -m pytest tests/app/test_browser.py
 
 bench: $(STAMP)
 	$(PY) -m benchmarks $(if $(QUICK),--quick,)
