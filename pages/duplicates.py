@@ -168,7 +168,9 @@ def calibration_ui(result: DuplicateResult, store: ReviewStore, run: Path) -> No
     st.caption(f"Lowest cosine reaching precision 0.99 on the verdicts: precision {ch.precision:.3f}, "
                f"recall {ch.recall:.3f} of the confirmed duplicates"
                f"{'' if ch.reached else ' (0.99 not reachable: most precise shown)'}; 90% interval "
-               f"over resampled verdicts {s.low:.4f}–{s.high:.4f}. Recall counts reviewed pairs only; "
+               + (f"over resampled verdicts {s.low:.4f}–{s.high:.4f}" if s.low is not None and s.high is not None
+                  else "not available (too few verdicts to resample)")
+               + ". Recall counts reviewed pairs only; "
                "review near misses to see below the threshold.")
     if st.button("Search again with the suggested threshold", key="dup_apply"):
         from core.jobs import start_search

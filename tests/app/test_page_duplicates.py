@@ -16,7 +16,8 @@ APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
 @pytest.fixture(scope="module")
 def _dup_copy(_tiny_workspace_built, tmp_path_factory):
-    """A private copy of the tiny workspace whose run holds an auto duplicate search.
+    """A private copy of the tiny workspace whose run holds a duplicate search (cosine 0.9: the
+    verified rule of an auto search can leave a tiny 64 px run with a single pair).
 
     The search writes duplicates.json into the run, so it must not touch the shared one
     (the Map and Search pages read it).
@@ -26,7 +27,7 @@ def _dup_copy(_tiny_workspace_built, tmp_path_factory):
 
     src = _tiny_workspace_built
     run = copy_workspace(src.root, src.run_dir.name, tmp_path_factory.mktemp("dup") / "ws")
-    result = run_duplicates(run, "auto")
+    result = run_duplicates(run, 0.9)
     return TinyWorkspace(run.parent.parent, run, src.dataset), result
 
 
@@ -141,7 +142,8 @@ def test_tabs_render_and_names_stay_out_of_markdown(dup_ws):
     assert any("Enter your name" in w.value for w in at.warning)
     summary = " ".join(c.value for c in at.caption)
     assert f"{len(result.flagged)} pairs in {len(result.groups)} groups" in summary
-    assert f"est. precision {result.estimated_precision:.3f}" in summary
+    if result.estimated_precision is not None:  # only an auto search estimates it
+        assert f"est. precision {result.estimated_precision:.3f}" in summary
     for section, label in (("Calibration", "Suggested threshold"), ("Leakage", "Patients in more than one split")):
         at.button_group(key="dup_section").set_value(section).run()
         assert label in {m.label for m in at.metric} and not at.exception
@@ -155,11 +157,11 @@ def test_difference_overlay_and_zoom_views(dup_ws):
     at = _page()
     for view in ("Difference", "Overlay"):
         at.button_group(key="dup_view").set_value(view).run()
-        assert not at.exception and len(at.get("image")) == 1
+        assert not at.exception and len(at.get("image")) >= 1  # the view, plus the pair's evidence
     at.button_group(key="dup_view").set_value("Side by side").run()
     at.selectbox(key="dup_zoom").set_value(4).run()
     at.slider(key="dup_cx").set_value(0.2).run()
-    assert not at.exception and len(at.get("image")) == 2
+    assert not at.exception and len(at.get("image")) >= 2  # both films, plus the evidence
 
 
 def test_two_reviewers_on_one_pair_the_second_verdict_is_refused_not_moved(dup_ws):
@@ -168,7 +170,7 @@ def test_two_reviewers_on_one_pair_the_second_verdict_is_refused_not_moved(dup_w
     a, b = _page("ann"), _page("bob")
     seen = _shown_pair(b)
     assert _shown_pair(a) == seen
-    a.button(key="dup_v_same_image").click().run()
+    a.button(key="dup_v_exact").click().run()
     assert store.current()[tuple(sorted(seen))].reviewer == "ann"
     b.button(key="dup_v_not").click().run()  # bob has not reloaded: he still sees `seen`
     assert not b.exception
