@@ -53,12 +53,15 @@ def tiny_workspace(_tiny_workspace_built: TinyWorkspace, monkeypatch: pytest.Mon
 # Folders and fixtures whose tests train a model, start the app or spawn processes: `make
 # test-fast` (-m "not slow") leaves them out; `make test` runs everything.
 SLOW_DIRS = {"app", "cli", "jobs", "train"}
-SLOW_FIXTURES = {"tiny_workspace", "_tiny_workspace_built"}
+SLOW_FILES = {"test_ray_engine.py", "test_run_lifecycle.py", "test_light_import.py",
+              "test_chaos.py"}
+SLOW_FIXTURES = {"tiny_workspace", "_tiny_workspace_built", "small_run"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        slow = (Path(str(item.fspath)).parent.name in SLOW_DIRS
+        path = Path(str(item.fspath))
+        slow = (path.parent.name in SLOW_DIRS or path.name in SLOW_FILES
                 or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
                 or item.get_closest_marker("browser") or item.get_closest_marker("realdata"))
         if slow:

@@ -225,6 +225,7 @@ def _timed_writer(path: str, reviewer: str, seconds: float, start, acked) -> Non
         acked.value = i  # only after record() returned: an acknowledged verdict
 
 
+@pytest.mark.slow
 def test_two_writers_for_the_soak_time_lose_no_verdict(tmp_path):
     path = str(tmp_path / "r.sqlite")
     ReviewStore(path, "demo")
