@@ -72,7 +72,7 @@ def cmd_duplicates_eval(a: argparse.Namespace) -> int:
     if not (demo / "duplicates.csv").is_file():
         write_demo_dataset(demo, per_class=60, size=256, seed=0)
     table = evaluate_duplicates(a.run, cxr=a.cxr, demo=demo, device=a.device)
-    print(json.dumps(table, indent=2) if a.json else format_table(table))
+    print(json.dumps(table.to_dict(), indent=2) if a.json else format_table(table))
     return 0
 
 

@@ -17,7 +17,7 @@ checked geometrically) is scored per kind and, on the synthetic copies, per edit
 from __future__ import annotations
 
 import csv
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,10 @@ from core.duplicates.auto_calibration import AutoCalibration, auto_calibrate
 from core.duplicates.candidates import find_pairs
 from core.duplicates.edits import EDIT_KINDS
 from core.duplicates.evaluate_verified import (
+    ScoreRow,
     SyntheticCopies,
-    _interval_row,
     _row,
+    interval_row,
     pair_scores,
     synthetic_verified_rows,
     verified_rows,
@@ -72,9 +73,25 @@ def _listed_pairs(csv_path: Path, paths: list[str]) -> list[tuple[int, int]]:
                 if r["file_a"] in row and r["file_b"] in row]
 
 
+@dataclass(frozen=True)
+class DuplicateEvaluation:
+    """What `duplicates-eval` reports: one row per (set, detector), and each set's rules in words."""
+
+    run: str
+    rows: list[ScoreRow] = field(default_factory=list)
+    rules: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def row(self, set_name: str, detector: str) -> ScoreRow | None:
+        """The row of one detector on one set, or None when that set was not evaluated."""
+        return next((r for r in self.rows if r.set == set_name and r.detector == detector), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "rows": [r.to_dict() for r in self.rows], "rules": self.rules}
+
+
 def evaluate_duplicates(run: str | Path, cxr: str | Path | None = "../shared/data/cxr",
                         demo: str | Path | None = None, device: str = "cpu",
-                        k: int = 10) -> dict[str, Any]:
+                        k: int = 10) -> DuplicateEvaluation:
     """Run every evaluation and return the table (rows of set, detector and scores).
 
     Args:
@@ -85,10 +102,10 @@ def evaluate_duplicates(run: str | Path, cxr: str | Path | None = "../shared/dat
         k: neighbours per image.
 
     Returns:
-        {"rows": [...], "rules": {...}} with one row per (set, detector).
+        DuplicateEvaluation with one row per (set, detector).
     """
     run = Path(run)
-    rows: list[dict[str, Any]] = []
+    rows: list[ScoreRow] = []
     rules: dict[str, dict[str, str]] = {}
     if cxr is not None and (Path(cxr) / "near_duplicates.csv").is_file():
         cxr = Path(cxr).resolve()
@@ -109,12 +126,12 @@ def evaluate_duplicates(run: str | Path, cxr: str | Path | None = "../shared/dat
         test = [i for i, s in enumerate(emb.splits) if s == "test"] or list(range(len(emb)))
         synth_rows, copies = _synthetic_rows(run, emb, hashes, root, singletons(hashes, test), det, device, k)
         rows += synth_rows + synthetic_verified_rows(copies, root, out, det["combined"], vrule, k)
-        rows += [_interval_row(vcal)] if vcal else []
+        rows += [interval_row(vcal)] if vcal else []
     if demo is not None:
         rows_demo, rules_demo = _demo_rows(run, Path(demo), device, k)
         rows += rows_demo
         rules["demo"] = rules_demo
-    return {"run": str(run), "rows": rows, "rules": rules}
+    return DuplicateEvaluation(str(run), rows, rules)
 
 
 def _run_data(run: Path) -> str:
@@ -126,7 +143,7 @@ def _run_data(run: Path) -> str:
 
 
 def _synthetic_rows(run: Path, emb: Embeddings, hashes: HashTable, root: Path, originals: list[int],
-                    det: dict[str, Rule], device: str, k: int) -> tuple[list[dict[str, Any]], SyntheticCopies]:
+                    det: dict[str, Rule], device: str, k: int) -> tuple[list[ScoreRow], SyntheticCopies]:
     """Add copies of `originals` to the dataset and score pairs that involve a copy."""
     from core.embed.encoder import Encoder
 
@@ -159,7 +176,7 @@ def _synthetic_rows(run: Path, emb: Embeddings, hashes: HashTable, root: Path, o
     return rows, SyntheticCopies(big, big_hashes, emb, family, edits, pixels)
 
 
-def _demo_rows(run: Path, demo: Path, device: str, k: int) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def _demo_rows(run: Path, demo: Path, device: str, k: int) -> tuple[list[ScoreRow], dict[str, str]]:
     out = output_dir(run, demo)
     emb, root = dataset_embeddings(run, demo, out, device)
     hashes = hash_files(root, emb.paths, cache=out / "hashes.csv")
@@ -171,16 +188,16 @@ def _demo_rows(run: Path, demo: Path, device: str, k: int) -> tuple[list[dict[st
     return rows, {name: r.describe() for name, r in det.items()}
 
 
-def format_table(table: dict[str, Any]) -> str:
+def format_table(table: DuplicateEvaluation) -> str:
     """The evaluation as a Markdown table (for the README), then the calibrated rules."""
     lines = ["| set | detector | precision | recall | F1 | flagged | true pairs |",
              "|---|---|---:|---:|---:|---:|---:|"]
-    for r in table["rows"]:
-        pci = " [{:.3f}, {:.3f}]".format(*r["precision_ci"]) if r.get("precision_ci") else ""
-        rci = " [{:.3f}, {:.3f}]".format(*r["recall_ci"]) if r.get("recall_ci") else ""
-        lines.append(f"| {r['set']} | {r['detector']} | {r['precision']:.3f}{pci} | {r['recall']:.3f}{rci} | "
-                     f"{r['f1']:.3f} | {r['n_flagged']} | {r['n_true']} |")
-    for name, rules in table["rules"].items():
+    for r in table.rows:
+        pci = " [{:.3f}, {:.3f}]".format(*r.precision_ci) if r.precision_ci else ""
+        rci = " [{:.3f}, {:.3f}]".format(*r.recall_ci) if r.recall_ci else ""
+        lines.append(f"| {r.set} | {r.detector} | {r.precision:.3f}{pci} | {r.recall:.3f}{rci} | "
+                     f"{r.f1:.3f} | {r.n_flagged} | {r.n_true} |")
+    for name, rules in table.rules.items():
         lines.append("")
         lines.append(f"Rules calibrated for {name} (target precision 0.99 on synthetic copies):")
         lines += [f"- {det}: {text}" for det, text in rules.items()]

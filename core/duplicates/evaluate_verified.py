@@ -9,7 +9,7 @@ original's group of exact and verified copies).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +83,32 @@ class SyntheticCopies:
     pixels: list[np.ndarray]
 
 
-def _row(name: str, detector: str, s: PairScores) -> dict[str, Any]:
-    return {"set": name, "detector": detector, "precision": round(s.precision, 4),
-            "recall": round(s.recall, 4), "f1": round(s.f1, 4), "n_flagged": s.n_flagged,
-            "n_true": s.n_true}
+@dataclass(frozen=True)
+class ScoreRow:
+    """One line of the duplicate evaluation: a detector's scores on one set of known pairs.
+
+    precision_ci, recall_ci: 95 % bootstrap intervals where the row is an estimate (the
+    calibration's own), else None.
+    """
+
+    set: str
+    detector: str
+    precision: float
+    recall: float
+    f1: float
+    n_flagged: int
+    n_true: int
+    precision_ci: tuple[float, float] | None = None
+    recall_ci: tuple[float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if v is not None}
+        return d | {k: list(d[k]) for k in ("precision_ci", "recall_ci") if k in d}
+
+
+def _row(name: str, detector: str, s: PairScores) -> ScoreRow:
+    return ScoreRow(name, detector, round(s.precision, 4), round(s.recall, 4), round(s.f1, 4),
+                    s.n_flagged, s.n_true)
 
 
 def _key(p: CandidatePair) -> tuple[int, int]:
@@ -102,7 +124,7 @@ def verify_rule_for(out: Path, emb: Embeddings, hashes: HashTable, root: Path,
 
 
 def verified_rows(name: str, emb: Embeddings, hashes: HashTable, root: Path, out: Path, rule: Rule,
-                  vrule: VerifyRule, truth: set[tuple[int, int]], k: int) -> list[dict[str, Any]]:
+                  vrule: VerifyRule, truth: set[tuple[int, int]], k: int) -> list[ScoreRow]:
     """Rows for the two-stage detector and each kind on a dataset with known true pairs."""
     table = image_features(root, emb.paths, cache=out / FEATURES)
     pairs = verify_candidates(emb, hashes, find_pairs(emb, hashes, rule, k=k, near_misses=False), table,
@@ -116,7 +138,7 @@ def verified_rows(name: str, emb: Embeddings, hashes: HashTable, root: Path, out
 
 
 def synthetic_verified_rows(c: SyntheticCopies, root: Path, out: Path, rule: Rule, vrule: VerifyRule,
-                            k: int) -> list[dict[str, Any]]:
+                            k: int) -> list[ScoreRow]:
     """Rows for the two-stage detector on copies: overall, per kind and per edit.
 
     Every original has one copy per edit here, so its copies fill one another's neighbour
@@ -159,11 +181,11 @@ def synthetic_verified_rows(c: SyntheticCopies, root: Path, out: Path, rule: Rul
     return rows
 
 
-def _interval_row(cal: VerifyCalibration) -> dict[str, Any]:
+def interval_row(cal: VerifyCalibration) -> ScoreRow:
     """The calibration's own estimate, at its prevalence, with 95 % bootstrap intervals."""
     p, r = cal.precision, cal.recall
     f1 = 2 * p.value * r.value / (p.value + r.value) if p.value + r.value else 0.0
-    return {"set": f"val copies (calibration, prevalence {cal.prevalence:g})", "detector": "verification",
-            "precision": p.value, "recall": r.value, "f1": round(f1, 4),
-            "n_flagged": int(cal.rule.passes(cal.pos_inliers, cal.pos_agreement).sum()),
-            "n_true": int(cal.pos_inliers.size), "precision_ci": [p.low, p.high], "recall_ci": [r.low, r.high]}
+    return ScoreRow(f"val copies (calibration, prevalence {cal.prevalence:g})", "verification",
+                    p.value, r.value, round(f1, 4),
+                    int(cal.rule.passes(cal.pos_inliers, cal.pos_agreement).sum()),
+                    int(cal.pos_inliers.size), (p.low, p.high), (r.low, r.high))
