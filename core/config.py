@@ -146,7 +146,8 @@ class Option:
     """One option of `python -m core train` and of the Train page.
 
     name: the keyword (make_run_config's for the recipe, Runtime's when `runtime`);
-    kind: int, float or str; positive: must be > 0; choices: the allowed values.
+    kind: int, float or str; positive: must be > 0; choices: the allowed values;
+    low, high, step, fmt: a number's range, step and printf format on the Train page's form.
     """
 
     name: str
@@ -156,6 +157,14 @@ class Option:
     choices: tuple[str, ...] = ()
     help: str = ""
     runtime: bool = False
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    fmt: str | None = None
+
+    @property
+    def is_number(self) -> bool:
+        return self.kind in (int, float) and not self.runtime
 
     @property
     def flag(self) -> str:
@@ -163,15 +172,16 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("epochs", "Epochs", int, positive=True),
-    Option("batch_size", "Batch size", int, positive=True),
-    Option("image_size", "Image size (px)", int, positive=True),
-    Option("lr", "Learning rate", float, positive=True),
-    Option("temperature", "Temperature", float, positive=True),
+    Option("epochs", "Epochs", int, positive=True, low=1, high=1000),
+    Option("batch_size", "Batch size", int, positive=True, low=2, high=4096,
+           help="images per step; NT-Xent needs at least 2"),
+    Option("image_size", "Image size (px)", int, positive=True, low=16, high=1024, step=16),
+    Option("lr", "Learning rate", float, positive=True, low=1e-6, high=1.0, fmt="%.4f"),
+    Option("temperature", "Temperature", float, positive=True, low=0.01, high=10.0, fmt="%.2f"),
     Option("arch", "Encoder", str, choices=ARCHS),
     Option("weights", "Initial weights", str, help="imagenet | none | PATH to a state dict"),
-    Option("seed", "Seed", int),
-    Option("patient_positives", "Patient positives", float,
+    Option("seed", "Seed", int, low=0, high=2**31 - 1, help="weights, views and order; the split has its own"),
+    Option("patient_positives", "Patient positives", float, low=0.0, high=1.0, step=0.1, fmt="%.2f",
            help="chance that a positive pair is two films of one patient (0..1; needs ids)"),
     Option("device", "Device", str, choices=DEVICES, runtime=True),
     Option("precision", "Precision", str, choices=PRECISIONS, runtime=True),

@@ -8,7 +8,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.config import ARCHS, DEVICES, PRESETS, ConfigError
+from core.config import ARCHS, DEVICES, OPTIONS, PRESETS, ConfigError, Option
 from core.device import resolve_device
 from core.jobs import training as jobs
 from core.model import imagenet_weights_available
@@ -107,12 +107,10 @@ def recipe_ui(ws: Workspace, n_images: int) -> tuple[str, dict, str] | None:
     weights = c[1].selectbox("Initial weights", weights_options, index=weights_options.index(default_weights),
                              key=k + "weights", format_func={"imagenet": "ImageNet", "none": "random (none)"}.get)
     device_choice = c[2].selectbox("Device", DEVICES, key=k + "device")
-    c = st.columns(5)
-    epochs = c[0].number_input("Epochs", 1, 1000, train.epochs, key=k + "epochs")
-    batch = c[1].number_input("Batch size", 2, 4096, train.batch_size, key=k + "batch")
-    size = c[2].number_input("Image size (px)", 16, 1024, train.image_size, step=16, key=k + "size")
-    lr = c[3].number_input("Learning rate", 1e-6, 1.0, train.lr, format="%.4f", key=k + "lr")
-    temp = c[4].number_input("Temperature", 0.01, 10.0, train.temperature, format="%.2f", key=k + "temp")
+    numbers = [o for o in OPTIONS if o.is_number]
+    cols = [col for _ in range(0, len(numbers), 4) for col in st.columns(4)]
+    values = {o.name: number_input(col, o, getattr(train, o.name), k) for col, o in zip(cols, numbers, strict=False)}
+    epochs, batch, size, temp = (values[n] for n in ("epochs", "batch_size", "image_size", "temperature"))
     if not cached:
         st.caption(f"ImageNet weights for {arch} are not in the local torch cache, and this server may "
                    "not download them: starting from random weights by default.")
@@ -143,9 +141,17 @@ def recipe_ui(ws: Workspace, n_images: int) -> tuple[str, dict, str] | None:
         auto = f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"  # follows the preset until edited
         st.session_state["train_run_name"] = st.session_state["train_auto_name"] = auto
     name = st.text_input("Run name", key="train_run_name")
-    options = {"epochs": int(epochs), "batch_size": int(batch), "image_size": int(size), "lr": float(lr),
-               "temperature": float(temp), "arch": arch, "weights": weights, "device": device_choice}
+    options = values | {"arch": arch, "weights": weights, "device": device_choice}
     return preset, options, name
+
+
+def number_input(col, option: Option, default: int | float, key_prefix: str) -> int | float:
+    """One recipe number, its range, step and format taken from core.config.OPTIONS."""
+    cast = option.kind
+    step = cast(option.step) if option.step is not None else None
+    value = col.number_input(option.label, cast(option.low), cast(option.high), cast(default), step=step,
+                             format=option.fmt, help=option.help or None, key=key_prefix + option.name)
+    return cast(value)
 
 
 def _gpu_name() -> str:

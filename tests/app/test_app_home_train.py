@@ -65,7 +65,7 @@ def test_train_form_has_the_seed_recipe_and_quick_one_click_away(tiny_workspace)
     at = _app("pages/train.py")
     values = {n.label: n.value for n in at.number_input}
     assert values == {"Epochs": 50, "Batch size": 64, "Image size (px)": 224,
-                      "Learning rate": 0.001, "Temperature": 0.5}
+                      "Learning rate": 0.001, "Temperature": 0.5, "Seed": 0, "Patient positives": 0.0}
     boxes = {s.label: s.value for s in at.selectbox}
     assert boxes["Encoder"] == "resnet18" and "Optimiser" not in boxes
     assert boxes["Initial weights"] == ("imagenet" if imagenet_weights_available() else "none")
@@ -109,13 +109,16 @@ def test_start_passes_the_form_to_a_job(tiny_workspace, monkeypatch: pytest.Monk
     monkeypatch.setattr(jobs, "start_training", fake_start)
     at = _app("pages/train.py")
     at.number_input(key="train_seed_epochs").set_value(3)
+    at.number_input(key="train_seed_patient_positives").set_value(0.5)
     at.text_input(key="train_run_name").set_value("mine")
     next(b for b in at.button if b.label == "Start training").click().run()
     assert not at.exception and not at.error
     [(name, args)] = started
     assert name == "mine"
+    assert args[args.index("--patient-positives") + 1] == "0.5"
     assert args == jobs.train_args(tiny_workspace.dataset, "seed", epochs=3, batch_size=64, image_size=224,
-                                   lr=0.001, temperature=0.5, arch="resnet18",
+                                   lr=0.001, temperature=0.5, seed=0, patient_positives=0.5,
+                                   arch="resnet18",
                                    weights="imagenet" if imagenet_weights_available() else "none",
                                    device="auto")
 
