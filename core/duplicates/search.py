@@ -33,6 +33,7 @@ from core.duplicates.hashing import hash_files
 from core.duplicates.rule import DEFAULT_TARGET, CalibrationError, Rule, precision_recall
 from core.duplicates.verified import DEFAULT_FLOOR, DEFAULT_VERIFY_K, geometric_stage
 from core.duplicates.verify import VerifyRule
+from core.duplicates.verify_calibration import Interval
 from core.embed.embeddings import Embeddings
 from core.files import atomic_write_csv, atomic_write_json, read_json
 from core.run_folder import RunError, RunPaths
@@ -276,5 +277,32 @@ def _read_calibration(path: Path) -> AutoCalibration | None:
     saved = read_json(path, default=None)
     try:
         return AutoCalibration.from_dict(saved) if isinstance(saved, dict) else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class CopyEstimate:
+    """How well the geometric check finds copies, as calibrated: 95 % bootstrap intervals.
+
+    prevalence: the share of copies among candidate pairs the precision is stated for.
+    """
+
+    prevalence: float
+    precision: Interval
+    recall: Interval
+    recall_by_edit: dict[str, Interval]
+
+
+def copy_estimate(result: DuplicateResult) -> CopyEstimate | None:
+    """The calibration behind `result`'s verification rule; None without one (a rule given by
+    hand, or a calibration made for another rule)."""
+    saved = (read_json(result.out_dir / CALIBRATION, default=None) or {}).get("verification")
+    try:
+        if not saved or VerifyRule(**saved["rule"]) != result.verify_rule:
+            return None
+        return CopyEstimate(float(saved["prevalence"]), Interval(**saved["precision"]),
+                            Interval(**saved["recall"]),
+                            {k: Interval(**v) for k, v in saved.get("recall_by_edit", {}).items()})
     except (KeyError, TypeError, ValueError):
         return None
