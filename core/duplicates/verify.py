@@ -69,14 +69,32 @@ class VerifyRule:
 
 
 def match_points(a: ImageFeatures, b: ImageFeatures) -> tuple[np.ndarray, np.ndarray]:
-    """Ratio-test matches: (M, 2) points in a and the (M, 2) points in b they match."""
+    """Ratio-test matches: (M, 2) points in a and the (M, 2) points in b they match.
+
+    Each descriptor of a is matched to its nearest descriptor of b in Hamming distance and kept
+    when that is below RATIO times the second nearest (what cv2.BFMatcher's knnMatch with k=2
+    and the ratio test give, up to ties, in about half the time: no DMatch objects).
+    """
     if len(a.desc) < 2 or len(b.desc) < 2:
         return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    knn = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(a.desc, b.desc, k=2)
-    good = [m[0] for m in knn if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
-    ia = np.array([g.queryIdx for g in good], np.int64)
-    ib = np.array([g.trainIdx for g in good], np.int64)
-    return a.points[ia].reshape(-1, 2), b.points[ib].reshape(-1, 2)
+    d = hamming_table(a.desc, b.desc)  # (Na, Nb)
+    two = np.argpartition(d, 1, axis=1)[:, :2]  # the two nearest, in either order
+    d2 = np.take_along_axis(d, two, axis=1)
+    first = d2[:, 0] <= d2[:, 1]
+    best = np.where(first, two[:, 0], two[:, 1])
+    lo, hi = np.minimum(d2[:, 0], d2[:, 1]), np.maximum(d2[:, 0], d2[:, 1])
+    ia = np.flatnonzero(lo < RATIO * hi)
+    return a.points[ia].reshape(-1, 2), b.points[best[ia]].reshape(-1, 2)
+
+
+def hamming_table(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(Na, Nb) uint16 Hamming distances between rows of two (N, 32) uint8 descriptor arrays."""
+    a64 = np.ascontiguousarray(a).view(np.uint64)  # (Na, 4)
+    b64 = np.ascontiguousarray(b).view(np.uint64)
+    d = np.zeros((len(a64), len(b64)), np.uint16)
+    for w in range(a64.shape[1]):
+        d += np.bitwise_count(a64[:, w, None] ^ b64[None, :, w])
+    return d
 
 
 def fit_similarity(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:

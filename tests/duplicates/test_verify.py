@@ -166,3 +166,29 @@ def test_real_films_copy_found_and_two_childrens_look_alike_films_are_not_copies
     copy = edit_image(edit_image(img, "crop", rng), "rotate", rng)
     c = verify_pair(a, features_of(np.asarray(copy)))
     assert VerifyRule().passes(c.inliers, c.agreement)
+
+
+def test_hamming_table_by_hand():
+    from core.duplicates.verify import hamming_table
+
+    a = np.zeros((2, 32), np.uint8)
+    a[1, 0] = 0b1011  # 3 bits
+    b = np.zeros((3, 32), np.uint8)
+    b[1, 31] = 0xFF  # 8 bits, in the last byte
+    b[2] = 0xFF  # all 256 bits: past uint8
+    assert hamming_table(a, b).tolist() == [[0, 8, 256], [3, 11, 253]]
+
+
+def test_ratio_test_keeps_clear_matches_and_drops_ambiguous_ones():
+    from core.duplicates.features import ImageFeatures
+    from core.duplicates.verify import match_points
+
+    rng = np.random.default_rng(0)
+    desc = rng.integers(0, 256, (6, 32), np.uint8)
+    pts = np.arange(12, dtype=np.float32).reshape(6, 2)
+    b_desc = np.concatenate([desc[::-1], desc[:1]])  # desc[0] twice: a's row 0 is ambiguous
+    b_pts = np.concatenate([pts[::-1], [[99, 99]]]).astype(np.float32)
+    pa, pb = match_points(ImageFeatures(pts, desc, np.zeros((4, 4), np.uint8)),
+                          ImageFeatures(b_pts, b_desc, np.zeros((4, 4), np.uint8)))
+    assert pa.tolist() == pts[1:].tolist()  # rows 1..5 match exactly, row 0 fails the ratio test
+    assert pb.tolist() == pts[1:].tolist()  # ...onto the same points
