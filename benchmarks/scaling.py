@@ -142,15 +142,17 @@ def ingest(n: int, preset: str = "seed", n_new: int = 100) -> None:
     import torch
 
     from core.data.imageio import read_gray
+    from core.device import resolve_precision
     from core.duplicates.hashing import hash_pixels
     from core.embed.encoder import embed_tensor, fold_batchnorm
     from core.model.checkpoint import load_run_model
     from core.model.transforms import eval_view
 
+    precision = resolve_precision("auto", torch.device("cpu"))  # what Encoder.from_run picks here
     with tempfile.TemporaryDirectory() as tmp:
         data, run, config = _tiny_run(Path(tmp), n_new, preset)
         dim = config.model.feature_dim
-        note(f"scaling ingest: IVF-PQ over {n} x {dim}, {preset} model")
+        note(f"scaling ingest: IVF-PQ over {n} x {dim}, {preset} model, {precision}")
         vectors = low_rank_unit_vectors(n, dim, seed=3)
         index = VectorIndex.build(vectors, "ivfpq")
         model = fold_batchnorm(load_run_model(run, torch.device("cpu"))[0])
@@ -160,27 +162,33 @@ def ingest(n: int, preset: str = "seed", n_new: int = 100) -> None:
         def fetch(ids: np.ndarray) -> np.ndarray:
             return np.stack([vectors[i] if i < n else added[i - n] for i in ids.tolist()])
 
-        def one(path: Path) -> None:
+        def one(path: Path) -> tuple[float, float]:
+            t0 = time.perf_counter()
             pixels = read_gray(path)
             v = embed_tensor(model, eval_view(pixels, config.train.image_size)[None],
-                             torch.device("cpu"), "bf16")  # (1, D)
+                             torch.device("cpu"), precision)  # (1, D)
             hash_pixels(pixels)
+            t1 = time.perf_counter()
             index.add(v)
             added.append(v[0])
             refine_search(index, v, K + 1, fetch)
+            return (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
 
         one(files[0])
-        times = []
+        times, steps = [], []
         for f in files:
             t = time.perf_counter()
-            one(f)
+            steps.append(one(f))
             times.append((time.perf_counter() - t) * 1e3)
+    embed_ms, index_ms = (percentile([s[x] for s in steps], 50) for x in (0, 1))
     for q in (50, 99):
         emit(f"scaling.ingest_p{q}", percentile(times, q), "ms", better=LOWER, n_indexed=n, dim=dim,
-             index="ivfpq", px=config.train.image_size, arch=config.model.arch, precision="bf16",
+             index="ivfpq", px=config.train.image_size, arch=config.model.arch, precision=precision,
              new_images=len(times), target="p50 < 100 ms" if q == 50 else None,
              steps="read + decode + embed + pHash + index.add + search 44 candidates + exact re-score",
-             load_1min=round(os.getloadavg()[0], 1))
+             p50_read_embed_hash_ms=round(embed_ms, 1) if q == 50 else None,
+             p50_add_search_ms=round(index_ms, 1) if q == 50 else None,
+             torch_threads=torch.get_num_threads(), load_1min=round(os.getloadavg()[0], 1))
 
 
 def run(quick: bool) -> None:
