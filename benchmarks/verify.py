@@ -74,6 +74,8 @@ def run(quick: bool) -> None:
         t = time.process_time()
         ref = sift_loop(files, pairs[rng.choice(len(pairs), n_ref, replace=False)])
         ref_cpu = n_ref / (time.process_time() - t)  # pairs per CPU second, one process
+        # The search verifies each unordered pair once: a k-NN graph has fewer pairs than n k.
+        unique = unique_pair_fraction(sorted(set(files)))
     images_per_s = n / feat_s
     pairs_per_s = len(pairs) / ver_s
     minutes = (100_000 / images_per_s + 100_000 * K / pairs_per_s) / 60
@@ -93,8 +95,6 @@ def run(quick: bool) -> None:
          reference="plain single-process SIFT loop on one idle core",
          reference_value=100_000 * K / ref_cpu / 60, better=LOWER, extrapolated_from=n,
          workers=workers, basis="CPU seconds of the worker processes / workers", load_1min=load)
-    # The search verifies each unordered pair once: a k-NN graph has fewer pairs than n k.
-    unique = unique_pair_fraction(sorted(set(files)))
     emit("verify.minutes_per_100k_images_k5_unique_pairs_idle_cores",
          (100_000 / idle_images_per_s + 100_000 * K * unique / idle_pairs_per_s) / 60, "min",
          reference="plain single-process SIFT loop on one idle core, the same pairs",
