@@ -129,8 +129,11 @@ PRESETS: dict[str, RunConfig] = {
         "", "quick", _SCRATCH,
         # milder crops and photometric jitter: exposure and framing carry signal on radiographs
         AugmentConfig(crop_scale_min=0.7, brightness=0.15, contrast=0.15, blur_prob=0.2),
+        # every positive pair is two films of one patient where ids exist (a patient with one
+        # film pairs with itself): over two seeds P@5 0.815 vs 0.805, mAP 0.584 vs 0.523,
+        # same-patient P@1 0.284 vs 0.189 against patient_positives 0 (README "Results")
         TrainConfig(epochs=20, batch_size=64, image_size=96, lr=1e-3, temperature=0.2,
-                    cosine_schedule=True)),
+                    cosine_schedule=True, patient_positives=1.0)),
     "demo": RunConfig(  # the in-app demo model: under 2 minutes on a 2-core CPU
         "", "demo", _SCRATCH, AugmentConfig(crop_scale_min=0.5),
         TrainConfig(epochs=8, batch_size=32, image_size=64, lr=1e-3, temperature=0.2,

@@ -27,7 +27,7 @@ from pages._shared import (
     workspace_ui,
 )
 
-RECIPES = {"seed": "Seed recipe (resnet18, 224 px, 50 epochs)", "quick": "Quick (96 px, ~5 CPU minutes per 1,000 images)"}
+RECIPES = {"seed": "Seed recipe (resnet18, 224 px, 50 epochs)", "quick": "Quick (96 px, 20 epochs, patient positives)"}
 RESUMABLE = ("stopped", "interrupted", "failed")
 
 
