@@ -3,6 +3,9 @@
 from core.facade import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "BaselineGap": "standing",
+    "baseline_gap": "standing",
+    "baseline_words": "standing",
     "Evaluation": "evaluate",
     "evaluate_run": "evaluate",
     "load_evaluation": "evaluate",
@@ -30,6 +33,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "BaselineGap",
+    "baseline_gap",
+    "baseline_words",
     "Evaluation",
     "evaluate_run",
     "load_evaluation",
