@@ -25,7 +25,7 @@ test-fast: $(STAMP)
 
 # The Playwright + Chromium walk of the app at 1280x720 (needs Debian's chromium).
 test-browser: $(STAMP)
-	CXR_BROWSER=1 $(PY) -m pytest tests/app/test_browser.py
+	$(PY) -m pytest tests/app/test_browser.py
 
 bench: $(STAMP)
 	$(PY) -m benchmarks $(if $(QUICK),--quick,)

@@ -24,6 +24,7 @@ from core.duplicates import DuplicateResult, Interval, copy_estimate, load_resul
 from core.embed import Embeddings
 from core.jobs import search_status, start_search
 from core.review import KIND_LABELS, KINDS, SORTS, STATUSES, QueueFilter, QueueItem
+from pages._pair_evidence_ui import found_kinds_ui
 
 STATUS_LABELS = {"pending": "pending", "duplicate": "duplicate", "not_duplicate": "not duplicate",
                  "skip": "skipped", "any": "any status"}
@@ -68,10 +69,16 @@ def reviewer_ui() -> str:
     return name
 
 
-def search_ui(run: Path) -> None:
-    """Status of the run's duplicate search, a form to (re)start it, polling while it runs."""
+def search_ui(run: Path, slot=None) -> None:
+    """Status of the run's duplicate search, a form to (re)start it, polling while it runs.
+
+    slot: where a result is on screen already, a small "Search again" pop-over goes there (a
+    header column); the failure of the last search and the polling stay in the page's flow.
+    """
     status = search_status(run)
-    with st.expander("Find duplicates", expanded=status.state in ("none", "failed")):
+    box = (slot.popover("Search again", icon=":material/search:", width="stretch") if slot is not None
+           else st.expander("Find duplicates", expanded=status.state in ("none", "failed")))
+    with box:
         mode = st.radio("Threshold", ["auto", "fixed"], horizontal=True, key="dup_mode",
                         help="auto: calibrated on synthetic copies of held-out images to reach "
                              "precision 0.99. fixed: a cosine you choose.")
@@ -80,7 +87,8 @@ def search_ui(run: Path) -> None:
         if st.button("Find duplicates", key="dup_start", type="primary",
                      disabled=status.state == "running"):
             status = start_search(run, "auto" if mode == "auto" else round(value, 6))
-        if status.state == "failed":
+    if status.state == "failed":
+        with st.container() if slot is not None else box:
             st.error("The last search failed:")
             st.code(status.message, language=None)
     if status.state == "running":
@@ -126,13 +134,12 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
-def filters_ui(result: DuplicateResult) -> tuple[QueueFilter, bool]:
-    """Queue filters and order (in an expander), and the grid switch beside it.
+def filters_ui(result: DuplicateResult, box, switch) -> tuple[QueueFilter, bool]:
+    """Queue filters and order (an expander in `box`), and the grid switch (in `switch`).
 
     Returns:
         (the filter, True for the grid of many pairs).
     """
-    box, switch = st.columns([4, 1], vertical_alignment="center")
     grid = switch.toggle("Grid", key="dup_grid", help="Many pairs at once, with bulk verdicts.")
     with box.expander("Filters and order"):
         c1, c2, c3 = st.columns([1.2, 2, 2])
@@ -146,7 +153,8 @@ def filters_ui(result: DuplicateResult) -> tuple[QueueFilter, bool]:
         flagged = c5.checkbox("Flagged pairs only", value=True, key="dup_flagged",
                               help="Off: also near misses just under the threshold, which help calibrate.")
         sort = c6.selectbox("Order", list(SORTS), format_func=SORTS.get, key="dup_sort")
-    return QueueFilter(status, lo, hi, tuple(kinds), cross, flagged, sort), grid
+        found = found_kinds_ui()
+    return QueueFilter(status, lo, hi, tuple(kinds), cross, flagged, found, sort), grid
 
 
 def pair_table(item: QueueItem, emb: Embeddings) -> None:
@@ -165,10 +173,8 @@ def pair_facts(item: QueueItem) -> None:
     """The pair's evidence beside the films: cosine large, the rest as plain lines."""
     p = item.pair
     st.metric("Cosine", f"{p.score:.4f}")
-    lines = [f"pHash distance {p.hash_distance}/64",
-             f"identical pixels: {'yes' if p.exact else 'no'}",
-             f"cross-split: {'yes' if p.cross_split else 'no'}",
-             f"status: {STATUS_LABELS.get(item.status, item.status)}"]
+    lines = [f"pHash {p.hash_distance}/64 · identical: {'yes' if p.exact else 'no'}",
+             f"cross-split: {'yes' if p.cross_split else 'no'} · {STATUS_LABELS.get(item.status, item.status)}"]
     if item.verdict is not None:
         v = item.verdict
         kind = f" ({KIND_LABELS.get(v.kind, v.kind)})" if v.kind else ""

@@ -17,11 +17,13 @@ from core.data import THUMB_SIZE, ImageReadError, placeholder_png, thumbnail
 
 @dataclass(frozen=True)
 class GridItem:
-    """One image of a grid: its dataset path, label and a first line (e.g. rank and cosine)."""
+    """One image of a grid: its dataset path, label, a first line (e.g. rank and cosine) and
+    lines shown between the label and the file name (e.g. the patient)."""
 
     path: str
     label: str
     headline: str = ""
+    details: tuple[str, ...] = ()
 
 
 @st.cache_data(max_entries=4_000, show_spinner=False)  # ~3 KB each; the disk cache holds all
@@ -43,7 +45,7 @@ def image_grid(items: Sequence[GridItem], data_root: Path, run_dir: Path, column
             with cell:
                 st.image(cached_thumbnail(str(data_root), item.path, cache_dir, size), width=size)
                 lines = [item.headline] if item.headline else []
-                st.text("\n".join([*lines, item.label, Path(item.path).name]))
+                st.text("\n".join([*lines, item.label, *item.details, Path(item.path).name]))
 
 
 _MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|:$~=^&\"'")

@@ -35,8 +35,10 @@ def bulk_copies_ui(result: DuplicateResult, store: ReviewStore, reviewer: str, r
     """One button that confirms every pending verified copy as kind 'copy' (undo takes all back)."""
     copies = pending_copies(result.flagged, current)
     rule = result.verify_rule
-    if st.button(f"Confirm {len(copies)} verified copies", key="dup_bulk_copies", disabled=not copies,
-                 help=f"Pairs the geometric check calls the same film ({rule.describe()})."):
+    if st.button(f"Confirm {len(copies)} copies", key="dup_bulk_copies", disabled=not copies,
+                 width="stretch", help=f"Verified copies, as kind 'copy', in one step (undo undoes "
+                                       f"all): pairs the geometric check calls the same film "
+                                       f"({rule.describe()})."):
         try:
             store.record_many(copies, "duplicate", reviewer=reviewer, kind="copy",
                               note="bulk: verified copies", run=run.name, threshold=result.rule.threshold)

@@ -34,13 +34,15 @@ CUSTOM = "Custom"
 @dataclass(frozen=True, eq=False)
 class QueryImage:
     """A decoded query: its name, image, a digest of its bytes (keys its widgets), what its
-    pixels say (colour, shape, grey range), and its dataset path when picked from the dataset."""
+    pixels say (colour, shape, grey range), and its dataset path and patient id when picked
+    from the dataset."""
 
     name: str
     image: LoadedImage
     digest: str
     check: PixelCheck
     dataset_path: str | None = None
+    patient_id: str = ""  # a dataset image's patient ("" for uploads and unknown ids)
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,10 @@ def query_source_ui(emb: Embeddings, data_root: Path) -> QueryImage | QueryError
         stamp = (data_root / rel).stat().st_mtime
     except OSError:
         stamp = 0.0
-    return _read_dataset(str(data_root), rel, stamp)
+    query = _read_dataset(str(data_root), rel, stamp)
+    if isinstance(query, QueryImage):
+        query = replace(query, patient_id=emb.patients[emb.paths.index(rel)] or "")
+    return query
 
 
 def window_ui(query: QueryImage) -> tuple[np.ndarray, Window | None]:
@@ -162,3 +167,17 @@ def tags_ui(meta: dict[str, str]) -> None:
     tags = key_tags(meta)
     if tags:
         st.text("\n".join(f"{name}: {value}" for name, value in tags))
+
+
+def hide_patient_ui(query: QueryImage) -> str | None:
+    """A switch that leaves the query's own patient's films out of the results.
+
+    Returns:
+        The patient id to hide, or None (switch off, or the query's patient is unknown).
+    """
+    known = bool(query.patient_id)
+    hide = st.toggle("Hide this patient's other films", key="search_hide_patient", disabled=not known,
+                     help="Similar cases in other patients only." if known else
+                          "The query's patient is known only for a dataset image whose dataset "
+                          "gives patient ids.")
+    return query.patient_id if hide and known else None

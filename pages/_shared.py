@@ -140,6 +140,20 @@ def model_banner(ws: Workspace, run: Path) -> None:
         st.caption(escape_markdown(f"{data.note()} Run: {run.name} (change it in the sidebar)."))
 
 
+def compact_banners(ws: Workspace, run: Path) -> None:
+    """synthetic_banner and model_banner as one caption, for a page whose screen is tight (the
+    review desk); a model trained on other data still gets its full warning."""
+    data = model_data(run, ws.dataset_path)
+    warning = data.warning(dataset_is_synthetic(ws))
+    if warning:
+        st.warning(escape_markdown(warning), icon=":material/warning:")
+    parts = [f":material/science: **{SYNTHETIC_NOTE}**"] if dataset_is_synthetic(ws) else []
+    if not warning:
+        parts.append(escape_markdown(f"{data.note()} Run: {run.name}."))
+    if parts:
+        st.caption(" ".join(parts))
+
+
 # ---- cached loaders -------------------------------------------------------------------------
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model and its index…")

@@ -7,7 +7,6 @@ or a verdict never sends the reviewer back to another section.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -40,9 +39,9 @@ from pages._duplicates_ui import (
     verdict_ui,
 )
 from pages._images_ui import escape_markdown
-from pages._pair_evidence_ui import bulk_copies_ui, evidence_ui, found_kinds_ui
+from pages._pair_evidence_ui import bulk_copies_ui, evidence_ui
 from pages._review_grid_ui import grid_ui
-from pages._shared import flash, load_embeddings, model_banner, synthetic_banner, workspace_ui
+from pages._shared import compact_banners, flash, load_embeddings, synthetic_banner, workspace_ui
 
 SECTIONS = ["Review", "Calibration", "Leakage", "Export"]
 _SHOWN = "dup_shown"  # what the review desk showed last: pair and state, bulk list, last action
@@ -51,35 +50,41 @@ _SHOWN = "dup_shown"  # what the review desk showed last: pair and state, bulk l
 def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: str) -> None:
     """The queue: one pair at a time (films and scores on one screen) or a grid; undo, bulk confirm.
 
+    One row of controls (filters, grid switch, bulk confirms, undo), then the films with the
+    scores and verdicts beside them: at 1280 x 720 both films and the cosine show without
+    scrolling. The last action's message shows beside the films, so the desk does not move.
+
     A click acts on what the last run of this page showed (kept in session state), bound to
     the state it was in: if another reviewer moved it on since, the store refuses with one
     line and the page shows the pair as it is now.
     """
     shown = st.session_state.get(_SHOWN) or {}
     current = store.current()
-    f, grid = filters_ui(result)
-    f = replace(f, found_kinds=found_kinds_ui())
+    box, switch, c1, c2, c3 = st.columns([2.1, 1.0, 1.4, 1.4, 1.3], vertical_alignment="center")
+    f, grid = filters_ui(result, box, switch)
     queue = review_queue(result.pairs, current, f, groups=result.groups)
     exact = pending_exact(result.flagged, current)
-    c1, c2, c3 = st.columns([1.3, 1, 2.7], vertical_alignment="center")
-    if c1.button(f"Confirm {len(exact)} exact copies", key="dup_bulk", disabled=not exact,
+    if c1.button(f"Confirm {len(exact)} exact", key="dup_bulk", disabled=not exact, width="stretch",
                  help="Pairs with identical pixels, as 'same image', in one step (undo undoes all)."):
         pairs = shown.get("exact", exact)
         _save(lambda: store.record_many(pairs, "duplicate", reviewer=reviewer, kind="same_image",
                                         note="bulk: identical pixels", run=run.name,
                                         threshold=result.rule.threshold, seen=shown.get("bulk")),
               f"Confirmed {len(pairs)} exact copies.")
-    if c2.button("Undo my last", key="dup_undo", shortcut="U"):
+    with c2:
+        bulk_copies_ui(result, store, reviewer, run, current)
+    if c3.button("Undo my last", key="dup_undo", shortcut="U", width="stretch"):
         _save(lambda: store.undo_last(reviewer, seen=shown.get("undo")), "Undone.",
               empty="Nothing of yours to undo.")
-    bulk_copies_ui(result, store, reviewer, run, current)
     states = store.states()
     st.session_state[_SHOWN] = {"exact": exact, "undo": store.last_action(reviewer),
                                 "bulk": {pair_key(a, b): states.get(pair_key(a, b), 0) for a, b in exact}}
     if not queue:
+        flash()
         st.success("No pair left with these filters.")
         return
     if grid:
+        flash()
         grid_ui(queue, result, store, run, reviewer, _save)
         return
     pos = min(int(st.session_state.get("dup_pos", 0)), len(queue) - 1)
@@ -97,12 +102,12 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
                      width="stretch"):
             st.session_state["dup_pos"] = pos + 1
             st.rerun()
+        flash()
         st.markdown(f"**Pair {pos + 1} of {len(queue)}**")
         pair_facts(item)
         choice = verdict_ui(f"{item.pair.a}|{item.pair.b}")  # if the pair moved on, refused below
     st.session_state[_SHOWN] = {**st.session_state[_SHOWN], "pair": (item.pair.a, item.pair.b),
                                 "state": states.get(pair_key(item.pair.a, item.pair.b), 0)}
-    c3.caption(escape_markdown(f"Reviewing as {reviewer}"))
     if choice is not None:
         verdict, kind, note = choice
         if f.status != "pending":  # the pair stays in the queue: move on
@@ -206,19 +211,23 @@ def export_ui(result: DuplicateResult, store: ReviewStore) -> None:
                "other study' are not copies and are not in the keep list.")
 
 
-st.title("Duplicates")
+# A compact header (title, sections and "Search again" on one row, the notes in one caption)
+# leaves the review desk's films and scores on screen at 1280 x 720.
+title_col, section_col, search_col = st.columns([1.3, 2.4, 1.1], vertical_alignment="center")
+title_col.title("Duplicates", anchor=False)
 ws = workspace_ui()
 reviewer = reviewer_ui()
-synthetic_banner(ws)
-flash()
 run = ws.active_run
 if run is None:
+    synthetic_banner(ws)
+    flash()
     st.info("No trained model yet: train one on the Train page, then look for duplicates here.")
     st.stop()
-model_banner(ws, run)
-search_ui(run)
+compact_banners(ws, run)
 result = cached_result(run)
+search_ui(run, search_col if result is not None else None)
 if result is None:
+    flash()
     st.info("No duplicate search for this model yet: open 'Find duplicates' above.")
     st.stop()
 summary_ui(result)
@@ -227,8 +236,10 @@ try:
 except ReviewError as e:
     st.error(escape_markdown(str(e)))
     st.stop()
-section = st.segmented_control("Section", SECTIONS, default="Review", key="dup_section",
-                               label_visibility="collapsed") or "Review"
+section = section_col.segmented_control("Section", SECTIONS, default="Review", key="dup_section",
+                                        label_visibility="collapsed") or "Review"
+if section != "Review" or not reviewer:
+    flash()
 if section == "Review":
     if not reviewer:
         st.warning("Enter your name in the sidebar to give verdicts.")

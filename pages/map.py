@@ -24,11 +24,11 @@ from pages._map_ui import (
     tsne_progress_ui,
 )
 from pages._shared import (
+    compact_banners,
     finished_runs,
     get_searcher,
     load_embeddings,
     load_json,
-    model_banner,
     synthetic_banner,
     workspace_ui,
 )
@@ -50,19 +50,26 @@ def _stamp(path: Path) -> float:
         return 0.0
 
 
+def groups_of(run: Path) -> dict[str, int]:
+    """Duplicate group of each grouped image of the run ({} before a duplicate search)."""
+    return _groups(str(run), _stamp(run / "duplicates.json"))
+
+
 def quality_ui(run_dir: Path) -> None:
     """Per-class P@5 and mAP of the run's test queries."""
-    st.subheader("Retrieval quality by class")
+    st.markdown("**Retrieval quality by class**")  # a side column: a subheader would wrap
     rows = class_quality(run_dir)
     if not rows:
         st.caption("No evaluation in this run yet.")
         return
     table = pd.DataFrame([{"class": r.label, "P@5": r.precision_at_5, "mAP": r.map,
                            "queries": r.n_queries} for r in rows])
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"P@5": st.column_config.NumberColumn(format="%.2f"),
-                                "mAP": st.column_config.NumberColumn(format="%.2f"),
-                                "queries": st.column_config.NumberColumn(width="small")})
+    st.dataframe(table, hide_index=True, width="stretch",  # pixel widths: all four fit the side
+                 column_config={"class": st.column_config.TextColumn(width=116),
+                                "P@5": st.column_config.NumberColumn(format="%.2f", width=46),
+                                "mAP": st.column_config.NumberColumn(format="%.2f", width=46),
+                                "queries": st.column_config.NumberColumn(
+                                    "n", width=34, help="test queries of the class")})
     evaluation = load_evaluation(run_dir)
     protocol = evaluation.protocol if evaluation is not None else ""
     if protocol:
@@ -120,29 +127,24 @@ def choose_projection(run_dir: Path, view: str, spec: ProjectionSpec) -> Project
 
 ws = workspace_ui()
 st.title("Embedding map")
-synthetic_banner(ws)
+notes = st.container()  # under the title, filled once the run is chosen
 runs = finished_runs(ws)
 if not runs:
+    synthetic_banner(ws)
     st.info("No trained model yet: train one on the Train page (the demo model trains by itself "
             "on first start).")
     st.stop()
 
-
-
-def groups_of(run: Path) -> dict[str, int]:
-    """Duplicate group of each grouped image of the run ({} before a duplicate search)."""
-    return _groups(str(run), _stamp(run / "duplicates.json"))
-
-
 choices = map_controls_ui(runs, ws.active_run, lambda run: bool(groups_of(run)))
 run_dir = choices.run
-model_banner(ws, run_dir)
+with notes:
+    compact_banners(ws, run_dir)  # one caption: the plot starts higher on a laptop screen
 emb = load_embeddings(run_dir)
 group_of = groups_of(run_dir)
 data_root = Path((load_json(RunPaths(run_dir).config) or {}).get("data", ""))
 spec = ProjectionSpec("tsne", choices.perplexity, choices.seed, choices.split)
 
-map_col, side_col = st.columns([3, 1.3])
+map_col, side_col = st.columns([3, 1.4])
 with map_col:
     if not emb.subset(choices.split).size and choices.split != "all":
         st.warning(f"This run has no images in the {choices.split} split.")

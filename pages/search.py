@@ -11,10 +11,25 @@ import streamlit as st
 
 from core.data import ImageReadError, Window, dataset_file, load_image, preview
 from core.duplicates import CopyMatch, copy_rule, find_copy
-from core.retrieval import Familiarity, ScoreProfile, familiarity_of, score_profile
+from core.retrieval import (
+    Familiarity,
+    Hit,
+    SamePatientPrior,
+    ScoreProfile,
+    familiarity_of,
+    same_patient_note,
+    score_profile,
+)
 from core.runs import TimedHits, hits_csv, label_vote, timed_search
 from pages._images_ui import GridItem, escape_markdown, image_grid
-from pages._search_ui import QueryError, QueryImage, query_source_ui, tags_ui, window_ui
+from pages._search_ui import (
+    QueryError,
+    QueryImage,
+    hide_patient_ui,
+    query_source_ui,
+    tags_ui,
+    window_ui,
+)
 from pages._shared import (
     get_searcher,
     load_embeddings,
@@ -24,7 +39,7 @@ from pages._shared import (
 )
 
 COMPARE_PX = 440  # side by side, each fits half of a laptop screen
-_RESULTS = "search_results"  # session cache: (run, query, window, k) -> Answer
+_RESULTS = "search_results"  # session cache: (run, query, window, k, hidden patient) -> Answer
 
 
 @dataclass(frozen=True)
@@ -54,13 +69,15 @@ def profile_of(run_dir: Path) -> ScoreProfile:
 
 
 def search(run_dir: Path, data_root: Path, query: QueryImage, pixels: np.ndarray,
-           window: Window | None, k: int) -> Answer:
-    """Results of the query, computed once per (run, image, window, k) in this session."""
+           window: Window | None, k: int, hide_patient: str | None) -> Answer:
+    """Results of the query, computed once per (run, image, window, k, hidden patient) in this
+    session."""
     dup_stamp = _stamp(run_dir / "duplicates.json")
-    key = (str(run_dir), query.digest, query.dataset_path, repr(window), k, dup_stamp)
+    key = (str(run_dir), query.digest, query.dataset_path, repr(window), k, hide_patient, dup_stamp)
     cached = st.session_state.get(_RESULTS)
     if cached is None or cached[0] != key:
-        result = timed_search(get_searcher(run_dir), pixels, k, exclude_path=query.dataset_path)
+        result = timed_search(get_searcher(run_dir), pixels, k, exclude_path=query.dataset_path,
+                              hide_patient=hide_patient)
         copy = find_copy(pixels, result.hits, data_root, copy_rule(run_dir))
         best = familiarity_of(profile_of(run_dir), result.hits[0].score) if result.hits else None
         cached = (key, Answer(result, copy, best))
@@ -88,6 +105,30 @@ def warnings_ui(query: QueryImage, answer: Answer, run_dir: Path) -> None:
                    f"{best.percentile:.0f}% of this dataset's own images.")
     st.caption(escape_markdown(copy_rule(run_dir).describe()) + " · pct: the share of this dataset's "
                "images whose own best match scores lower.")
+
+
+def result_cell(hit: Hit, profile: ScoreProfile, prior: SamePatientPrior, query: QueryImage) -> GridItem:
+    """A result's thumbnail lines: rank, cosine and percentile; label; patient and the
+    "same patient?" note where there is one; file name."""
+    details = [f"patient {hit.patient_id}"] if hit.patient_id else []
+    note = same_patient_note(prior, hit.score, hit.patient_id, query.patient_id)
+    if note:
+        details.append(note)
+    return GridItem(hit.path, hit.label, f"#{hit.rank} · cosine {hit.score:.3f} · "
+                                         f"pct {profile.percentile(hit.score):.0f}", tuple(details))
+
+
+def patients_caption(prior: SamePatientPrior, hidden: str | None) -> None:
+    """What the patient lines mean: the hidden patient, and where the hint comes from."""
+    parts = []
+    if hidden:
+        parts.append(f"Films of the query's patient ({hidden}) hidden.")
+    if prior.threshold is not None:
+        parts.append(f"same patient? N%: the model's guess that a film is the query's patient, "
+                     f"shown from cosine {prior.threshold:.3f}, where at least {prior.target:.0%} of "
+                     f"{prior.n_pairs} held-out neighbour pairs of this run were one patient's films.")
+    if parts:
+        st.caption(escape_markdown(" ".join(parts)))
 
 
 def vote_ui(result: TimedHits) -> None:
@@ -154,17 +195,19 @@ with query_col:
     st.text(query.name)
     tags_ui(query.image.meta)
     k = st.slider("Results (k)", 1, min(50, len(emb)), min(10, len(emb)), key="search_k")
+    hidden = hide_patient_ui(query)
 
-answer = search(run_dir, data_root, query, pixels, window, k)
+answer = search(run_dir, data_root, query, pixels, window, k, hidden)
 result = answer.result
 profile = profile_of(run_dir)
+prior = get_searcher(run_dir).same_patient_prior
 with results_col:
     st.subheader(f"Top {len(result.hits)} of {len(emb)} images")
     st.caption(f"Query time {result.seconds * 1000:.0f} ms (embedding + search)")
     warnings_ui(query, answer, run_dir)
-    image_grid([GridItem(h.path, h.label, f"#{h.rank} · cosine {h.score:.3f} · "
-                                          f"pct {profile.percentile(h.score):.0f}")
-                for h in result.hits], data_root, run_dir, columns=5)
+    image_grid([result_cell(h, profile, prior, query) for h in result.hits], data_root, run_dir,
+               columns=5)
+    patients_caption(prior, hidden)
     vote_ui(result)
     st.download_button("Download results (CSV)", hits_csv(result.hits, query.name),
                        file_name="search-results.csv", mime="text/csv", key="search_csv",

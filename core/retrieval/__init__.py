@@ -3,6 +3,9 @@
 from core.facade import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "BaselineGap": "standing",
+    "baseline_gap": "standing",
+    "baseline_words": "standing",
     "Evaluation": "evaluate",
     "evaluate_run": "evaluate",
     "load_evaluation": "evaluate",
@@ -21,13 +24,18 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "r_precision": "metrics",
     "recall_at_k": "patient_metrics",
     "same_patient_retrieval": "patient_metrics",
+    "SamePatientPrior": "patients",
     "calibrate_same_patient": "patients",
+    "same_patient_note": "patients",
     "without_patient": "patients",
     "Hit": "search",
     "Searcher": "search",
 })
 
 __all__ = [
+    "BaselineGap",
+    "baseline_gap",
+    "baseline_words",
     "Evaluation",
     "evaluate_run",
     "load_evaluation",
@@ -46,7 +54,9 @@ __all__ = [
     "r_precision",
     "recall_at_k",
     "same_patient_retrieval",
+    "SamePatientPrior",
     "calibrate_same_patient",
+    "same_patient_note",
     "without_patient",
     "Hit",
     "Searcher",

@@ -98,6 +98,22 @@ def calibrate_same_patient(embeddings: Embeddings, k: int = 10, target: float = 
     return SamePatientPrior(knots, prob, int(s.size), n_same, target, threshold)
 
 
+def same_patient_note(prior: SamePatientPrior, score: float, hit_patient: str = "",
+                      query_patient: str = "") -> str | None:
+    """What a result says about being the query's patient, in a few words (None: nothing).
+
+    The ids decide when both are known and equal ("same patient"); otherwise the model's
+    calibrated hint speaks where it is confident ("same patient? 93%"), and says so when the
+    ids disagree with it (two ids for one patient is a leak no id reveals).
+    """
+    if query_patient and hit_patient == query_patient:
+        return "same patient"
+    if prior.hint(score) is None:
+        return None
+    note = f"same patient? {prior.confidence(score):.0%}"
+    return f"{note}, ids differ" if query_patient and hit_patient else note
+
+
 def without_patient(hits: Sequence, patient_id: str | None) -> list:
     """The hits that are not films of `patient_id`, re-ranked 1.. (an unknown id hides nothing)."""
     if not patient_id:

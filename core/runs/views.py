@@ -103,13 +103,14 @@ def label_vote(hits: Sequence[Hit]) -> list[LabelVote]:
 
 
 def hits_csv(hits: Sequence[Hit], query: str) -> bytes:
-    """The results as CSV: query, rank, path, label, split, cosine (UTF-8)."""
-    return csv_bytes(["query", "rank", "path", "label", "split", "cosine"],
-                     [(query, h.rank, h.path, h.label, h.split, f"{h.score:.6f}") for h in hits])
+    """The results as CSV: query, rank, path, label, split, patient_id ("" unknown), cosine (UTF-8)."""
+    return csv_bytes(["query", "rank", "path", "label", "split", "patient_id", "cosine"],
+                     [(query, h.rank, h.path, h.label, h.split, h.patient_id, f"{h.score:.6f}")
+                      for h in hits])
 
 
 def timed_search(searcher: Searcher, pixels: np.ndarray, k: int,
-                 exclude_path: str | None = None) -> TimedHits:
+                 exclude_path: str | None = None, hide_patient: str | None = None) -> TimedHits:
     """Embed an image and search the index, timing both.
 
     Args:
@@ -118,13 +119,15 @@ def timed_search(searcher: Searcher, pixels: np.ndarray, k: int,
         k: number of results.
         exclude_path: a dataset image picked as the query: left out of its own results
             (ranks renumbered), since finding itself says nothing.
+        hide_patient: leave this patient's films out (None or "": hide nothing).
     """
     start = time.perf_counter()
     vector = searcher.embed_pixels(pixels)
     if exclude_path is None:
-        hits = searcher.search_vector(vector, k)
+        hits = searcher.search_vector(vector, k, hide_patient)
     else:
-        found = [h for h in searcher.search_vector(vector, k + 1) if h.path != exclude_path][:k]
+        found = [h for h in searcher.search_vector(vector, k + 1, hide_patient)
+                 if h.path != exclude_path][:k]
         hits = [replace(h, rank=r) for r, h in enumerate(found, 1)]
     return TimedHits(hits, time.perf_counter() - start)
 

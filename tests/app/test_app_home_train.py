@@ -43,7 +43,7 @@ def test_home_shows_dataset_model_and_runs(tiny_workspace) -> None:
     shown = _metrics(at)
     assert shown["Images"] == str(report["n_images"]) == "26"
     assert shown["Classes"] == "4"
-    assert shown["Dataset"] == "demo-synthetic (SYNTHETIC)"
+    assert shown["Dataset (SYNTHETIC)"] == "demo-synthetic"
     assert shown["Run"] == "tiny"
     assert shown["P@5"] == f"{evaluation['precision_at_5']:.3f}"
     assert shown["mAP@R"] == f"{evaluation['map_at_r']:.3f}"
@@ -59,6 +59,39 @@ def test_home_shows_dataset_model_and_runs(tiny_workspace) -> None:
     assert baselines["model"][0] == "this run (tiny)" and "baseline: raw pixels (32 px)" in list(baselines["model"])
     assert at.sidebar.text_input[0].value == str(tiny_workspace.root)
     assert at.sidebar.selectbox[0].value == "tiny"
+
+
+@pytest.mark.parametrize("run_p5, untrained_p5, says", [
+    (0.400, 0.400, "Why: it scores no better than the same encoder with random weights (0.400)"),
+    (0.450, 0.300, "lifted it above the same encoder with random weights (0.300)"),
+    (0.600, 0.300, None),  # ahead of every baseline: no line
+])
+def test_home_says_why_the_model_is_below_a_baseline(run_p5, untrained_p5, says, tiny_workspace,
+                                                     tmp_path, monkeypatch) -> None:
+    """Issue 13: a model below raw pixels gets one line of why, from its own evaluation."""
+    from core.files import atomic_write_json
+    from core.retrieval.evaluate import Evaluation
+    from core.retrieval.metrics import RetrievalScores
+    from tests.page_helpers import copy_workspace
+
+    def scores(p5: float) -> RetrievalScores:
+        return RetrievalScores(0.5, p5, 0.5, 0.3, 0.1, 26, 264)
+
+    run = copy_workspace(tiny_workspace.root, tiny_workspace.run_dir.name, tmp_path / "ws")
+    atomic_write_json(run / "evaluation.json", Evaluation(
+        scores(run_p5), "protocol", "data",
+        {"pixels_32": scores(0.492), "random_init_resnet18": scores(untrained_p5)}).to_dict())
+    monkeypatch.setenv("CXR_WORKSPACE", str(tmp_path / "ws"))
+    at = _app()
+    report = json.loads((run / "report.json").read_text())
+    lines = [w.value.replace("\\", "") for w in at.warning if "Below raw pixels" in w.value]
+    if says is None:
+        assert lines == []
+        return
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert lines[0].startswith(f"Below raw pixels (32 px) on P@5 ({run_p5:.3f} vs 0.492, 26 test queries).")
+    assert says in lines[0]
+    assert f"{report['epochs_done']} epochs on {report['split_counts']['train']} training images" in lines[0]
 
 
 def test_train_form_has_the_seed_recipe_and_quick_one_click_away(tiny_workspace) -> None:
@@ -152,7 +185,7 @@ def test_empty_workspace_prepares_the_demo_once_on_a_click(tmp_path: Path, monke
     args = started[0][1]
     assert args[args.index("--preset") + 1] == "demo"
     assert Workspace(root).settings()["synthetic"] is True
-    assert _metrics(at)["Dataset"] == "demo-synthetic (SYNTHETIC)"
+    assert _metrics(at)["Dataset (SYNTHETIC)"] == "demo-synthetic"
     at.run()  # a refresh, or another browser: not started twice
     assert len(started) == 1
 

@@ -69,6 +69,102 @@ def test_calibrated_rule_is_read_from_the_duplicate_search(tiny_workspace, tmp_p
     assert any("Same radiograph as result #1" in w.value for w in at.warning)  # every cosine passes
 
 
+def _cells(at) -> list[list[str]]:
+    """Each result's lines: headline, label, patient and note lines, file name."""
+    return [t.value.split("\n") for t in at.text if RESULT.match(t.value.split("\n")[0])]
+
+
+def _follow_up(emb: Embeddings) -> int:
+    """A row whose patient has another film in the dataset."""
+    counts = {p: emb.patients.count(p) for p in emb.patients if p}
+    return next(i for i, p in enumerate(emb.patients) if p and counts[p] > 1)
+
+
+def test_results_show_patient_ids_and_hide_the_query_patient(tiny_workspace):
+    emb = Embeddings.load(tiny_workspace.run_dir)
+    patient_of = {Path(p).name: pid for p, pid in zip(emb.paths, emb.patients, strict=True)}
+    q = _follow_up(emb)
+    own = emb.patients[q]
+    others = {Path(p).name for i, p in enumerate(emb.paths) if emb.patients[i] == own and i != q}
+    at = _pick(open_page("pages/search.py"))
+    at.selectbox(key="search_pick_path").set_value(emb.paths[q]).run()
+    at.slider(key="search_k").set_value(len(emb) - 1).run()  # every other image
+    cells = _cells(at)
+    assert len(cells) == len(emb) - 1 and not at.exception
+    for lines in cells:
+        assert f"patient {patient_of[lines[-1]]}" in lines, lines
+        assert ("same patient" in lines) == (lines[-1] in others), lines  # the ids say so
+    assert {lines[-1] for lines in cells} >= others
+
+    at.toggle(key="search_hide_patient").set_value(True).run()
+    assert not at.exception
+    cells = _cells(at)
+    assert len(cells) == len(emb) - 1 - len(others)  # still k hits where the gallery has them
+    assert not {lines[-1] for lines in cells} & others
+    assert all(f"patient {own}" not in lines for lines in cells)
+    assert [int(lines[0].split(" ")[0][1:]) for lines in cells] == list(range(1, len(cells) + 1))
+    assert f"Films of the query's patient ({own}) hidden." in unescape(_all_text(at))
+
+
+def test_hide_patient_is_off_for_an_upload(tiny_workspace):
+    emb = Embeddings.load(tiny_workspace.run_dir)
+    data = (tiny_workspace.dataset / emb.paths[_follow_up(emb)]).read_bytes()
+    at = open_page("pages/search.py")
+    at.file_uploader(key="search_upload").set_value(("query.png", data, "image/png")).run()
+    switch = at.toggle(key="search_hide_patient")
+    assert switch.disabled and not at.exception
+    assert not any("same patient" == line for lines in _cells(at) for line in lines)
+
+
+def test_same_patient_hint_where_the_model_is_confident(tiny_workspace, tmp_path, monkeypatch):
+    """A prior calibrated on the tiny run with a low bar (it has too few follow-ups for the
+    default): exactly the results at or above its threshold carry the hint, with its confidence."""
+    from functools import partial
+
+    import core.retrieval.search as search_module
+    from core.retrieval.patients import calibrate_same_patient
+
+    loose = partial(calibrate_same_patient, min_pairs=1, target=0.3)
+    run = copy_workspace(tiny_workspace.root, tiny_workspace.run_dir.name, tmp_path / "ws")
+    prior = loose(Embeddings.load(run))
+    assert prior.threshold is not None  # else this test would test nothing
+    monkeypatch.setattr(search_module, "calibrate_same_patient", loose)
+    monkeypatch.setenv("CXR_WORKSPACE", str(tmp_path / "ws"))
+    emb = Embeddings.load(run)
+    data = (tiny_workspace.dataset / emb.paths[_follow_up(emb)]).read_bytes()
+    at = open_page("pages/search.py")
+    at.file_uploader(key="search_upload").set_value(("query.png", data, "image/png")).run()
+    at.slider(key="search_k").set_value(len(emb)).run()
+    cells = _cells(at)
+    assert len(cells) == len(emb) and not at.exception
+    hinted = 0
+    for lines in cells:
+        score = float(lines[0].split("cosine ")[1].split(" ")[0])
+        hint = [x for x in lines if x.startswith("same patient")]
+        if score >= prior.threshold + 5e-4:  # shown to 3 decimals
+            assert len(hint) == 1 and re.fullmatch(r"same patient\? \d{1,3}%", hint[0]), lines
+            assert int(hint[0][14:-1]) >= round(100 * prior.target), lines  # confident
+            hinted += 1
+        elif score < prior.threshold - 5e-4:
+            assert not hint, lines
+    assert hinted >= 1  # the query's own file scores 1.0
+    assert f"shown from cosine {prior.threshold:.3f}" in unescape(_all_text(at))
+
+
+def test_same_patient_note_by_hand():
+    from core.retrieval.patients import SamePatientPrior, same_patient_note
+
+    prior = SamePatientPrior(np.array([0.5, 0.9, 1.0]), np.array([0.0, 0.5, 1.0]), 40, 20, 0.5, 0.9)
+    assert same_patient_note(prior, 0.95, "P1", "P1") == "same patient"  # the ids decide
+    assert same_patient_note(prior, 0.6, "P1", "P1") == "same patient"
+    assert same_patient_note(prior, 0.95) == "same patient? 75%"  # interpolated: 0.5 + 0.05 / 0.1 * 0.5
+    assert same_patient_note(prior, 0.95, "P2", "P1") == "same patient? 75%, ids differ"
+    assert same_patient_note(prior, 0.95, "P2", "") == "same patient? 75%"
+    assert same_patient_note(prior, 0.89, "P2", "P1") is None  # below the threshold
+    blind = SamePatientPrior(np.zeros(0), np.zeros(0), 0, 0, 0.9, None)
+    assert same_patient_note(blind, 1.0) is None
+
+
 def test_bad_upload_shows_one_line_and_no_results(tiny_workspace, tmp_path):
     at = open_page("pages/search.py")
     text = bi.text_as_png(tmp_path).read_bytes()
@@ -171,7 +267,9 @@ def test_hits_csv_round_trips():
     hits = [Hit(1, "x/a,b.png", "N", 0.123456789, "test", 3)]
     rows = list(csv.DictReader(io.StringIO(hits_csv(hits, "q.dcm").decode())))
     assert rows == [{"query": "q.dcm", "rank": "1", "path": "x/a,b.png", "label": "N", "split": "test",
-                     "cosine": "0.123457"}]
+                     "patient_id": "", "cosine": "0.123457"}]
+    with_id = [Hit(1, "a.png", "N", 0.5, patient_id="P7")]
+    assert next(csv.DictReader(io.StringIO(hits_csv(with_id, "q").decode())))["patient_id"] == "P7"
 
 
 @pytest.mark.parametrize("damage", ["truncated_index", "deleted_checkpoints", "malformed_embeddings"])
