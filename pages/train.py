@@ -27,7 +27,9 @@ from pages._shared import (
     workspace_ui,
 )
 
-RECIPES = {"seed": "Seed recipe (resnet18, 224 px, 50 epochs)", "quick": "Quick (96 px, 20 epochs, patient positives)"}
+RECIPES = {"seed": "Seed recipe (resnet18, 224 px, 50 epochs)",
+           "quick": f"Quick ({PRESETS['quick'].train.image_size} px, {PRESETS['quick'].train.epochs} epochs, "
+                    "patient positives)"}
 RESUMABLE = ("stopped", "interrupted", "failed")
 
 

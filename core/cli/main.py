@@ -62,13 +62,18 @@ def cmd_train(a: argparse.Namespace) -> int:
     elif report.state == "stopped":
         print(f"stopped after epoch {report.epochs_done}; run the same command to resume")
     else:
-        ev = report.evaluation
-        same = (ev.get("same_patient") or {}).get("precision_at_1")
-        print(f"trained {report.epochs_done} epochs in {report.train_seconds} s; "
-              f"test P@5 {ev['precision_at_5']:.3f}, mAP {ev['map']:.3f}, mAP@R {ev['map_at_r']:.3f}"
-              + (f", same-patient P@1 {same:.3f}" if same is not None else "")
-              + f"; {report.n_skipped} files skipped; run: {a.run}")
+        print(train_summary(report, a.run))
     return 0
+
+
+def train_summary(report, run: str) -> str:
+    """The one line `train` prints for a finished run (its report's figures)."""
+    ev = report.evaluation
+    same = ev.get("same_patient_p1")  # None where the dataset has no patient with two films
+    return (f"trained {report.epochs_done} epochs in {report.train_seconds} s; "
+            f"test P@5 {ev['precision_at_5']:.3f}, mAP {ev['map']:.3f}, mAP@R {ev['map_at_r']:.3f}"
+            + (f", same-patient P@1 {same:.3f}" if same is not None else "")
+            + f"; {report.n_skipped} files skipped; run: {run}")
 
 
 def cmd_embed(a: argparse.Namespace) -> int:

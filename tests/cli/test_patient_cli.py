@@ -77,3 +77,17 @@ def test_evaluate_excludes_the_patient_by_default(tiny_workspace):
     assert "patient" in honest["protocol"] and honest["protocol"] != old["protocol"]
     saved = json.loads((tiny_workspace.run_dir / "evaluation.json").read_text())
     assert saved["excludes_same_patient"] is True  # the old protocol never overwrites the record
+
+
+def test_train_line_reports_same_patient_p1_from_the_report():
+    from types import SimpleNamespace
+
+    from core.cli.main import train_summary
+
+    report = SimpleNamespace(epochs_done=12, train_seconds=215.2, n_skipped=0, evaluation={
+        "precision_at_5": 0.8154, "map": 0.5879, "map_at_r": 0.4024, "same_patient_p1": 0.3243})
+    assert train_summary(report, "runs/dev") == (
+        "trained 12 epochs in 215.2 s; test P@5 0.815, mAP 0.588, mAP@R 0.402, "
+        "same-patient P@1 0.324; 0 files skipped; run: runs/dev")
+    report.evaluation["same_patient_p1"] = None  # no patient with two films
+    assert "same-patient" not in train_summary(report, "r")

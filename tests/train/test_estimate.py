@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core.config import PRESETS
 from core.train.estimate import estimate_training
 
 
@@ -23,15 +24,19 @@ def test_builtin_estimate_scales_with_images_epochs_and_pixels(monkeypatch) -> N
 
 
 def test_builtin_estimate_of_the_quick_preset_by_hand(monkeypatch) -> None:
-    # 2 cores, 96 px: min(500000 / 96^2, 55) = 54.25 img/s; 1,000 images, 20 epochs:
-    # 20 x (800 train + 100 val / 3) + 1000 embedded / 3 = 17,000 image passes -> 313.4 s
-    # (an idle run took 279 s: the built-in figure errs long, by design).
+    # 2 cores, 64 px: min(500000 / 64^2, 55) = 55 img/s (the per-step cap); 1,000 images,
+    # 12 epochs: 12 x (800 train + 100 val / 3) + 1000 embedded / 3 = 10,333.3 image passes
+    # -> 187.9 s (the built-in figure is for a bf16 CPU; an AVX2-only one takes longer).
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    e = estimate_training(1000, 20, 96)
-    assert e.images_per_s == pytest.approx(54.25, abs=0.01)
-    assert e.seconds == pytest.approx(17_000 / (500_000 / 96**2), abs=0.1)
+    quick = PRESETS["quick"].train
+    assert (quick.image_size, quick.epochs) == (64, 12)
+    e = estimate_training(1000, quick.epochs, quick.image_size)
+    assert e.images_per_s == pytest.approx(55.0, abs=0.01)
+    assert e.seconds == pytest.approx(10_333.33 / 55.0, abs=0.1)
+    # 96 px, 20 epochs (quick before): min(500000 / 96^2, 55) = 54.25 img/s, 17,000 passes
+    assert estimate_training(1000, 20, 96).seconds == pytest.approx(17_000 / (500_000 / 96**2), abs=0.1)
     monkeypatch.setattr("os.cpu_count", lambda: 4)
-    assert estimate_training(1000, 20, 96).seconds == pytest.approx(e.seconds / 2, abs=0.1)
+    assert estimate_training(1000, 12, 64).seconds == pytest.approx(e.seconds / 2, abs=0.1)
 
 
 def test_measured_run_gives_the_rate(tmp_path: Path) -> None:
