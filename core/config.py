@@ -130,7 +130,7 @@ PRESETS: dict[str, RunConfig] = {
         # milder crops and photometric jitter: exposure and framing carry signal on radiographs
         AugmentConfig(crop_scale_min=0.7, brightness=0.15, contrast=0.15, blur_prob=0.2),
         # 64 px x 12 epochs: what 5 minutes per 1,000 images buys on a 2-core AVX2 CPU; on the
-        # dev set it matched 96 px x 20 epochs (2.8x the time) on label metrics and beat it on
+        # dev set it matched 96 px x 20 epochs (2.7x the time) on label metrics and beat it on
         # same-patient P@1. Every positive pair is two films of one patient where ids exist (a
         # patient with one film pairs with itself): over two seeds it beat patient_positives 0
         # on label and same-patient metrics (README "Results")
