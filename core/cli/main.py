@@ -70,9 +70,11 @@ def train_summary(report, run: str) -> str:
     """The one line `train` prints for a finished run (its report's figures)."""
     ev = report.evaluation
     same = ev.get("same_patient_p1")  # None where the dataset has no patient with two films
+    verified = ev.get("same_patient_verified_p1")
     return (f"trained {report.epochs_done} epochs in {report.train_seconds} s; "
             f"test P@5 {ev['precision_at_5']:.3f}, mAP {ev['map']:.3f}, mAP@R {ev['map_at_r']:.3f}"
             + (f", same-patient P@1 {same:.3f}" if same is not None else "")
+            + (f" ({verified:.3f} re-ranked by shared landmarks)" if None not in (same, verified) else "")
             + f"; {report.n_skipped} files skipped; run: {run}")
 
 
@@ -127,6 +129,7 @@ def _embed_out(a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
+    from core.duplicates.landmarks import LandmarkVerifier
     from core.retrieval.evaluate import evaluate_run
     from core.run_folder import RunPaths, hold_run_lock
 
@@ -135,7 +138,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     with hold_run_lock(RunPaths(a.run)):  # it writes evaluation.json
         result = evaluate_run(a.run, data=a.data, baselines=not a.no_baselines,
                               progress=sys.stderr.isatty(),
-                              include_same_patient=a.include_same_patient)
+                              include_same_patient=a.include_same_patient,
+                              evidence=None if a.no_landmarks else LandmarkVerifier)
     if a.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -148,12 +152,15 @@ def format_evaluation(result: dict) -> str:
     same = {"precision_at_1": "same-patient P@1", "map": "same-patient mAP",
             "recall_at_5": "same-patient R@5"}
     rows = [("model", result)] + list(result.get("baselines", {}).items())
-    header = "".join(f"{k:>16s}" for k in keys) + "".join(f"{h:>19s}" for h in same.values())
+    header = ("".join(f"{k:>16s}" for k in keys) + "".join(f"{h:>19s}" for h in same.values())
+              + f"{'re-ranked P@1':>16s}")
     lines = [f"{'':24s}" + header]
     for name, r in rows:
         sp = r.get("same_patient") or {}
+        verified = (sp.get("verified") or {}).get("precision_at_1")
         lines.append(f"{name:24s}" + "".join(f"{r[k]:16.3f}" for k in keys)
-                     + "".join(f"{sp[k]:19.3f}" if sp.get(k) is not None else f"{'-':>19s}" for k in same))
+                     + "".join(f"{sp[k]:19.3f}" if sp.get(k) is not None else f"{'-':>19s}" for k in same)
+                     + (f"{verified:16.3f}" if verified is not None else f"{'-':>16s}"))
     n_same = (result.get("same_patient") or {}).get("n_queries", 0)
     lines.append(f"queries {result['n_queries']} ({n_same} with another film of their patient), "
                  f"gallery {result['n_gallery']}: {result['protocol']}")
@@ -216,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let the query patient's other films count (the old protocol)")
     v.add_argument("--json", action="store_true")
     v.add_argument("--no-baselines", action="store_true")
+    v.add_argument("--no-landmarks", action="store_true",
+                   help="skip re-ranking same-patient results by shared landmarks (same_patient.verified)")
     v.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("search", help="nearest neighbours of an image")

@@ -77,14 +77,28 @@ def match_points(a: ImageFeatures, b: ImageFeatures) -> tuple[np.ndarray, np.nda
     """
     if len(a.desc) < 2 or len(b.desc) < 2:
         return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    d = hamming_table(a.desc, b.desc)  # (Na, Nb)
-    two = np.argpartition(d, 1, axis=1)[:, :2]  # the two nearest, in either order
-    d2 = np.take_along_axis(d, two, axis=1)
-    first = d2[:, 0] <= d2[:, 1]
-    best = np.where(first, two[:, 0], two[:, 1])
-    lo, hi = np.minimum(d2[:, 0], d2[:, 1]), np.maximum(d2[:, 0], d2[:, 1])
-    ia = np.flatnonzero(lo < RATIO * hi)
-    return a.points[ia].reshape(-1, 2), b.points[best[ia]].reshape(-1, 2)
+    ia, ib = ratio_matches(hamming_table(a.desc, b.desc), RATIO)
+    return a.points[ia].reshape(-1, 2), b.points[ib].reshape(-1, 2)
+
+
+def ratio_matches(d: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lowe's ratio test on a distance table.
+
+    Args:
+        d: (Na, Nb) distances (or squared distances with a squared ratio), Nb >= 2; ratio: a
+            row's nearest is kept when below ratio times its second nearest.
+
+    Returns:
+        ((M,) rows of a, (M,) their nearest columns of b).
+    """
+    rows = np.arange(len(d))
+    best = d.argmin(axis=1)  # (Na,) the first of equal nearest, as a stable sort would pick
+    lo = d[rows, best]
+    rest = d.copy()
+    rest[rows, best] = np.iinfo(d.dtype).max if d.dtype.kind in "iu" else np.inf
+    hi = rest.min(axis=1)  # the second nearest
+    ia = np.flatnonzero(lo < ratio * hi)
+    return ia, best[ia]
 
 
 def hamming_table(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,11 @@ from core.files import atomic_write_json, read_json
 from core.model.network import SimCLRModel, build_model, imagenet_weights_available
 from core.model.transforms import eval_view
 from core.retrieval.metrics import RetrievalScores, evaluate_retrieval
-from core.retrieval.patient_metrics import same_patient_retrieval
+from core.retrieval.patient_metrics import (
+    PatientEvidence,
+    reranked_same_patient,
+    same_patient_retrieval,
+)
 from core.run_folder import RunPaths
 
 PROTOCOL_RUN = ("queries = test split; gallery = every other image of the dataset; "
@@ -29,6 +34,8 @@ PROTOCOL_DATA = ("queries = every image of the folder; gallery = all the others;
 EXCLUSION = "; the query patient's other films are left out of its gallery"
 SAME_PATIENT = ("same_patient: relevant = another film of the query's patient, for queries "
                 "whose patient has one in the gallery")
+VERIFIED = "; same_patient.verified: the embedding's top {depth} re-ranked by {method}"
+MAX_VERIFIED_QUERIES = 200  # re-ranking costs ~0.3 s a query on 2 cores: a sample beyond this
 
 
 @dataclass(frozen=True)
@@ -106,16 +113,27 @@ def _encoder_vectors(model_cfg: ModelConfig, files: list[Path], image_size: int,
 
 
 def _score(vectors: np.ndarray, labels: list[str], queries: np.ndarray, patients: list[str],
-           exclude: bool) -> tuple[RetrievalScores, dict[str, Any]]:
-    """Label metrics (the query's patient left out when `exclude`) and the same-patient block."""
+           exclude: bool, evidence: PatientEvidence | None) -> tuple[RetrievalScores, dict[str, Any]]:
+    """Label metrics (the query's patient left out when `exclude`) and the same-patient block.
+
+    With `evidence`, the block holds `verified`: the same-patient scores once each query's
+    nearest `evidence.depth` films are re-ranked by it.
+    """
     gallery = np.arange(len(labels))
     scores = evaluate_retrieval(vectors, labels, queries, gallery,
                                 patients=patients if exclude else None)
-    return scores, same_patient_retrieval(vectors, patients, queries, gallery).to_dict()
+    same = same_patient_retrieval(vectors, patients, queries, gallery).to_dict()
+    if evidence is not None and same["n_queries"]:
+        verified = reranked_same_patient(vectors, patients, queries, gallery, evidence, evidence.depth,
+                                         max_queries=MAX_VERIFIED_QUERIES)
+        same["verified"] = {**verified.to_dict(), "n_eligible": same["n_queries"],
+                            "depth": evidence.depth, "method": evidence.method}
+    return scores, same
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines: bool = True,
-                 progress: bool = False, include_same_patient: bool = False) -> Evaluation:
+                 progress: bool = False, include_same_patient: bool = False,
+                 evidence: Callable[[list[Path]], PatientEvidence] | None = None) -> Evaluation:
     """P@1/5/10, mAP, mAP@R (overall and per class) of a run, beside baselines.
 
     Without `data`: the run's test split queries every other image of its dataset.
@@ -123,7 +141,9 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines:
     Where patient ids exist, each query's own patient's other films leave its gallery
     (`include_same_patient=True` keeps them), and a `same_patient` block scores how well those
     films are found. Baselines (raw 32x32 pixels, a random-init encoder, ImageNet weights when
-    cached) are measured the same way.
+    cached) are measured the same way. `evidence`, given the dataset's files, makes the
+    evidence that two films are one patient (e.g. `core.duplicates.landmarks.LandmarkVerifier`);
+    with it, each same-patient block also holds `verified` (see `_score`).
     """
     paths = RunPaths(Path(run_dir))
     encoder = Encoder.from_run(paths.root)
@@ -143,10 +163,14 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines:
         queries, protocol = np.arange(len(emb)), PROTOCOL_DATA
     labels, vectors, patients = emb.labels, emb.vectors, list(emb.patients)
     exclude = not include_same_patient and any(patients)
-    scores, same = _score(vectors, labels, queries, patients, exclude)
+    verifier = evidence(files) if evidence is not None and any(patients) else None
+    scores, same = _score(vectors, labels, queries, patients, exclude, verifier)
     base, base_same = (_baselines(paths, config, files, labels, queries, patients, exclude, data,
-                                  progress) if baselines else (None, None))
-    result = Evaluation(scores, protocol + (EXCLUSION if exclude else "") + "; " + SAME_PATIENT,
+                                  progress, verifier) if baselines else (None, None))
+    protocol += (EXCLUSION if exclude else "") + "; " + SAME_PATIENT
+    if verifier is not None:
+        protocol += VERIFIED.format(depth=verifier.depth, method=verifier.method)
+    result = Evaluation(scores, protocol,
                         str(data or config.data), base, same, exclude, base_same)
     if data is None and not include_same_patient:  # the run's record keeps the default protocol
         atomic_write_json(paths.evaluation, result.to_dict())
@@ -154,17 +178,18 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines:
 
 
 def _baselines(paths: RunPaths, config, files: list[Path], labels: list[str], queries: np.ndarray,
-               patients: list[str], exclude: bool, data: str | Path | None, progress: bool
-               ) -> tuple[dict[str, RetrievalScores], dict[str, dict[str, Any]]]:
+               patients: list[str], exclude: bool, data: str | Path | None, progress: bool,
+               evidence: PatientEvidence | None) -> tuple[dict[str, RetrievalScores], dict[str, dict[str, Any]]]:
     """Baseline scores, cached in the run's evaluation.json for its own dataset and protocol."""
     saved = load_evaluation(paths.root) if data is None else None
     cached: dict[str, tuple[RetrievalScores, dict[str, Any]]] = {}
     if saved is not None and saved.excludes_same_patient == exclude and saved.baselines:
         same = saved.baseline_same_patient or {}
-        cached = {k: (v, same[k]) for k, v in saved.baselines.items() if k in same}
+        cached = {k: (v, same[k]) for k, v in saved.baselines.items()
+                  if k in same and (evidence is None or "verified" in same[k] or not same[k].get("n_queries"))}
 
     def score(vectors: np.ndarray) -> tuple[RetrievalScores, dict[str, Any]]:
-        return _score(vectors, labels, queries, patients, exclude)
+        return _score(vectors, labels, queries, patients, exclude, evidence)
 
     out: dict[str, tuple[RetrievalScores, dict[str, Any]]] = {}
     out["pixels_32"] = cached.get("pixels_32") or score(pixel_vectors(files))

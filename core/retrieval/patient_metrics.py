@@ -7,8 +7,9 @@ Ties in similarity are broken by position in the gallery, as in `core.retrieval.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -49,6 +50,19 @@ class SamePatientScores:
         return d
 
 
+# ((B,) query rows, (B, C) candidate rows) -> (B, C) evidence that each candidate is the query's patient
+Shared = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class PatientEvidence(Protocol):
+    """A `Shared` that also says how deep it re-ranks and, in words, what it measures."""
+
+    depth: int
+    method: str
+
+    def __call__(self, queries: np.ndarray, candidates: np.ndarray) -> np.ndarray: ...
+
+
 def same_patient_retrieval(vectors: np.ndarray, patients: Sequence[str], query_idx: np.ndarray,
                            gallery_idx: np.ndarray, block: int = 1024) -> SamePatientScores:
     """Rank each query's gallery by cosine similarity; relevant = same (known) patient id.
@@ -61,13 +75,63 @@ def same_patient_retrieval(vectors: np.ndarray, patients: Sequence[str], query_i
     Returns:
         SamePatientScores; all zeros with n_queries 0 when no query has a partner film.
     """
+    return _scores(_ranked_blocks(vectors, patients, query_idx, gallery_idx, block))
+
+
+def reranked_same_patient(vectors: np.ndarray, patients: Sequence[str], query_idx: np.ndarray,
+                          gallery_idx: np.ndarray, shared: Shared, depth: int,
+                          max_queries: int | None = None) -> SamePatientScores:
+    """As `same_patient_retrieval`, with each query's top `depth` re-ranked by other evidence.
+
+    The `depth` nearest films by cosine similarity are re-ordered by the evidence `shared` gives
+    (higher first; ties keep the cosine order); the rest of the gallery follows in cosine order.
+
+    Args:
+        vectors, patients, query_idx, gallery_idx: as `same_patient_retrieval`.
+        shared: evidence that two films are one patient (e.g. shared landmarks).
+        depth: how many nearest films are re-ranked, >= 1.
+        max_queries: score at most this many queries, evenly spaced among the eligible ones
+            (None: all); n_queries says how many were scored.
+
+    Returns:
+        SamePatientScores over the scored queries.
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    q = np.asarray(query_idx, dtype=np.int64)
+    codes = _patient_codes(patients, len(patients))
+    in_gallery = np.bincount(codes[np.asarray(gallery_idx)][codes[np.asarray(gallery_idx)] >= 0],
+                             minlength=max(int(codes.max()) + 1, 1))  # films per patient
+    self_in = np.isin(q, gallery_idx).astype(np.int64)
+    q = q[(codes[q] >= 0) & (in_gallery[np.maximum(codes[q], 0)] - self_in > 0)]  # has a partner film
+    if max_queries is not None and len(q) > max_queries:
+        q = q[np.unique(np.linspace(0, len(q) - 1, max_queries).round().astype(np.int64))]
+    if q.size == 0:
+        return SamePatientScores(0.0, 0.0, 0.0, 0)
+    return _scores(_reranked(block, shared, depth)
+                   for block in _ranked_blocks(vectors, patients, q, gallery_idx, 256, keep_order=True))
+
+
+def _reranked(block, shared: Shared, depth: int):
+    """One block of `_ranked_blocks` with each query's top `depth` re-ordered by `shared`."""
+    queries, order, ranked = block
+    top = order[:, :depth]  # (B, C)
+    evidence = np.asarray(shared(queries, top)).reshape(top.shape)
+    out = ranked.copy()
+    out[:, :top.shape[1]] = np.take_along_axis(ranked[:, :top.shape[1]],
+                                               np.argsort(-evidence, axis=1, kind="stable"), axis=1)
+    return queries, None, out
+
+
+def _ranked_blocks(vectors: np.ndarray, patients: Sequence[str], query_idx: np.ndarray,
+                   gallery_idx: np.ndarray, block: int, keep_order: bool = False):
+    """Per block of eligible queries: (query rows, gallery rows best first or None, (B, G) relevance)."""
     vecs, q, g = _check_inputs(vectors, ["" for _ in range(len(patients))], query_idx, gallery_idx)
     codes = _patient_codes(patients, vecs.shape[0])
     gallery_codes = codes[g]  # (G,)
     gallery_pos = np.full(vecs.shape[0], -1, dtype=np.int64)
     gallery_pos[g] = np.arange(g.size)
     rows = max(1, min(block, _MAX_BLOCK_ENTRIES // g.size))
-    sums, n = np.zeros(3), 0
     for start in range(0, q.size, rows):
         qb = q[start:start + rows]
         qb = qb[codes[qb] >= 0]  # unknown patient: nothing to find
@@ -82,14 +146,22 @@ def same_patient_retrieval(vectors: np.ndarray, patients: Sequence[str], query_i
         keep = rel.any(axis=1)
         if not keep.any():
             continue
-        order = np.argsort(-scores[keep], axis=1, kind="stable")
-        ranked = np.take_along_axis(rel[keep], order, axis=1)  # (B', G) best first
-        hits = np.cumsum(ranked, axis=1)  # (B', G)
+        order = np.argsort(-scores[keep], axis=1, kind="stable")  # (B', G) gallery positions
+        yield qb[keep], g[order] if keep_order else None, np.take_along_axis(rel[keep], order, axis=1)
+
+
+def _scores(blocks) -> SamePatientScores:
+    """Mean P@1, AP and recall@5 over blocks of ranked relevance rows (B, G), best first."""
+    sums, n = np.zeros(3), 0
+    for _, _, ranked in blocks:
+        if len(ranked) == 0:
+            continue
+        hits = np.cumsum(ranked, axis=1)  # (B, G)
         n_rel = hits[:, -1].astype(np.float64)
-        ranks = np.arange(1, g.size + 1)
+        ranks = np.arange(1, ranked.shape[1] + 1)
         ap = np.where(ranked, hits / ranks, 0.0).sum(axis=1) / n_rel
-        sums += [ranked[:, 0].sum(), ap.sum(), (hits[:, min(5, g.size) - 1] / n_rel).sum()]
-        n += int(keep.sum())
+        sums += [ranked[:, 0].sum(), ap.sum(), (hits[:, min(5, ranked.shape[1]) - 1] / n_rel).sum()]
+        n += len(ranked)
     if n == 0:
         return SamePatientScores(0.0, 0.0, 0.0, 0)
     p1, m, r5 = (float(x) for x in sums / n)

@@ -19,6 +19,7 @@ from core.config import ConfigError, RunConfig, Runtime
 from core.data.dataset import Dataset, DatasetError, scan_dataset
 from core.data.splits import assign_splits, load_splits, save_splits
 from core.device import resolve_device, resolve_precision, setup_cpu
+from core.duplicates.landmarks import LandmarkVerifier
 from core.embed.embeddings import Embeddings
 from core.embed.encoder import Encoder, embed_dataset
 from core.files import atomic_write_json, read_json, read_jsonl, remove_temps, write_jsonl
@@ -218,7 +219,7 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, dataset: Dataset, spli
                                                       epochs=config.train.epochs))
     unreadable.update(bad_embed)
     write_status(paths, "evaluating", epoch=config.train.epochs, epochs=config.train.epochs)
-    evaluation = evaluate_run(paths.root, baselines=True, progress=progress)
+    evaluation = evaluate_run(paths.root, baselines=True, progress=progress, evidence=LandmarkVerifier)
     scores = evaluation.scores
     report = RunReport(
         "finished", result.epochs_done, data=str(dataset.root), layout=dataset.layout,
@@ -231,7 +232,9 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, dataset: Dataset, spli
         train_seconds=round(result.seconds, 1), device=str(device), precision=precision,
         evaluation={"precision_at_5": scores.precision_at_5, "map": scores.map,
                     "map_at_r": scores.map_at_r,
-                    "same_patient_p1": (evaluation.same_patient or {}).get("precision_at_1")},
+                    "same_patient_p1": (evaluation.same_patient or {}).get("precision_at_1"),
+                    "same_patient_verified_p1": ((evaluation.same_patient or {}).get("verified")
+                                                 or {}).get("precision_at_1")},
         wall_seconds=round(time.time() - started, 1))
     atomic_write_json(paths.report, report.to_dict())
     write_status(paths, "finished", epoch=config.train.epochs, epochs=config.train.epochs,

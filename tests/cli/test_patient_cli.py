@@ -70,7 +70,8 @@ def test_evaluate_excludes_the_patient_by_default(tiny_workspace):
                     "per_class", "n_queries", "n_gallery", "protocol", "baselines",
                     "same_patient", "excludes_same_patient"):
             assert key in result
-        assert set(result["same_patient"]) == {"precision_at_1", "map", "recall_at_5", "n_queries"}
+        assert set(result["same_patient"]) - {"verified"} == {"precision_at_1", "map", "recall_at_5",
+                                                                "n_queries"}
         for scores in result["baselines"].values():
             assert set(scores["same_patient"]) == set(result["same_patient"])
     assert honest["excludes_same_patient"] is True and old["excludes_same_patient"] is False
@@ -89,5 +90,7 @@ def test_train_line_reports_same_patient_p1_from_the_report():
     assert train_summary(report, "runs/dev") == (
         "trained 12 epochs in 215.2 s; test P@5 0.815, mAP 0.588, mAP@R 0.402, "
         "same-patient P@1 0.324; 0 files skipped; run: runs/dev")
+    report.evaluation["same_patient_verified_p1"] = 0.5946
+    assert "same-patient P@1 0.324 (0.595 re-ranked by shared landmarks);" in train_summary(report, "r")
     report.evaluation["same_patient_p1"] = None  # no patient with two films
     assert "same-patient" not in train_summary(report, "r")

@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 from core.retrieval.metrics import evaluate_retrieval
-from core.retrieval.patient_metrics import recall_at_k, same_patient_retrieval
+from core.retrieval.patient_metrics import (
+    recall_at_k,
+    reranked_same_patient,
+    same_patient_retrieval,
+)
 
 
 def _unit(angles_deg):
@@ -86,3 +90,67 @@ def test_same_patient_without_partners_is_empty():
     s = same_patient_retrieval(_unit([0, 10]), ["A", "B"], np.array([0, 1]), np.arange(2))
     assert s.n_queries == 0 and s.precision_at_1 == 0.0
     assert s.to_dict() == {"precision_at_1": None, "map": None, "recall_at_5": None, "n_queries": 0}
+
+
+def test_reranking_by_evidence_by_hand():
+    # the by-hand gallery above; query 0's cosine ranking is 1 6 2 3 4 5 (relevant 2 and 4)
+    vectors = _unit([0, 10, 22, 30, 60, 90, 15])
+    patients = ["A", "B", "A", "B", "A", "C", ""]
+    calls = []
+
+    def shared(queries, candidates):  # row 4 shares 10 landmarks with query 0, nothing else does
+        calls.append((queries.tolist(), candidates.tolist()))
+        return np.where((queries[:, None] == 0) & (candidates == 4), 10, 0)
+
+    s = reranked_same_patient(vectors, patients, np.array([0, 1, 5, 6]), np.arange(7), shared, depth=5)
+    # query 0: top 5 (1 6 2 3 4) -> 4 1 6 2 3, then 5: relevant at 1 and 4 -> P@1 1, AP (1 + 2/4)/2
+    # query 1: nothing moves: 6 0 2 3 4 5, relevant 3 at 4 -> AP 1/4
+    assert calls == [([0, 1], [[1, 6, 2, 3, 4], [6, 0, 2, 3, 4]])]
+    assert s.n_queries == 2
+    assert s.precision_at_1 == pytest.approx(0.5)
+    assert s.map == pytest.approx(((1 + 2 / 4) / 2 + 1 / 4) / 2)
+    assert s.recall_at_5 == pytest.approx(1.0)
+    # depth 3 cannot reach row 4 (5th): the cosine ranking stands
+    shallow = reranked_same_patient(vectors, patients, np.array([0, 1]), np.arange(7), shared, depth=3)
+    assert shallow == same_patient_retrieval(vectors, patients, np.array([0, 1]), np.arange(7))
+
+
+def test_reranking_ties_keep_the_cosine_order_and_queries_can_be_sampled():
+    vectors = _unit([0, 10, 22, 30, 60, 90, 15])
+    patients = ["A", "B", "A", "B", "A", "C", ""]
+    q = np.array([0, 1])
+    flat = reranked_same_patient(vectors, patients, q, np.arange(7),
+                                 lambda qs, c: np.ones(c.shape), depth=6)
+    assert flat == same_patient_retrieval(vectors, patients, q, np.arange(7))
+    one = reranked_same_patient(vectors, patients, q, np.arange(7),
+                                lambda qs, c: np.zeros(c.shape), depth=6, max_queries=1)
+    assert one.n_queries == 1 and one.map == pytest.approx((1 / 3 + 2 / 5) / 2)  # query 0 alone
+    none = reranked_same_patient(vectors, ["A", "B", "", "C", "D", "E", "F"], q, np.arange(7),
+                                 lambda qs, c: np.zeros(c.shape), depth=6)
+    assert none.n_queries == 0
+    with pytest.raises(ValueError):
+        reranked_same_patient(vectors, patients, q, np.arange(7), lambda qs, c: c, depth=0)
+
+
+def test_evaluation_block_adds_the_reranked_scores_beside_the_embeddings():
+    from core.retrieval.evaluate import _score
+
+    class Evidence:
+        depth, method = 5, "row 4 is query 0's patient"
+
+        def __call__(self, queries, candidates):
+            return np.where((queries[:, None] == 0) & (candidates == 4), 10, 0)
+
+    vectors = _unit([0, 10, 22, 30, 60, 90, 15])
+    labels = ["x", "y", "x", "y", "x", "z", "x"]
+    patients = ["A", "B", "A", "B", "A", "C", ""]
+    q = np.array([0, 1, 5, 6])
+    _, plain = _score(vectors, labels, q, patients, True, None)
+    assert "verified" not in plain and plain["precision_at_1"] == 0.0
+    _, block = _score(vectors, labels, q, patients, True, Evidence())
+    assert {k: block[k] for k in plain} == plain  # the embedding's own figures are unchanged
+    assert block["verified"] == {"precision_at_1": 0.5, "map": pytest.approx(((1 + 2 / 4) / 2 + 1 / 4) / 2),
+                                 "recall_at_5": 1.0, "n_queries": 2, "n_eligible": 2, "depth": 5,
+                                 "method": "row 4 is query 0's patient"}
+    _, nobody = _score(vectors, labels, q, ["A", "B", "C", "D", "E", "F", "G"], True, Evidence())
+    assert "verified" not in nobody  # no query has a partner film: nothing to re-rank
