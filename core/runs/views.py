@@ -51,6 +51,7 @@ class TimedHits:
 
     hits: list[Hit]
     seconds: float
+    shared: tuple[int, ...] | None = None  # landmarks each hit shares with the query, when ranked by them
 
 
 def class_quality(run_dir: str | Path) -> list[ClassQuality]:

@@ -113,6 +113,7 @@ class RunSummary:
     map_at_r: float | None = None
     baselines: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     same_patient_p1: float | None = None  # P@1 with relevant = another film of the patient
+    same_patient_verified_p1: float | None = None  # the same, top results re-ranked by shared landmarks
 
     def to_dict(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -121,6 +122,7 @@ class RunSummary:
             "epochs_done": self.epochs_done, "best_val_loss": self.best_val_loss,
             "wall_seconds": self.wall_seconds, "precision_at_5": self.precision_at_5,
             "map": self.map, "map_at_r": self.map_at_r, "same_patient_p@1": self.same_patient_p1,
+            "same_patient_reranked_p@1": self.same_patient_verified_p1,
         }
         for name, (p5, map_r) in self.baselines.items():
             row[f"{name}_p@5"] = p5
@@ -146,4 +148,5 @@ def run_summary(run_dir: Path) -> RunSummary:
         scores.map_at_r if scores else None,
         {name: (s.precision_at_5, s.map_at_r)
          for name, s in ((evaluation.baselines or {}) if evaluation else {}).items()},
-        ((evaluation.same_patient or {}).get("precision_at_1") if evaluation else None))
+        ((evaluation.same_patient or {}).get("precision_at_1") if evaluation else None),
+        (((evaluation.same_patient or {}).get("verified") or {}).get("precision_at_1") if evaluation else None))

@@ -106,6 +106,26 @@ def test_results_show_patient_ids_and_hide_the_query_patient(tiny_workspace):
     assert f"Films of the query's patient ({own}) hidden." in unescape(_all_text(at))
 
 
+def test_find_the_patients_other_films_ranks_by_shared_landmarks(tiny_workspace):
+    emb = Embeddings.load(tiny_workspace.run_dir)
+    q = _follow_up(emb)
+    others = {Path(p).name for i, p in enumerate(emb.paths) if emb.patients[i] == emb.patients[q] and i != q}
+    at = _pick(open_page("pages/search.py"))
+    at.selectbox(key="search_pick_path").set_value(emb.paths[q]).run()
+    at.slider(key="search_k").set_value(5).run()
+    assert not any("shared landmarks" in line for lines in _cells(at) for line in lines)
+    at.toggle(key="search_priors").set_value(True).run()
+    assert not at.exception
+    cells = _cells(at)
+    shared = [int(next(line for line in lines if line.endswith(" shared landmarks")).split()[0])
+              for lines in cells]
+    assert len(cells) == 5 and shared == sorted(shared, reverse=True)
+    # 64 px phantoms of different patients look alike; still the follow-up makes the top 5
+    assert others & {lines[-1] for lines in cells}, (cells, others)
+    assert [int(lines[0].split(" ")[0][1:]) for lines in cells] == [1, 2, 3, 4, 5]
+    assert "Ranked by shared landmarks" in _all_text(at)
+
+
 def test_hide_patient_is_off_for_an_upload(tiny_workspace):
     emb = Embeddings.load(tiny_workspace.run_dir)
     data = (tiny_workspace.dataset / emb.paths[_follow_up(emb)]).read_bytes()

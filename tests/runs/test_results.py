@@ -64,8 +64,12 @@ def test_run_summary_row(tmp_path):
         "run": tmp_path.name, "path": str(tmp_path), "state": s.state, "preset": "tiny",
         "arch": "resnet18", "epochs": 2, "image_size": 32, "epochs_done": 2, "best_val_loss": 1.5,
         "wall_seconds": 7.0, "precision_at_5": 0.6, "map": 0.4, "map_at_r": 0.3,
-        "same_patient_p@1": None,
+        "same_patient_p@1": None, "same_patient_reranked_p@1": None,
         "pixels_32_p@5": 0.2, "pixels_32_map@r": 0.3}
+    same = {"precision_at_1": 0.3, "map": 0.3, "recall_at_5": 0.4, "n_queries": 9,
+            "verified": {"precision_at_1": 0.6, "map": 0.4, "recall_at_5": 0.5, "n_queries": 9}}
+    atomic_write_json(paths.evaluation, Evaluation(_scores(0.6), "p", "/d", None, same).to_dict())
+    assert (run_summary(tmp_path).same_patient_p1, run_summary(tmp_path).same_patient_verified_p1) == (0.3, 0.6)
     empty = run_summary(tmp_path / "nothing")
     assert empty.precision_at_5 is None and empty.baselines == {}
 
