@@ -176,8 +176,8 @@ def hide_patient_ui(query: QueryImage) -> str | None:
         The patient id to hide, or None (switch off, or the query's patient is unknown).
     """
     known = bool(query.patient_id)
-    hide = st.toggle("Hide this patient's other films", key="search_hide_patient", disabled=not known,
-                     help="Similar cases in other patients only." if known else
+    hide = st.toggle("Hide same patient", key="search_hide_patient", disabled=not known,
+                     help="Leave the query patient's other films out: similar cases in other patients only." if known else
                           "The query's patient is known only for a dataset image whose dataset "
                           "gives patient ids.")
     return query.patient_id if hide and known else None
@@ -185,7 +185,7 @@ def hide_patient_ui(query: QueryImage) -> str | None:
 
 def priors_ui() -> bool:
     """A switch that ranks the nearest films by the landmarks they share with the query."""
-    return st.toggle("Find this patient's other films", key="search_priors",
+    return st.toggle("Same patient first", key="search_priors",
                      help="Re-rank the 30 nearest films by shared anatomical landmarks (ribs, "
                           "clavicles, devices at positions one transform relates): priors and "
                           "follow-ups of the query's patient come first, even under another id. "

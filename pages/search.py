@@ -216,7 +216,10 @@ with results_col:
     shared = result.shared or (None,) * len(result.hits)
     image_grid([result_cell(h, profile, prior, query, n) for h, n in zip(result.hits, shared, strict=True)],
                data_root, run_dir, columns=5)
-    if result.shared is not None:
+    if result.shared is not None and not any(result.shared):
+        st.caption("Ranked by shared landmarks: no film shares any with this query (too small, "
+                   "blank or not a chest film?), so the embedding's order is kept.")
+    elif result.shared is not None:
         st.caption("Ranked by shared landmarks: the nearest films re-ordered by how many anatomical "
                    "keypoints they share with the query under one shift, rotation and magnification. "
                    "A patient's other films share the most; on the development set this put one "

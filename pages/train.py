@@ -188,6 +188,9 @@ def past_runs_ui(ws: Workspace) -> None:
         return
     st.subheader("Past runs")
     table = table.drop(columns=["path"])
+    first = [c for c in ("run", "state", "precision_at_5", "map", "map_at_r", "same_patient_p@1",
+                         "same_patient_reranked_p@1") if c in table.columns]
+    table = table[first + [c for c in table.columns if c not in first]]  # the metrics in view at 1280 px
     fmt = {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
            if c.endswith(("p@5", "map@r", "p@1")) or c in ("precision_at_5", "map", "map_at_r")}
     st.dataframe(table, hide_index=True, column_config={

@@ -199,6 +199,20 @@ def test_a_real_film_raises_no_copy_warning(page, server, shots, search_ready):
     page.screenshot(path=str(shots / "search-real-film.png"))
 
 
+@pytest.mark.skipif(not REAL_FILMS.is_dir(), reason="no real films at /work/shared/data/cxr")
+def test_a_real_film_finds_films_by_shared_landmarks(page, server, shots, search_ready):
+    film = sorted((REAL_FILMS / "Normal").glob("*.png"))[1]
+    page.goto(f"{server}/search")
+    _wait_idle(page)
+    _upload(page, film, "cosine")
+    page.get_by_text("Same patient first", exact=True).click()
+    page.get_by_text("Ranked by shared landmarks", exact=False).first.wait_for(timeout=READY_MS)
+    _wait_idle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.get_by_text("shared landmarks", exact=False).count() > 1  # one per result
+    page.screenshot(path=str(shots / "search-real-film-landmarks.png"), full_page=True)
+
+
 def test_a_colour_photo_is_unlike_the_dataset(page, server, shots, tmp_path, search_ready):
     page.goto(f"{server}/search")
     _wait_idle(page)

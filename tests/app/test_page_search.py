@@ -136,6 +136,24 @@ def test_hide_patient_is_off_for_an_upload(tiny_workspace):
     assert not any("same patient" == line for lines in _cells(at) for line in lines)
 
 
+def test_a_blank_upload_shares_no_landmarks_and_keeps_the_embeddings_order(tiny_workspace):
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (64, 64), 128).save(buf, format="PNG")
+    at = open_page("pages/search.py")
+    at.file_uploader(key="search_upload").set_value(("blank.png", buf.getvalue(), "image/png")).run()
+    plain = [lines[-1] for lines in _cells(at)]
+    at.toggle(key="search_priors").set_value(True).run()
+    assert not at.exception
+    cells = _cells(at)
+    assert all("0 shared landmarks" in lines for lines in cells)
+    assert [lines[-1] for lines in cells] == plain
+    assert "no film shares any with this query" in _all_text(at)
+
+
 def test_same_patient_hint_where_the_model_is_confident(tiny_workspace, tmp_path, monkeypatch):
     """A prior calibrated on the tiny run with a low bar (it has too few follow-ups for the
     default): exactly the results at or above its threshold carry the hint, with its confidence."""
