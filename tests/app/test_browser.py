@@ -189,22 +189,26 @@ def test_every_page_loads(page, server, shots, path, title, element, request):
     page.screenshot(path=str(shots / f"page-{path or 'home'}.png"))
 
 
-@pytest.mark.skipif(not REAL_FILMS.is_dir(), reason="no real films at /work/shared/data/cxr")
-def test_a_real_film_raises_no_copy_warning(page, server, shots, search_ready):
-    film = sorted((REAL_FILMS / "Normal").glob("*.png"))[0]
+needs_real_films = pytest.mark.skipif(not REAL_FILMS.is_dir(), reason="no real films at /work/shared/data/cxr")
+
+
+def _search_real_film(page, server, nth: int) -> None:
+    """The Search page's results for the nth real normal film, uploaded."""
     page.goto(f"{server}/search")
     _wait_idle(page)
-    _upload(page, film, "cosine")
+    _upload(page, sorted((REAL_FILMS / "Normal").glob("*.png"))[nth], "cosine")
+
+
+@needs_real_films
+def test_a_real_film_raises_no_copy_warning(page, server, shots, search_ready):
+    _search_real_film(page, server, 0)
     assert "Same radiograph" not in page.content()
     page.screenshot(path=str(shots / "search-real-film.png"))
 
 
-@pytest.mark.skipif(not REAL_FILMS.is_dir(), reason="no real films at /work/shared/data/cxr")
+@needs_real_films
 def test_a_real_film_finds_films_by_shared_landmarks(page, server, shots, search_ready):
-    film = sorted((REAL_FILMS / "Normal").glob("*.png"))[1]
-    page.goto(f"{server}/search")
-    _wait_idle(page)
-    _upload(page, film, "cosine")
+    _search_real_film(page, server, 1)
     page.get_by_text("Same patient first", exact=True).click()
     page.get_by_text("Ranked by shared landmarks", exact=False).first.wait_for(timeout=READY_MS)
     _wait_idle(page)
