@@ -17,13 +17,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from core.data.imageio import ImageReadError, load_image, to_uint8
+from core.duplicates.workers import spawn_map
 
 SIDE = 256  # longer side the keypoints are found at
 THUMB = 96  # longer side of the thumbnail the overlap is compared at
@@ -97,10 +97,6 @@ def _work(args: tuple[str, str]) -> tuple[ImageFeatures | None, str | None]:
         return None, str(e)
 
 
-def _init_worker() -> None:
-    cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
-
-
 def image_features(root: str | Path, paths: Sequence[str], cache: str | Path | None = None,
                    workers: int = 0) -> FeatureTable:
     """Features of image files, reusing a cache keyed by (path, mtime, size).
@@ -137,16 +133,7 @@ def image_features(root: str | Path, paths: Sequence[str], cache: str | Path | N
     jobs = [(str(root / paths[i]), paths[i]) for i in todo]
     n_workers = workers or min(8, os.cpu_count() or 1)
     if n_workers > 1 and len(jobs) > 8:
-        # spawned, not forked: a forked child can inherit a lock held by the parent's thread pools
-        pool = get_context("spawn").Pool(n_workers, initializer=_init_worker)
-        try:
-            done = pool.map(_work, jobs, chunksize=max(1, len(jobs) // (n_workers * 8)))
-        except BaseException:
-            pool.terminate()
-            raise
-        finally:
-            pool.close()
-            pool.join()  # no worker outlives the call
+        done = spawn_map(_work, jobs, n_workers, chunksize=max(1, len(jobs) // (n_workers * 8)))
     else:
         done = [_work(j) for j in jobs]
     for i, (feat, err) in zip(todo, done, strict=True):

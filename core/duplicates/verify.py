@@ -17,12 +17,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing import get_context
 
 import cv2
 import numpy as np
 
 from core.duplicates.features import SIDE, FeatureTable, ImageFeatures
+from core.duplicates.workers import spawn_map
 
 RATIO = 0.8  # Lowe's ratio test (Lowe, IJCV 2004)
 REPROJ_PX = 4.0  # RANSAC inlier distance at SIDE pixels
@@ -196,17 +196,12 @@ def _payloads(table: FeatureTable, pairs: np.ndarray, chunk: int):
         yield local.reshape(-1, 2), [table.items[r] for r in rows]
 
 
-def _init() -> None:
-    cv2.setNumThreads(1)  # one process per core
-
-
 def verify_many(table: FeatureTable, pairs: Sequence[tuple[int, int]] | np.ndarray,
                 workers: int = 0, chunk: int = 256) -> list[tuple[int, float, float]]:
-    """Verify pairs of rows of `table` in parallel processes.
+    """Verify pairs of rows of `table` in parallel processes (`core.duplicates.workers`).
 
-    Workers are spawned, not forked: a parent that has run torch or OpenCV thread pools can
-    leave a forked child waiting on a lock no thread will release. Each task carries the
-    features of its own pairs only (pairs come sorted by row, so neighbours share images).
+    Each task carries the features of its own pairs only (pairs come sorted by row, so
+    neighbours share images).
 
     Args:
         table: the images' features.
@@ -221,13 +216,4 @@ def verify_many(table: FeatureTable, pairs: Sequence[tuple[int, int]] | np.ndarr
     n = workers or (os.cpu_count() or 1)
     if n <= 1 or len(arr) < 2 * chunk:
         return _verify_payload((arr, table.items))
-    pool = get_context("spawn").Pool(n, initializer=_init)
-    try:
-        out = [x for part in pool.imap(_verify_payload, _payloads(table, arr, chunk)) for x in part]
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.close()
-        pool.join()  # no worker outlives the call (a job's lock must be free when it reports done)
-    return out
+    return [x for part in spawn_map(_verify_payload, _payloads(table, arr, chunk), n) for x in part]
