@@ -36,6 +36,9 @@ VIEWPORT = {"width": 1280, "height": 720}
 # server (the model, its index, the score profile, the same-patient calibration) loads in
 # `search_ready`, before any check on the Search page starts waiting.
 WAIT_MS = 180_000
+# the longest a page is given to go quiet before a check goes on (elements are still awaited
+# for WAIT_MS): Search after a query can keep a "Loading…" spinner for minutes (not yet traced)
+IDLE_MS = 60_000
 READY_MS = 300_000  # within pytest's 600 s per test, with the check's own waits
 
 pytestmark = [
@@ -145,7 +148,7 @@ def shots(tmp_path_factory) -> Path:
 def _wait_idle(page) -> None:
     """Wait until Streamlit has rendered: no 'Running...' indicator and no loading skeletons."""
     page.wait_for_selector("[data-testid='stApp']")
-    deadline = time.time() + WAIT_MS / 1000
+    deadline = time.time() + IDLE_MS / 1000
     quiet = 0
     while time.time() < deadline and quiet < 3:
         busy = (page.locator("[data-testid='stStatusWidget']").count()
