@@ -1,9 +1,11 @@
 """The app's entry point: page settings and navigation (`streamlit run streamlit_app.py`).
 
 It imports nothing but Streamlit, so the first screen appears before any page has loaded its
-libraries (torch, FAISS); a spinner covers that first load. The tab icon is a local file.
+libraries (torch, FAISS); a spinner covers that first import, once per server. The tab icon is a local file.
 """
 
+import sys
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -26,6 +28,20 @@ PAGES = [
 pages = [st.Page(path, title=title, default=i == 0)
          for i, (path, title) in enumerate(PAGES) if (HERE / path).is_file()]
 st.session_state["_routed_by_entry_point"] = True  # see pages/_routing.py
-page = st.navigation(pages)
-with st.spinner("Loading…", show_time=False):
-    page.run()
+# The page list is drawn here as links, not by st.navigation: .streamlit/config.toml hides
+# Streamlit's own sidebar list (showSidebarNavigation = false), which on a fresh load listed
+# every file of pages/ ("shared", "routing", ...) for a second or two before this script ran.
+page = st.navigation(pages, position="hidden")
+with st.sidebar:
+    for p in pages:
+        st.page_link(p)
+if "torch" not in sys.modules:  # the first page this server shows imports torch and FAISS
+    loading = st.empty()
+    loading.caption("Loading the model libraries (once after the server starts)…")
+    time.sleep(0.3)  # the server sends the links and this line now: the import holds Python for seconds
+    import faiss  # noqa: F401
+    import torch  # noqa: F401
+    loading.empty()
+# The page runs outside any spinner: a spinner around page.run() stayed on screen after the
+# run had ended (Streamlit 1.67; seen on Search), so each page shows its own while it works.
+page.run()

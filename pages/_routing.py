@@ -21,6 +21,9 @@ ROUTED = "_routed_by_entry_point"  # session state, set by streamlit_app.py on e
 def route_through_entry_point() -> None:
     """Rerun through st.navigation when this page did not come through streamlit_app.py.
 
+    Each page calls it first, before its imports: a first visit to /search on a fresh server
+    otherwise spent 8 s importing torch and OpenCV for a run that is thrown away.
+
     The entry point marks the session on every run (AppTest resets Streamlit's flag before
     each run, so the flag alone would rerun every time and drop that run's button clicks).
     """

@@ -25,7 +25,6 @@ from core.run_folder import RunPaths, list_runs, read_status
 from core.runs import RunSummary, Workspace, model_data, run_summary, workspace_root
 from core.runs import finished_runs as _finished_runs
 from pages._images_ui import escape_markdown
-from pages._routing import route_through_entry_point
 
 if TYPE_CHECKING:
     from core.retrieval import Searcher
@@ -68,7 +67,6 @@ def workspace_ui() -> Workspace:
     Returns:
         The Workspace the page should show.
     """
-    route_through_entry_point()
     default = workspace_root()
     folder = _chosen_folder(default)
     st.session_state[_WS_KEY] = str(folder)

@@ -7,6 +7,10 @@ or a verdict never sends the reviewer back to another section.
 
 from __future__ import annotations
 
+from pages._routing import route_through_entry_point
+
+route_through_entry_point()  # before the imports below, which load torch (seconds)
+
 from pathlib import Path
 
 import pandas as pd

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pages._routing import route_through_entry_point
+
+route_through_entry_point()  # before the imports below, which load torch (seconds)
+
 from dataclasses import dataclass
 from pathlib import Path
 

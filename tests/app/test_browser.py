@@ -37,7 +37,8 @@ VIEWPORT = {"width": 1280, "height": 720}
 # `search_ready`, before any check on the Search page starts waiting.
 WAIT_MS = 180_000
 # the longest a page is given to go quiet before a check goes on (elements are still awaited
-# for WAIT_MS): Search after a query can keep a "Loading…" spinner for minutes (not yet traced)
+# for WAIT_MS); a spinner still up after it fails the check (one wrapped around the whole page
+# once stayed on Search for minutes after the run had ended)
 IDLE_MS = 60_000
 READY_MS = 300_000  # within pytest's 600 s per test, with the check's own waits
 
@@ -47,6 +48,7 @@ pytestmark = [
                        reason="Chromium is not installed (apt-get install chromium); .ci/run installs it"),
 ]
 
+ORDER = ["Home", "Train", "Embedding map", "Search", "Duplicates"]  # the sidebar's links
 PAGES = [  # (url path, the page's title, text of one real element)
     # A page URL first, on a fresh server: it must still go through streamlit_app.py's router.
     ("map", "Embedding map", "Retrieval quality by class"),
@@ -187,8 +189,10 @@ def test_every_page_loads(page, server, shots, path, title, element, request):
     page.get_by_text(element, exact=False).first.wait_for()
     _wait_idle(page)
     assert page.locator("[data-testid='stException']").count() == 0
-    nav = page.locator("[data-testid='stSidebarNav']").inner_text()
-    assert "Duplicates" in nav and "shared" not in nav  # the router's pages, not the folder's files
+    nav = page.locator("[data-testid='stSidebar'] [data-testid='stPageLink']").all_inner_texts()
+    assert nav == [t for _, t, _ in sorted(PAGES, key=lambda p: ORDER.index(p[1]))]  # not pages/'s files
+    assert page.locator("[data-testid='stSidebarNav']").count() == 0  # Streamlit's own list: hidden
+    assert page.locator("[data-testid='stSpinner']").count() == 0  # nothing left spinning
     page.screenshot(path=str(shots / f"page-{path or 'home'}.png"))
 
 
@@ -200,6 +204,7 @@ def _search_real_film(page, server, nth: int) -> None:
     page.goto(f"{server}/search")
     _wait_idle(page)
     _upload(page, sorted((REAL_FILMS / "Normal").glob("*.png"))[nth], "cosine")
+    assert page.locator("[data-testid='stSpinner']").count() == 0
 
 
 @needs_real_films
