@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.cli.types import positive_int
+from core.cli.types import positive_int, require_run
 
 
 def non_negative_float(text: str) -> float:
@@ -28,6 +28,7 @@ def non_negative_float(text: str) -> float:
 
 
 def cmd_embed_archive(a: argparse.Namespace) -> int:
+    require_run(a.run, checkpoint_ok=True)
     from core.embed.shards import embed_archive
     from core.index.from_shards import build_index_from_shards
 

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from core.cli.types import positive_int
+from core.cli.types import positive_int, require_run
 
 
 def _threshold(text: str) -> str | float:
@@ -38,6 +38,7 @@ def _cosine(text: str) -> float:
 
 
 def cmd_duplicates(a: argparse.Namespace) -> int:
+    require_run(a.run)
     from core.duplicates.search import run_duplicates
 
     result = run_duplicates(a.run, a.threshold, data=a.data, k=a.k, device=a.device,
@@ -65,6 +66,7 @@ def cmd_duplicates(a: argparse.Namespace) -> int:
 
 
 def cmd_duplicates_eval(a: argparse.Namespace) -> int:
+    require_run(a.run, checkpoint_ok=True)
     from core.demo.dataset import write_demo_dataset
     from core.duplicates.evaluate import evaluate_duplicates, format_table
 

@@ -15,10 +15,9 @@ from core.cli.archive import add_duplicates_parser as add_archive_duplicates_par
 from core.cli.archive import add_parser as add_archive_parser
 from core.cli.duplicates import add_parser as add_duplicates_parser
 from core.cli.project import add_parser as add_project_parser
-from core.cli.types import positive_float, positive_int
+from core.cli.types import positive_float, positive_int, require_run
 from core.config import OPTIONS, PRESETS
 from core.errors import UserError, one_line
-from core.run_folder import RunError
 
 # Every one-line error derives from UserError; an OSError is the environment failing (a
 # missing path, a full or read-only disk): one line too, never a traceback.
@@ -50,10 +49,12 @@ def cmd_demo_workspace(a: argparse.Namespace) -> int:
 
 def cmd_train(a: argparse.Namespace) -> int:
     from core.config import make_run_config, split_options
-    from core.runs.pipeline import train_run
+    from core.data.dataset import check_dataset_folder
 
     recipe, runtime = split_options({o.name: getattr(a, o.name) for o in OPTIONS})
-    config = make_run_config(str(Path(a.data).expanduser().resolve()), a.preset, **recipe)
+    config = make_run_config(str(check_dataset_folder(a.data)), a.preset, **recipe)
+    from core.runs.pipeline import train_run
+
     report = train_run(config, a.run, runtime=runtime, progress=sys.stderr.isatty())
     if report is None:  # a non-zero torchrun rank
         return 0
@@ -81,18 +82,14 @@ def train_summary(report, run: str) -> str:
 def cmd_embed(a: argparse.Namespace) -> int:
     if a.out is not None or a.data is not None:
         return _embed_out(a)
+    paths = require_run(a.run)
+    from core.config import RunConfig
     from core.data.dataset import scan_dataset
     from core.data.splits import load_splits
     from core.embed.encoder import Encoder
-    from core.files import remove_temps
-    from core.run_folder import RunPaths, hold_run_lock
+    from core.files import read_json, remove_temps
+    from core.run_folder import hold_run_lock
     from core.runs.pipeline import embed_run
-
-    paths = RunPaths(Path(a.run))
-    if not paths.config.is_file():
-        raise RunError(f"not a run folder: {a.run}")
-    from core.config import RunConfig
-    from core.files import read_json
 
     config = RunConfig.from_dict(read_json(paths.config))
     dataset = scan_dataset(config.data)
@@ -108,8 +105,8 @@ def cmd_embed(a: argparse.Namespace) -> int:
 
 def _embed_out(a: argparse.Namespace) -> int:
     """`embed --run RUN [--data DIR] --out OUT`: vectors and items of a folder, for anyone to check."""
+    paths = require_run(a.run)
     from core.embed.export import ExportError, embed_folder
-    from core.run_folder import RunPaths
 
     if a.out is None:
         raise ExportError("--data needs --out OUT (embed --run RUN alone re-embeds the run's dataset)")
@@ -118,9 +115,6 @@ def _embed_out(a: argparse.Namespace) -> int:
         from core.config import RunConfig
         from core.files import read_json
 
-        paths = RunPaths(Path(a.run))
-        if not paths.config.is_file():
-            raise RunError(f"not a run folder: {a.run}")
         data = RunConfig.from_dict(read_json(paths.config)).data
     result = embed_folder(a.run, data, a.out, device=a.device, progress=sys.stderr.isatty())
     print(json.dumps({"out": str(result.out), "n_images": result.n_images,
@@ -129,13 +123,12 @@ def _embed_out(a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
+    paths = require_run(a.run)
     from core.duplicates.landmarks import LandmarkVerifier
     from core.retrieval.evaluate import evaluate_run
-    from core.run_folder import RunPaths, hold_run_lock
+    from core.run_folder import hold_run_lock
 
-    if not RunPaths(a.run).config.is_file():
-        raise RunError(f"not a run folder: {a.run}")
-    with hold_run_lock(RunPaths(a.run)):  # it writes evaluation.json
+    with hold_run_lock(paths):  # it writes evaluation.json
         result = evaluate_run(a.run, data=a.data, baselines=not a.no_baselines,
                               progress=sys.stderr.isatty(),
                               include_same_patient=a.include_same_patient,
@@ -168,10 +161,11 @@ def format_evaluation(result: dict) -> str:
 
 
 def cmd_search(a: argparse.Namespace) -> int:
-    from core.retrieval.search import Searcher
-
+    require_run(a.run, checkpoint_ok=True)  # a checkpoint carries its config
     if not Path(a.image).is_file():
         raise FileNotFoundError(f"query image not found: {a.image}")
+    from core.retrieval.search import Searcher
+
     hits = Searcher(a.run, device=a.device).search(Path(a.image), k=a.k)
     if a.json:
         print(json.dumps({"query": a.image, "results": [

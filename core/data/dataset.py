@@ -67,6 +67,22 @@ class Dataset:
         return Dataset(self.root, keep, self.skipped + extra, self.layout)
 
 
+def check_dataset_folder(root: str | Path) -> Path:
+    """The folder, resolved, if it exists and can be read (cheap: reads no file).
+
+    Raises:
+        DatasetError: missing, not a folder, or not readable.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetError(f"dataset folder not found: {root}")
+    if not root.is_dir():
+        raise DatasetError(f"not a folder: {root}")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise DatasetError(f"dataset folder is not readable: {root}")
+    return root.resolve()
+
+
 def scan_dataset(root: str | Path, *, min_classes: int = 2) -> Dataset:
     """Find the labelled images under `root`.
 
@@ -78,14 +94,7 @@ def scan_dataset(root: str | Path, *, min_classes: int = 2) -> Dataset:
     Raises:
         DatasetError: missing folder, no images, or fewer than `min_classes` labels.
     """
-    root = Path(root).expanduser()
-    if not root.exists():
-        raise DatasetError(f"dataset folder not found: {root}")
-    if not root.is_dir():
-        raise DatasetError(f"not a folder: {root}")
-    if not os.access(root, os.R_OK | os.X_OK):
-        raise DatasetError(f"dataset folder is not readable: {root}")
-    root = root.resolve()
+    root = check_dataset_folder(root)
     if (root / MANIFEST).is_file():
         dataset = _from_manifest(root)
     else:
