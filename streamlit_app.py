@@ -1,7 +1,8 @@
 """The app's entry point: page settings and navigation (`streamlit run streamlit_app.py`).
 
 It imports nothing but Streamlit, so the first screen appears before any page has loaded its
-libraries (torch, FAISS); a spinner covers that first import, once per server. The tab icon is a local file.
+libraries (torch, FAISS); a line says so while they load, once per server. The tab icon is a
+local file.
 """
 
 import sys
