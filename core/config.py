@@ -183,6 +183,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("image_size", "Image size (px)", int, positive=True, low=16, high=1024, step=16),
     Option("lr", "Learning rate", float, positive=True, low=1e-6, high=1.0, fmt="%.4f"),
     Option("temperature", "Temperature", float, positive=True, low=0.01, high=10.0, fmt="%.2f"),
+    Option("weight_decay", "Weight decay", float, low=0.0, high=0.1, step=0.0001, fmt="%.4f",
+           help="Adam's L2 penalty on the weights (0: none)"),
     Option("arch", "Encoder", str, choices=ARCHS),
     Option("weights", "Initial weights", str, help="imagenet | none | PATH to a state dict"),
     Option("seed", "Seed", int, low=0, high=2**31 - 1, help="weights, views and order; the split has its own"),
@@ -251,5 +253,7 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"--lr must be positive, got {t.lr}")
     if not t.temperature > 0:
         raise ConfigError(f"--temperature must be positive, got {t.temperature}")
+    if not t.weight_decay >= 0:
+        raise ConfigError(f"--weight-decay must be 0 or more, got {t.weight_decay}")
     if not 0.0 <= t.patient_positives <= 1.0:
         raise ConfigError(f"--patient-positives must lie in [0, 1], got {t.patient_positives}")

@@ -98,7 +98,8 @@ def test_train_form_has_the_seed_recipe_and_quick_one_click_away(tiny_workspace)
     at = _app("pages/train.py")
     values = {n.label: n.value for n in at.number_input}
     assert values == {"Epochs": 50, "Batch size": 64, "Image size (px)": 224,
-                      "Learning rate": 0.001, "Temperature": 0.5, "Seed": 0, "Patient positives": 0.0}
+                      "Learning rate": 0.001, "Temperature": 0.5, "Weight decay": 0.0, "Seed": 0,
+                      "Patient positives": 0.0}
     boxes = {s.label: s.value for s in at.selectbox}
     assert boxes["Encoder"] == "resnet18" and "Optimiser" not in boxes
     assert boxes["Initial weights"] == ("imagenet" if imagenet_weights_available() else "none")
@@ -150,7 +151,7 @@ def test_start_passes_the_form_to_a_job(tiny_workspace, monkeypatch: pytest.Monk
     assert name == "mine"
     assert args[args.index("--patient-positives") + 1] == "0.5"
     assert args == jobs.train_args(tiny_workspace.dataset, "seed", epochs=3, batch_size=64, image_size=224,
-                                   lr=0.001, temperature=0.5, seed=0, patient_positives=0.5,
+                                   lr=0.001, temperature=0.5, weight_decay=0.0, seed=0, patient_positives=0.5,
                                    arch="resnet18",
                                    weights="imagenet" if imagenet_weights_available() else "none",
                                    device="auto")

@@ -68,3 +68,22 @@ def test_cli_and_train_page_share_the_option_list():
     assert args[-6:] == ["--device", "cpu", "--epochs", "3", "--workers", "0"]
     parsed = parser.parse_args(["train", "--run", "/r", *args])
     assert (parsed.epochs, parsed.device, parsed.workers, parsed.lr) == (3, "cpu", 0, None)
+
+
+def test_weight_decay_is_an_option_saved_with_the_run_and_given_to_adam(tmp_path):
+    import torch
+
+    from core.cli.main import build_parser
+    from core.train.trainer import Trainer
+
+    parsed = build_parser().parse_args(["train", "--data", "/d", "--run", "/r", "--weight-decay", "1e-4"])
+    config = make_run_config("/d", "tiny", weight_decay=parsed.weight_decay)
+    assert RunConfig.from_dict(config.to_dict()).train.weight_decay == 1e-4
+    old = config.to_dict()
+    del old["train"]["weight_decay"]  # a run saved before the option was offered
+    assert RunConfig.from_dict(old).train.weight_decay == 0.0
+    with pytest.raises(ConfigError, match="weight-decay"):
+        make_run_config("/d", "tiny", weight_decay=-0.1)
+    images = torch.zeros(4, 1, 32, 32, dtype=torch.uint8)
+    trainer = Trainer(config, RunPaths(tmp_path / "run"), images, images[:2], torch.device("cpu"), "fp32")
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == 1e-4
