@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from core.data.imageio import read_gray
+from core.device import autocast
 from core.embed.embeddings import Embeddings, l2_normalize
 from core.embed.encoder import Encoder
 from core.model.transforms import eval_view
@@ -43,7 +44,9 @@ class Readouts:
     """A run's films and model, and the features each read-out gives them."""
 
     def __init__(self, run: Path) -> None:
-        self.encoder = Encoder.from_run(run, device="cpu", precision="fp32")
+        # The precision `train` embedded with (bf16 where the CPU has it), so the first
+        # read-out reproduces the run's saved embedding on every machine.
+        self.encoder = Encoder.from_run(run, device="cpu")
         self.emb = Embeddings.load(run)
         root = Path(self.encoder.config.data)
         self.films = [read_gray(root / p) for p in self.emb.paths]
@@ -61,15 +64,17 @@ class Readouts:
             backbone.avgpool = nn.Sequential(pool, nn.Flatten(1))
         out: dict[str, list[np.ndarray]] = {}
         hooks = [getattr(backbone, name).register_forward_hook(
-            lambda _m, _i, o, name=name: out.setdefault(name, []).append(o.mean((-2, -1)).numpy()))
+            lambda _m, _i, o, name=name: out.setdefault(name, []).append(o.float().mean((-2, -1)).numpy()))
             for name in layers]
         try:
             for s in range(0, len(self.films), 128):
                 views = torch.stack([eval_view(_centre(p, crop), size or self.encoder.image_size)
                                      for p in self.films[s:s + 128]])
-                h = backbone(views)
-                out.setdefault("pooled", []).append(h.numpy())
-                out.setdefault("hidden", []).append(head[2](head[1](head[0](h))).numpy())
+                with autocast(self.encoder.device, self.encoder.precision):
+                    h = backbone(views)
+                    hidden = head[2](head[1](head[0](h)))
+                out.setdefault("pooled", []).append(h.float().numpy())
+                out.setdefault("hidden", []).append(hidden.float().numpy())
         finally:
             backbone.avgpool = saved_pool
             for hook in hooks:
@@ -77,16 +82,7 @@ class Readouts:
         return {k: np.concatenate(v) for k, v in out.items()}
 
     def score(self, vectors: np.ndarray) -> dict[str, tuple[float, float, float, float]]:
-        """{split: (P@5, mAP, mAP@R, same-patient P@1)} for the val and test queries."""
-        v = l2_normalize(vectors.astype(np.float32))
-        gallery, patients = np.arange(len(v)), list(self.emb.patients)
-        out = {}
-        for split in ("val", "test"):
-            q = np.flatnonzero(self.split == split)
-            s = evaluate_retrieval(v, self.emb.labels, q, gallery, patients=patients).to_dict()
-            same = same_patient_retrieval(v, patients, q, gallery).to_dict()
-            out[split] = (s["precision_at_5"], s["map"], s["map_at_r"], same["precision_at_1"])
-        return out
+        return score_splits(vectors, self.emb)
 
     def whiten(self, vectors: np.ndarray, dim: int, shrink: float) -> np.ndarray:
         """PCA whitening fitted on the training films, eigenvalues shrunk by shrink x their mean."""
@@ -96,6 +92,29 @@ class Readouts:
         eigval, eigvec = np.linalg.eigh(np.cov((train - mean).T))
         top = np.argsort(eigval)[::-1][:dim]
         return (x - mean) @ eigvec[:, top] / np.sqrt(eigval[top] + shrink * eigval.mean() + 1e-9)
+
+
+def score_splits(vectors: np.ndarray, emb: Embeddings) -> dict[str, tuple[float, float, float, float]]:
+    """{split: (P@5, mAP, mAP@R, same-patient P@1)} for the val and test queries of `emb`'s
+    films, with `vectors` (one row per film, any length) in place of `emb.vectors`."""
+    v = l2_normalize(vectors.astype(np.float32))
+    gallery, patients, splits = np.arange(len(v)), list(emb.patients), np.array(emb.splits)
+    out = {}
+    for split in ("val", "test"):
+        q = np.flatnonzero(splits == split)
+        s = evaluate_retrieval(v, emb.labels, q, gallery, patients=patients).to_dict()
+        same = same_patient_retrieval(v, patients, q, gallery).to_dict()
+        out[split] = (s["precision_at_5"], s["map"], s["map_at_r"], same["precision_at_1"])
+    return out
+
+
+def format_scores(s: dict[str, tuple[float, float, float, float]]) -> str:
+    """'val: P@5 mAP mAP@R same-P@1 | test: ...' as one line of figures ('-' where a figure has
+    no queries, e.g. same-patient P@1 without patient ids)."""
+    def figures(split: str) -> str:
+        return " ".join("    -" if x is None else f"{x:.3f}" for x in s[split])
+
+    return f"{figures('val'):>30s} | {figures('test')}"
 
 
 def _centre(pixels: np.ndarray, crop: float) -> np.ndarray:
@@ -137,9 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     r = Readouts(a.run)
     print(f"{'read-out':40s} {'val: P@5 mAP mAP@R same-P@1':>30s} | test: P@5 mAP mAP@R same-P@1")
     for name, make in readouts(r).items():
-        s = r.score(make())
-        print(f"{name:40s} {' '.join(f'{x:.3f}' for x in s['val']):>30s} | "
-              f"{' '.join(f'{x:.3f}' for x in s['test'])}", flush=True)
+        print(f"{name:40s} {format_scores(r.score(make()))}", flush=True)
     return 0
 
 
