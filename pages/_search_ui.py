@@ -27,6 +27,7 @@ from core.data import (
     windowed_pixels,
 )
 from core.embed import Embeddings
+from core.retrieval import SamePatientPrior
 
 CUSTOM = "Custom"
 
@@ -190,3 +191,22 @@ def priors_ui() -> bool:
                           "clavicles, devices at positions one transform relates): priors and "
                           "follow-ups of the query's patient come first, even under another id. "
                           "Takes about a second.")
+
+
+# a hint threshold this high means the embedding is confident only of copies, not of a patient
+NEAR_IDENTICAL = 0.999
+
+
+def patients_caption_text(prior: SamePatientPrior, hidden: str | None) -> str:
+    """What the patient lines of the results mean: the hidden patient, where the hint comes from."""
+    parts = []
+    if hidden:
+        parts.append(f"Films of the query's patient ({hidden}) hidden.")
+    if prior.threshold is not None:
+        parts.append(f"same patient? N%: the model's guess that a film is the query's patient, "
+                     f"shown from cosine {prior.threshold:.3f}, where at least {prior.target:.0%} of "
+                     f"{prior.n_pairs} held-out neighbour pairs of this run were one patient's films.")
+        if prior.threshold >= NEAR_IDENTICAL:
+            parts.append("This model is that sure only of near-identical films; 'Same patient first' "
+                         "finds a patient's other films by the landmarks they share.")
+    return " ".join(parts)

@@ -6,6 +6,7 @@ from pages._routing import route_through_entry_point
 
 route_through_entry_point()  # before the imports below, which load torch (seconds)
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from pages._search_ui import (
     QueryError,
     QueryImage,
     hide_patient_ui,
+    patients_caption_text,
     priors_ui,
     query_source_ui,
     tags_ui,
@@ -129,15 +131,10 @@ def result_cell(hit: Hit, profile: ScoreProfile, prior: SamePatientPrior, query:
 
 def patients_caption(prior: SamePatientPrior, hidden: str | None) -> None:
     """What the patient lines mean: the hidden patient, and where the hint comes from."""
-    parts = []
-    if hidden:
-        parts.append(f"Films of the query's patient ({hidden}) hidden.")
-    if prior.threshold is not None:
-        parts.append(f"same patient? N%: the model's guess that a film is the query's patient, "
-                     f"shown from cosine {prior.threshold:.3f}, where at least {prior.target:.0%} of "
-                     f"{prior.n_pairs} held-out neighbour pairs of this run were one patient's films.")
-    if parts:
-        st.caption(escape_markdown(" ".join(parts)))
+    text = patients_caption_text(prior, hidden)
+    if text:
+        st.caption(escape_markdown(text))
+
 
 
 def vote_ui(result: TimedHits) -> None:
@@ -154,13 +151,16 @@ def vote_ui(result: TimedHits) -> None:
 
 
 def compare_ui(query: QueryImage, pixels: np.ndarray, result: TimedHits, data_root: Path) -> None:
-    """The query beside a result the user picks (the picker is new for each query)."""
+    """The query beside a result the user picks (the picker is new for each list of results:
+    hiding the patient or re-ranking renumbers the films, and a picker kept across that showed
+    the old #1's name over the new #1's image)."""
     ranks = [h.rank for h in result.hits]
     if not ranks:
         return
     by_rank = {h.rank: h for h in result.hits}
+    listed = hashlib.sha1("\n".join(h.path for h in result.hits).encode()).hexdigest()[:12]
     rank = st.selectbox("Compare the query with result", ranks,
-                        key=f"search_compare_{query.digest}_{query.dataset_path}_{len(ranks)}",
+                        key=f"search_compare_{query.digest}_{query.dataset_path}_{listed}",
                         format_func=lambda r: f"#{r} · {Path(by_rank[r].path).name}")
     hit = by_rank[rank]
     left, right = st.columns(2)

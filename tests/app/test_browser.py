@@ -268,6 +268,50 @@ def test_compare_caption_names_the_image_shown_after_a_new_query(page, server, w
     page.screenshot(path=str(shots / "search-compare.png"), full_page=True)
 
 
+def _query_whose_nearest_film_is_its_patients(run: Path) -> str:
+    """A dataset film whose nearest other film is one of its patient's (hiding the patient
+    then renumbers the results from #1)."""
+    import numpy as np
+
+    from core.embed.embeddings import Embeddings
+
+    emb = Embeddings.load(run)
+    sims = emb.vectors @ emb.vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    nearest = sims.argmax(1)
+    found = [emb.paths[i] for i in range(len(emb))
+             if emb.patients[i] and emb.patients[nearest[i]] == emb.patients[i]]
+    assert found, "the tiny run finds no patient's film first: the check below would test nothing"
+    return found[0]
+
+
+def test_compare_picker_follows_the_results_when_the_patient_is_hidden(page, server, workspace, shots,
+                                                                       search_ready):
+    """Hiding the query's patient renumbers the results; the compare picker once kept the old
+    #1's name over the new #1's image."""
+    _, run, _ = workspace
+    query = _query_whose_nearest_film_is_its_patients(run)
+    page.goto(f"{server}/search")
+    _wait_idle(page)
+    page.get_by_text("Pick from the dataset", exact=True).click()
+    _wait_idle(page)
+    image_box = page.locator("[data-testid='stSelectbox']").filter(has_text="Image").first
+    image_box.click()
+    page.keyboard.type(query)
+    page.keyboard.press("Enter")
+    page.get_by_text(f"query: {query}", exact=False).first.wait_for()
+    _wait_idle(page)
+    before = _compare_names(page)
+    assert before[0] == before[1]
+    page.get_by_text("Hide same patient", exact=True).click()
+    page.get_by_text("Films of the query's patient", exact=False).first.wait_for()
+    _wait_idle(page)
+    picked, shown = _compare_names(page)
+    assert shown != before[1]  # the old #1 was the query's patient's film, now hidden
+    assert picked == shown, (picked, shown)
+    page.screenshot(path=str(shots / "search-hide-patient.png"), full_page=True)
+
+
 def _store(workspace):
     from core.review.store import ReviewStore
     from core.runs.workspace import Workspace

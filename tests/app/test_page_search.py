@@ -189,6 +189,22 @@ def test_same_patient_hint_where_the_model_is_confident(tiny_workspace, tmp_path
     assert f"shown from cosine {prior.threshold:.3f}" in unescape(_all_text(at))
 
 
+def test_patients_caption_says_when_the_hint_covers_only_near_identical_films():
+    from core.retrieval.patients import SamePatientPrior
+    from pages._search_ui import patients_caption_text
+
+    def prior(threshold):
+        return SamePatientPrior(np.array([0.5, 1.0]), np.array([0.0, 1.0]), 1380, 50, 0.9, threshold)
+
+    confident = patients_caption_text(prior(0.93), None)
+    assert "shown from cosine 0.930" in confident and "1380 held-out neighbour pairs" in confident
+    assert "near-identical" not in confident
+    copies_only = patients_caption_text(prior(0.9997), "P7")  # the dev run's calibration
+    assert copies_only.startswith("Films of the query's patient (P7) hidden.")
+    assert "only of near-identical films" in copies_only and "Same patient first" in copies_only
+    assert patients_caption_text(prior(None), None) == ""  # no hint at all: nothing to explain
+
+
 def test_same_patient_note_by_hand():
     from core.retrieval.patients import SamePatientPrior, same_patient_note
 
