@@ -13,6 +13,7 @@ The first line must match `python -m core evaluate --run RUN` on test.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from core.data.imageio import read_gray
 from core.device import autocast
 from core.embed.embeddings import Embeddings, l2_normalize
 from core.embed.encoder import Encoder
+from core.errors import UserError, one_line
 from core.model.transforms import eval_view
 from core.retrieval.metrics import evaluate_retrieval
 from core.retrieval.patient_metrics import same_patient_retrieval
@@ -153,7 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", type=Path, help="a trained run folder (its dataset must be where it was)")
     a = p.parse_args(argv)
     torch.set_flush_denormal(True)
-    r = Readouts(a.run)
+    try:
+        r = Readouts(a.run)
+    except UserError as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
     print(f"{'read-out':40s} {'val: P@5 mAP mAP@R same-P@1':>30s} | test: P@5 mAP mAP@R same-P@1")
     for name, make in readouts(r).items():
         print(f"{name:40s} {format_scores(r.score(make()))}", flush=True)

@@ -23,10 +23,11 @@ from torch import nn
 from benchmarks.readouts import format_scores, score_splits
 from core.config import ModelConfig, RunConfig
 from core.embed.embeddings import Embeddings
+from core.errors import UserError, one_line
 from core.files import read_json
 from core.model.network import build_backbone
 from core.model.transforms import XRayViews, normalize
-from core.run_folder import RunPaths
+from core.run_folder import RunError, RunPaths
 from core.train.views import decode_images
 
 
@@ -68,14 +69,22 @@ def pooled_features(backbone: nn.Module, images: torch.Tensor) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.supervised", description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="a trained run folder (its dataset must be where it was)")
-    p.add_argument("--epochs", type=int, default=25)
+    p.add_argument("--epochs", type=int, default=25, help="0 scores the untrained encoder (the random-init baseline)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=None, help="image size (default: the run's)")
     a = p.parse_args(argv)
+    if a.epochs < 0 or (a.size is not None and a.size < 32):
+        p.error("--epochs must be 0 or more (0: the untrained encoder) and --size at least 32")
     torch.set_flush_denormal(True)
-    paths = RunPaths(a.run)
-    config = RunConfig.from_dict(read_json(paths.config))
-    emb = Embeddings.load(a.run)
+    try:
+        saved = read_json(RunPaths(a.run).config)
+        if saved is None:
+            raise RunError(f"{a.run} is not a trained run (no config.json)")
+        config = RunConfig.from_dict(saved)
+        emb = Embeddings.load(a.run)
+    except UserError as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
     size = a.size or config.train.image_size
     images, bad = decode_images([Path(config.data) / q for q in emb.paths], size)
     if bad:

@@ -75,3 +75,12 @@ def test_the_supervised_ceiling_prints_the_run_and_the_label_trained_encoder(tin
     assert out[1].startswith("the run: self-supervised")
     assert out[1].endswith(format_scores(score_splits(emb.vectors, emb)))
     assert out[2].startswith("labels: 1 epochs") and len(out[2].split("|")[1].split()) == 4
+
+
+@pytest.mark.parametrize("module", ["benchmarks.readouts", "benchmarks.supervised"])
+def test_a_folder_that_is_not_a_run_gets_one_line(module, tmp_path, capsys):
+    import importlib
+
+    assert importlib.import_module(module).main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and str(tmp_path) in err and "\n" not in err
