@@ -136,7 +136,6 @@ def patients_caption(prior: SamePatientPrior, hidden: str | None) -> None:
         st.caption(escape_markdown(text))
 
 
-
 def vote_ui(result: TimedHits) -> None:
     """The labels of the top-k, most frequent first."""
     votes = label_vote(result.hits)
