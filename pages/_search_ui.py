@@ -53,6 +53,15 @@ class QueryError:
     message: str
 
 
+def _file_size(meta: dict[str, str]) -> tuple[int, int] | None:
+    """The file's own (width, height) from `load_image`'s meta['size'] ('WxH'), if given."""
+    try:
+        w, h = (int(v) for v in meta["size"].split("x"))
+    except (KeyError, ValueError):
+        return None
+    return w, h
+
+
 def read_query(data: bytes, name: str) -> QueryImage | QueryError:
     """Decode an uploaded file; a bad file gives its one-line reason, never an exception.
 
@@ -64,7 +73,8 @@ def read_query(data: bytes, name: str) -> QueryImage | QueryError:
         image = load_image(data, name=name)
     except ImageReadError as e:
         return QueryError(str(e))
-    check = radiograph_check(image.pixels, data if image.raw is None else None)
+    check = radiograph_check(image.pixels, data if image.raw is None else None,
+                             size=_file_size(image.meta))
     return QueryImage(name, image, hashlib.sha1(data).hexdigest()[:16], check)
 
 

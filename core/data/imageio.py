@@ -59,6 +59,7 @@ LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601-2
 MAX_SIDE = 2048  # decode larger images downscaled to at most this side (by 2, 3, ...)
 BIG_PIXELS = 16_000_000  # images over this many pixels decode one at a time
 PREVIEW_SIDE = 1024  # what a page shows: screen size, not file size
+PREVIEW_MAX_ASPECT = 16  # a preview's long side is at most this many times its short side
 # Big images decode one at a time on one thread: a single malloc arena, so the memory of one
 # decode is reused by the next instead of each request thread keeping its own.
 _BIG_DECODES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cxr-big-decode")
@@ -180,22 +181,30 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
 
 
 def preview(pixels: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
-    """An 8-bit copy for the screen: at most `side` pixels on its longer side.
+    """An 8-bit copy for the screen: at most `side` pixels on its longer side, and never
+    thinner than 1 : PREVIEW_MAX_ASPECT (the short side padded with black), so a page may show
+    it at any width from PREVIEW_MAX_ASPECT pixels (a 4000 x 1 strip shown 440 px wide was
+    scaled to 0 px high, and Streamlit raised).
 
     Args:
         pixels: (H, W) float in [0, 1].
         side: the longest side shown.
 
     Returns:
-        (h, w) uint8, the image itself in 8 bits when already small enough.
+        (h, w) uint8, the image itself in 8 bits when already small and not a thin strip.
     """
     small = to_uint8(pixels)
     h, w = small.shape[:2]
-    if max(h, w) <= side:
+    if max(h, w) > side:
+        scale = side / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = np.asarray(Image.fromarray(small).resize(size, Image.Resampling.BOX))
+        h, w = small.shape[:2]
+    short = -(-max(h, w) // PREVIEW_MAX_ASPECT)  # ceil: the least short side allowed
+    if min(h, w) >= short:
         return small
-    scale = side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(small).resize(size, Image.Resampling.BOX))
+    pad_h, pad_w = max(0, short - h), max(0, short - w)
+    return np.pad(small, ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2)))
 
 
 def is_supported(path: str | Path) -> bool:

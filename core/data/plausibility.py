@@ -55,17 +55,20 @@ def colourfulness(source: bytes | str | Path) -> float:
     return float((rgb.max(axis=-1) - rgb.min(axis=-1)).mean() / 255.0)
 
 
-def radiograph_check(pixels: np.ndarray, source: bytes | str | Path | None = None) -> PixelCheck:
+def radiograph_check(pixels: np.ndarray, source: bytes | str | Path | None = None,
+                     size: tuple[int, int] | None = None) -> PixelCheck:
     """Judge whether an image could be a radiograph.
 
     Args:
         pixels: (H, W) grey image in [0, 1] as decoded for the search.
         source: the file's bytes or path, for the colour check (None: skip it).
+        size: the file's own (width, height) when the pixels were decoded downscaled, so the
+            shape named is the file's (None: the pixels' shape).
 
     Returns:
         PixelCheck; each problem is a short clause ("it is in colour", ...).
     """
-    h, w = pixels.shape[:2]
+    w, h = size if size is not None else (pixels.shape[1], pixels.shape[0])
     aspect = w / max(h, 1)
     lo, hi = (float(v) for v in np.percentile(pixels, [1, 99]))
     spread = hi - lo

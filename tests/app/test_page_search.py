@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from core.data.display import CT_PRESETS, FILE_DEFAULT, key_tags, window_presets, windowed_pixels
 from core.data.imageio import Window, load_image
@@ -227,6 +228,18 @@ def test_bad_upload_shows_one_line_and_no_results(tiny_workspace, tmp_path):
     assert [unescape(e.value) for e in at.error] == [
         "notes.png: contains text, not image data (expected PNG, JPEG, WebP, BMP, TIFF, GIF or DICOM)"]
     assert not _results(at)
+
+
+def test_a_one_pixel_strip_is_searched_and_shown_without_a_traceback(tiny_workspace):
+    """Found walking the app: a 4000 x 1 PNG made the compare view raise (its 1024 x 1 preview
+    scaled to 0 px high); the warning named the decoded 2000 x 1, not the file's shape."""
+    buf = io.BytesIO()
+    Image.fromarray(np.tile(np.arange(4000) % 256, (1, 1)).astype(np.uint8)).save(buf, "PNG")
+    at = open_page("pages/search.py")
+    at.file_uploader(key="search_upload").set_value(("strip.png", buf.getvalue(), "image/png")).run()
+    assert not at.exception, at.exception
+    assert _results(at)
+    assert any("its shape is 4000 x 1 px" in w.value for w in at.warning), [w.value for w in at.warning]
 
 
 def test_png_upload_finds_its_own_file(tiny_workspace):

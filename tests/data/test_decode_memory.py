@@ -54,6 +54,16 @@ def test_preview_is_screen_sized_uint8():
     assert preview(small).shape == (10, 20)
 
 
+def test_a_thin_strip_is_padded_to_a_showable_shape():
+    row = np.linspace(0, 1, 4000, dtype=np.float32)[None, :]  # 4000 x 1
+    shown = preview(row)
+    assert shown.shape == (64, 1024)  # 1024 / PREVIEW_MAX_ASPECT rows, the strip in the middle
+    assert np.flatnonzero(shown.max(axis=1)).tolist() == [31] and shown[31].max() == 255
+    assert preview(row.T).shape == (1024, 64)
+    assert preview(np.ones((3, 100), np.float32)).shape == (7, 100)  # small: padded only
+    assert preview(np.ones((7, 100), np.float32)).shape == (7, 100)
+
+
 @pytest.mark.slow
 def test_two_64_mp_uploads_at_once_stay_under_600_mb():
     from benchmarks.memory import measure

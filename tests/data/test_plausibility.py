@@ -34,6 +34,10 @@ def test_grey_film_saved_as_rgb_jpeg_is_plausible(tmp_path):
 def test_shape_and_grey_range_by_hand():
     strip = np.tile(np.linspace(0, 1, 300, dtype=np.float32), (100, 1))  # 300 x 100: aspect 3
     assert [p.split(" (")[0] for p in radiograph_check(strip).problems] == ["its shape is 300 x 100 px"]
+    # decoded downscaled: the file's own shape is the one named and judged
+    assert radiograph_check(strip, size=(3000, 1000)).problems[0].startswith("its shape is 3000 x 1000 px")
+    assert radiograph_check(np.ones((100, 300), np.float32) * np.linspace(0, 1, 300),
+                            size=(300, 300)).plausible
     flat = np.full((200, 200), 0.5, np.float32)
     check = radiograph_check(flat)
     assert check.grey_spread == 0.0 and check.problems[0].startswith("it has almost no grey range")
