@@ -12,8 +12,9 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $(STAMP)
 
+# The demo model starts training in the background (once; never over a user's dataset or runs).
 run: $(STAMP)
-	$(PY) -m core demo-workspace $(WORKSPACE)
+	$(PY) -m core demo-workspace $(WORKSPACE) --train
 	CXR_WORKSPACE=$(WORKSPACE) $(PY) -m streamlit run streamlit_app.py
 
 # Test files run on TEST_WORKERS processes (pytest-xdist; a file stays on one worker, so its

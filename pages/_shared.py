@@ -21,6 +21,7 @@ from core.data import DatasetError, FolderNotAllowed, allowed_roots, check_allow
 from core.embed import Embeddings
 from core.errors import UserError, one_line
 from core.files import read_json, read_jsonl
+from core.jobs.training import demo_pending, running_job
 from core.run_folder import RunPaths, list_runs, read_status
 from core.runs import RunSummary, Workspace, model_data, run_summary, workspace_root
 from core.runs import finished_runs as _finished_runs
@@ -119,6 +120,19 @@ def dataset_is_synthetic(ws: Workspace) -> bool:
     """True when the workspace's dataset is the generated demo set."""
     path = ws.dataset_path
     return bool(ws.settings().get("synthetic")) or (path is not None and (path / "demo.json").is_file())
+
+
+def no_model_note(ws: Workspace) -> str:
+    """What to do when the workspace has no trained model (the demo model starts only with
+    `make run` or Home's button: opening a page never starts a training)."""
+    job = running_job(ws)
+    if job is not None:
+        return (f"No trained model yet: '{job.name}' is training (its progress is on the Train "
+                "page). Open this page again when it has finished.")
+    note = "No trained model yet: train one on the Train page."
+    if demo_pending(ws):
+        note += " For the demo set, the demo model is one click away on Home."
+    return note
 
 
 def synthetic_banner(ws: Workspace) -> None:

@@ -33,6 +33,7 @@ from pages._shared import (
     flash,
     load_json,
     load_run_summary,
+    no_model_note,
     pending_pairs,
     progress_line,
     runs_table,
@@ -48,9 +49,7 @@ def first_start_ui(ws: Workspace) -> None:
     writing the demo set or starting a training takes this click.
     """
     empty = ws.dataset_path is None and not list_runs(ws.runs_dir)
-    untrained_demo = (not empty and ws.dataset_path is not None
-                      and (ws.dataset_path / "demo.json").is_file() and not list_runs(ws.runs_dir)
-                      and not (ws.runs_dir / jobs.DEMO_RUN).exists())
+    untrained_demo = not empty and jobs.demo_pending(ws)
     if not (empty or untrained_demo):
         return
     label = ("Set up the demo: a SYNTHETIC data set and a small model" if empty
@@ -112,7 +111,7 @@ def active_model_section(ws: Workspace) -> None:
     st.subheader("Active model")
     run = ws.active_run
     if run is None:
-        st.info("No trained model yet. Train one on the Train page (the demo trains by itself).")
+        st.info(no_model_note(ws))
         return
     row = load_run_summary(run)
     report = load_report(run)
@@ -183,7 +182,10 @@ def use_dataset(ws: Workspace, root: Path, n_images: int, synthetic: bool = Fals
 
 def ways_in(ws: Workspace) -> None:
     st.subheader("Bring data in")
-    demo, folder, upload = st.tabs(["Synthetic demo set", "Folder on the server", "Upload a zip"])
+    # The open tab is kept in session state: untracked tabs went back to the first one on the
+    # rerun that Enter in the folder field makes, hiding the path just typed.
+    demo, folder, upload = st.tabs(["Synthetic demo set", "Folder on the server", "Upload a zip"],
+                                   key="home_source", on_change="rerun")
     with demo:
         st.write("Generated chest-radiograph phantoms in four classes, with planted near-duplicates. "
                  "**SYNTHETIC: no patient images.** Good for trying every page in minutes.")

@@ -33,6 +33,7 @@ from pages._shared import (
     get_searcher,
     load_embeddings,
     load_json,
+    no_model_note,
     synthetic_banner,
     workspace_ui,
 )
@@ -135,8 +136,7 @@ notes = st.container()  # under the title, filled once the run is chosen
 runs = finished_runs(ws)
 if not runs:
     synthetic_banner(ws)
-    st.info("No trained model yet: train one on the Train page (the demo model trains by itself "
-            "on first start).")
+    st.info(no_model_note(ws))
     st.stop()
 
 choices = map_controls_ui(runs, ws.active_run, lambda run: bool(groups_of(run)))

@@ -41,6 +41,7 @@ from pages._shared import (
     get_searcher,
     load_embeddings,
     model_banner,
+    no_model_note,
     synthetic_banner,
     workspace_ui,
 )
@@ -181,8 +182,7 @@ st.title("Search by example")
 synthetic_banner(ws)
 run_dir = ws.active_run
 if run_dir is None:
-    st.info("No trained model yet: train one on the Train page (the demo model trains by itself "
-            "on first start).")
+    st.info(no_model_note(ws))
     st.stop()
 model_banner(ws, run_dir)
 emb = load_embeddings(run_dir)

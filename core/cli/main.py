@@ -44,6 +44,14 @@ def cmd_demo_workspace(a: argparse.Namespace) -> int:
 
     ws = ensure_demo_workspace(a.workspace)
     print(f"workspace {ws.root}: dataset {ws.dataset_name} ({ws.n_images} images, synthetic demo)")
+    if a.train:
+        from core.jobs.training import start_demo_if_empty
+        from core.runs.workspace import Workspace
+
+        job = start_demo_if_empty(Workspace(ws.root))
+        if job is not None:
+            print(f"the demo model is training in the background (run '{job.name}', process {job.pid}; "
+                  f"log: {job.run_dir / 'train.log'}); Search and the Map use it when it is done")
     return 0
 
 
@@ -189,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("demo-workspace", help="create a workspace with the synthetic demo set if none exists")
     w.add_argument("workspace", nargs="?", default="workspace")
+    w.add_argument("--train", action="store_true",
+                   help="also start the demo model's training in the background, once: not when "
+                        "the workspace holds another dataset or any run (`make run` passes it)")
     w.set_defaults(func=cmd_demo_workspace)
 
     t = sub.add_parser("train", help="train SimCLR, then embed, index and evaluate")

@@ -274,6 +274,14 @@ def wait(job: Job, timeout: float = 60.0) -> bool:
     return False
 
 
+def demo_pending(workspace: Workspace) -> bool:
+    """True while the workspace holds the demo set and the demo model was never started (no
+    run at all, no `runs/demo` in any state): what `start_demo_if_empty` would start."""
+    dataset = workspace.dataset_path
+    return (dataset is not None and (dataset / "demo.json").is_file()  # the demo set's marker
+            and not (workspace.runs_dir / DEMO_RUN).exists() and not list_runs(workspace.runs_dir))
+
+
 def start_demo_if_empty(workspace: Workspace) -> Job | None:
     """Start the `demo` preset run once, in a workspace holding the demo set and no run.
 
@@ -285,9 +293,9 @@ def start_demo_if_empty(workspace: Workspace) -> Job | None:
         The demo job if one is running (started now or before), else None.
     """
     dataset = workspace.dataset_path
-    if dataset is None or not (dataset / "demo.json").is_file():  # the demo set's marker
+    if dataset is None or not (dataset / "demo.json").is_file():
         return None
-    if (workspace.runs_dir / DEMO_RUN).exists() or list_runs(workspace.runs_dir):
+    if not demo_pending(workspace):
         return running_job(workspace)
     try:
         return start_training(workspace, DEMO_RUN, train_args(dataset, "demo"))

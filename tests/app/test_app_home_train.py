@@ -191,6 +191,21 @@ def test_empty_workspace_prepares_the_demo_once_on_a_click(tmp_path: Path, monke
     assert len(started) == 1
 
 
+def test_no_model_note_says_what_will_happen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pages once said the demo model 'trains by itself' when nothing would start it."""
+    from pages import _shared
+
+    own = Workspace(tmp_path / "own")
+    own.update(dataset=str(tmp_path))
+    assert _shared.no_model_note(own) == "No trained model yet: train one on the Train page."
+    demo = Workspace(ensure_demo_workspace(tmp_path / "demo", per_class=2).root)
+    assert "the demo model is one click away on Home" in _shared.no_model_note(demo)
+    (demo.runs_dir / jobs.DEMO_RUN).mkdir(parents=True)  # started once (stopped since): no button
+    assert "one click away" not in _shared.no_model_note(demo)
+    monkeypatch.setattr(_shared, "running_job", lambda ws: _fake_job(ws.runs_dir / "demo", []))
+    assert _shared.no_model_note(demo).startswith("No trained model yet: 'demo' is training")
+
+
 def test_open_folder_refuses_outside_and_explains_bad_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "ws"
     (root / "empty").mkdir(parents=True)

@@ -122,3 +122,28 @@ def test_single_class_folder_is_refused(tmp_path, trained):
         (only / "Normal" / f.name).write_bytes(f.read_bytes())
     proc = cli("train", "--data", str(only), "--run", str(tmp_path / "r"), check=False)
     assert proc.returncode == 2 and "single class" in proc.stderr
+
+
+def test_demo_workspace_train_starts_the_demo_model_once(tmp_path):
+    """`make run` passes --train: the demo model trains without a click, once per workspace."""
+    from core.jobs import training as jobs
+    from core.runs.workspace import Workspace
+
+    plain = Workspace(tmp_path / "plain")
+    cli("demo-workspace", str(plain.root))
+    assert plain.dataset_path is not None and not plain.runs_dir.exists()
+
+    ws = Workspace(tmp_path / "ws")
+    first = cli("demo-workspace", str(ws.root), "--train").stdout
+    job = jobs.running_job(ws)
+    try:
+        assert job is not None and job.name == "demo", first
+        assert f"run 'demo', process {job.pid}" in first
+        again = cli("demo-workspace", str(ws.root), "--train").stdout  # a second `make run`
+        assert f"run 'demo', process {job.pid}" in again
+        assert [p.name for p in ws.runs_dir.iterdir()] == ["demo"]
+    finally:
+        if job is not None:
+            jobs.kill(job.run_dir)
+            assert jobs.wait(job, 30)
+    assert "training" not in cli("demo-workspace", str(ws.root), "--train").stdout  # stopped: not restarted
