@@ -233,6 +233,36 @@ def test_a_colour_photo_is_unlike_the_dataset(page, server, shots, tmp_path, sea
     page.screenshot(path=str(shots / "search-colour-photo.png"))
 
 
+def test_a_one_pixel_strip_is_shown_without_a_traceback(page, server, shots, tmp_path, search_ready):
+    """A 4000 x 1 PNG: its preview was scaled to 0 px high in the compare view and raised."""
+    from PIL import Image
+
+    strip = tmp_path / "strip.png"
+    Image.new("L", (4000, 1), 200).save(strip)
+    page.goto(f"{server}/search")
+    _wait_idle(page)
+    _upload(page, strip, "Unlike anything in this dataset")  # asserts no traceback
+    assert "its shape is 4000 x 1 px" in page.content()
+    page.get_by_text("shown: #", exact=False).first.wait_for()
+    page.screenshot(path=str(shots / "search-strip.png"))
+
+
+def test_home_keeps_the_folder_tab_when_enter_is_pressed(page, server, shots):
+    """Enter in "Folder on this server" reruns the page; the tabs went back to the first one,
+    hiding the path just typed and its Open button."""
+    page.goto(f"{server}/")
+    _wait_idle(page)
+    page.get_by_role("tab", name="Folder on the server").click()
+    _wait_idle(page)
+    page.get_by_role("textbox", name="Folder on this server").fill("/nowhere/chest-xrays")
+    page.keyboard.press("Enter")
+    _wait_idle(page)
+    assert page.get_by_role("tab", name="Folder on the server").get_attribute("aria-selected") == "true"
+    assert page.get_by_role("textbox", name="Folder on this server").input_value() == "/nowhere/chest-xrays"
+    assert page.get_by_role("button", name="Open folder").is_visible()
+    page.screenshot(path=str(shots / "home-folder-tab.png"))
+
+
 def _compare_box(page):
     """The compare picker (the page's last select box); its value is its input's value."""
     return page.locator("[data-testid='stSelectbox']").last
