@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ from core.data import (
 from core.duplicates import DuplicateResult, Interval, copy_estimate, load_result
 from core.embed import Embeddings
 from core.jobs import search_status, start_search
-from core.review import KIND_LABELS, KINDS, SORTS, STATUSES, QueueFilter, QueueItem
+from core.review import KIND_LABELS, KINDS, SORTS, STATUSES, QueueFilter, QueueItem, Verdict
 from pages._pair_evidence_ui import found_kinds_ui
 
 STATUS_LABELS = {"pending": "pending", "duplicate": "duplicate", "not_duplicate": "not duplicate",
@@ -31,6 +33,31 @@ STATUS_LABELS = {"pending": "pending", "duplicate": "duplicate", "not_duplicate"
 SHORTCUTS = ("Coloured: duplicate, by kind. Keys: 1-4 duplicate (by kind), N not duplicate, S skip, "
              "U undo, ← / → previous / next.")
 FILM_HEIGHT = 340  # px: both films and the scores fit a 1280 x 720 screen
+
+
+def stale_pair_message(history: Sequence[Verdict], pair: tuple[str, str], still_shown: bool) -> str:
+    """Why a verdict on `pair` was refused: who changed the pair meanwhile, and what the page
+    shows now (the pair itself, or, when it left the list, the next one).
+
+    Args:
+        history: the pair's rows, oldest first (`ReviewStore.history(a, b)`).
+        pair: the two paths the reviewer decided on.
+        still_shown: whether the page now shows that pair again.
+    """
+    names = " · ".join(Path(p).name for p in pair)
+    what = ""
+    if history:
+        last = history[-1]
+        if last.verdict == "undo":
+            done = "undid a verdict on it"
+        else:
+            done = "marked it " + STATUS_LABELS.get(last.verdict, last.verdict)
+            if last.kind:
+                done += f": {KIND_LABELS.get(last.kind, last.kind)}"
+        what = f" ({last.reviewer} {done} at {time.strftime('%H:%M', time.localtime(last.created))})"
+    now = ("It is shown as it is now." if still_shown
+           else "It has left this list of pairs; the page shows the next one.")
+    return f"Not saved: {names} changed since you opened it{what}. {now}"
 
 
 def _stamp(path: Path) -> float:

@@ -21,6 +21,7 @@ from core.review import (
     KEEP_RULE,
     ReviewError,
     ReviewStore,
+    StaleVerdict,
     pair_key,
     pending_exact,
     review_downloads,
@@ -39,6 +40,7 @@ from pages._duplicates_ui import (
     pair_table,
     reviewer_ui,
     search_ui,
+    stale_pair_message,
     summary_ui,
     verdict_ui,
 )
@@ -118,7 +120,9 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
             st.session_state["dup_pos"] = pos + 1
         _save(lambda: store.record(*seen_pair, verdict, reviewer=reviewer, kind=kind, note=note,
                                    run=run.name, threshold=result.rule.threshold, seen=seen_state),
-              f"Saved: {verdict.replace('_', ' ')}.")
+              f"Saved: {verdict.replace('_', ' ')}.",
+              stale=lambda: stale_pair_message(store.history(*seen_pair), tuple(seen_pair),
+                                               tuple(seen_pair) == (item.pair.a, item.pair.b)))
     with films:
         images_ui(item, result.data_root)
     evidence_ui(item, result.data_root)
@@ -129,9 +133,14 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
         st.dataframe(pd.DataFrame(rows, columns=cols), hide_index=True, key="dup_history")
 
 
-def _save(action, message: str, empty: str | None = None) -> None:
+def _save(action, message: str, empty: str | None = None, stale=None) -> None:
+    """Run a store action; flash `message` (or `empty` when it wrote nothing) and rerun. A
+    refusal is one line: `stale()`'s account of what changed, where given, for a stale verdict."""
     try:
         done = action()
+    except StaleVerdict as e:
+        st.error(escape_markdown(stale() if stale is not None else str(e)))
+        return
     except ReviewError as e:
         st.error(escape_markdown(str(e)))
         return

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from core.duplicates.search import load_result, run_duplicates
 from core.review.store import ReviewStore
 from core.runs.workspace import Workspace
+from tests.page_helpers import unescape
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
@@ -175,6 +176,11 @@ def test_two_reviewers_on_one_pair_the_second_verdict_is_refused_not_moved(dup_w
     b.button(key="dup_v_not").click().run()  # bob has not reloaded: he still sees `seen`
     assert not b.exception
     assert any("changed since you opened it" in e.value for e in b.error)
+    # the refusal names the pair, who moved it on, and that the page now shows another pair
+    (refusal,) = [unescape(e.value) for e in b.error]
+    names = " · ".join(Path(p).name for p in seen)
+    assert refusal.startswith(f"Not saved: {names} changed since you opened it (ann marked it duplicate: "), refusal
+    assert refusal.endswith("It has left this list of pairs; the page shows the next one."), refusal
     assert [v.reviewer for v in store.history()] == ["ann"]  # nothing stored for bob
     assert _shown_pair(b) != seen  # refreshed: the queue as it is now
     now = _shown_pair(b)
@@ -204,3 +210,21 @@ def test_grid_judges_ticked_pairs_together_and_undo_takes_them_back(dup_ws):
     assert len(store.current()) == min(len(result.flagged), 12)
     at.button(key="dup_undo").click().run()
     assert store.current() == {}
+
+
+def test_stale_pair_message_by_hand():
+    from core.review.store import Verdict
+    from pages._duplicates_ui import stale_pair_message
+
+    pair = ("Normal/a.png", "COVID-19/b.png")
+
+    def row(verdict: str, kind: str = "") -> Verdict:
+        return Verdict(1, "", *sorted(pair), verdict, kind, "", "ann", 0.0, "", None, "x")
+
+    assert stale_pair_message([], pair, True) == (
+        "Not saved: a.png · b.png changed since you opened it. It is shown as it is now.")
+    said = stale_pair_message([row("duplicate", "copy")], pair, False)
+    assert "(ann marked it duplicate: copy (same film, transformed) at " in said
+    assert said.endswith("It has left this list of pairs; the page shows the next one.")
+    assert "ann marked it not duplicate at" in stale_pair_message([row("not_duplicate")], pair, True)
+    assert "ann undid a verdict on it at" in stale_pair_message([row("duplicate"), row("undo")], pair, True)
