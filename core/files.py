@@ -32,8 +32,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        _name_the_file(e, path)
         raise
     fsync_dir(path.parent)
 
@@ -114,10 +115,18 @@ def atomic_write_with(path: Path, write: Callable[[Path], None]) -> None:
         with tmp.open("rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        _name_the_file(e, path)
         raise
     fsync_dir(path.parent)
+
+
+def _name_the_file(e: BaseException, path: Path) -> None:
+    """Give an OSError that names no file (a full disk met inside a writer such as torch.save)
+    the file being written, so its one line says where: 'the disk is full: runs/r1/last.pt'."""
+    if isinstance(e, OSError) and not e.filename:
+        e.filename = str(path)
 
 
 def remove_temps(folder: Path) -> list[Path]:

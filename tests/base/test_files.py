@@ -20,3 +20,23 @@ def test_atomic_write_csv_leaves_no_temp_file(tmp_path):
     with path.open(newline="", encoding="utf-8") as f:
         assert list(csv.DictReader(f)) == [{"path": "x.png", "reason": "truncated"}]
     assert [p.name for p in path.parent.iterdir()] == ["rows.csv"]
+
+
+def test_a_full_disk_inside_a_writer_names_the_file_and_leaves_no_temp(tmp_path):
+    """torch.save met ENOSPC and raised an OSError naming no file: 'error: the disk is full'."""
+    import errno
+
+    import pytest
+
+    from core.errors import one_line
+    from core.files import atomic_write_with
+
+    def full(tmp):
+        tmp.write_bytes(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    target = tmp_path / "run" / "last.pt"
+    with pytest.raises(OSError) as caught:
+        atomic_write_with(target, full)
+    assert one_line(caught.value) == f"the disk is full: {target}"
+    assert list(target.parent.iterdir()) == []
