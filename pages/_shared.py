@@ -128,7 +128,7 @@ def no_model_note(ws: Workspace) -> str:
     job = running_job(ws)
     if job is not None:
         return (f"No trained model yet: '{job.name}' is training (its progress is on the Train "
-                "page). Open this page again when it has finished.")
+                "page); pages use it once it has finished.")
     note = "No trained model yet: train one on the Train page."
     if demo_pending(ws):
         note += " For the demo set, the demo model is one click away on Home."

@@ -6,6 +6,7 @@ from pages._routing import route_through_entry_point
 
 route_through_entry_point()  # before the imports below, which load torch (seconds)
 
+import math
 import time
 from pathlib import Path
 
@@ -48,6 +49,8 @@ def loss_figure(run_dir: Path) -> go.Figure | None:
         fig.add_trace(go.Scatter(x=m["epoch"], y=m["val_loss"], name="validation", mode="lines+markers"))
     fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), title="NT-Xent loss",
                       xaxis_title="epoch", yaxis_title="loss", legend=dict(orientation="h", y=1.15))
+    # whole epochs only (plotly put ticks at 1.5, 2.5, ... for a few epochs), at most ~10 ticks
+    fig.update_xaxes(tick0=1, dtick=max(1, math.ceil(len(m) / 10)))
     return fig
 
 
