@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from core.duplicates import DuplicateResult, load_calibration
+from core.embed import Embeddings
 from core.review import (
     KEEP_RULE,
     ReviewError,
@@ -197,13 +198,17 @@ def calibration_ui(result: DuplicateResult, store: ReviewStore, run: Path) -> No
         st.rerun()
 
 
-def leakage_ui(result: DuplicateResult) -> None:
-    """Duplicates across splits and patients in more than one split."""
+def leakage_ui(result: DuplicateResult, emb: Embeddings) -> None:
+    """Duplicates across splits (with the split of each side) and patients in more than one split."""
     leak = result.leakage
     st.metric("Flagged pairs across splits", len(leak.cross_split_pairs))
     if leak.cross_split_pairs:
-        st.dataframe(pd.DataFrame([{"a": p.a, "b": p.b, "cosine": round(p.score, 4),
-                                    "pHash": p.hash_distance} for p in leak.cross_split_pairs]),
+        def split(row: int) -> str:
+            return emb.splits[row] if 0 <= row < len(emb) else ""
+
+        st.dataframe(pd.DataFrame([{"a": p.a, "split a": split(p.i), "b": p.b, "split b": split(p.j),
+                                    "cosine": round(p.score, 4), "pHash": p.hash_distance}
+                                   for p in leak.cross_split_pairs]),
                      hide_index=True, key="dup_leak_pairs")
     st.metric("Patients in more than one split", leak.n_patients_across_splits)
     if leak.patient_leaks:
@@ -261,6 +266,6 @@ if section == "Review":
 elif section == "Calibration":
     calibration_ui(result, store, run)
 elif section == "Leakage":
-    leakage_ui(result)
+    leakage_ui(result, load_embeddings(run))
 else:
     export_ui(result, store)

@@ -148,6 +148,11 @@ def test_tabs_render_and_names_stay_out_of_markdown(dup_ws):
     for section, label in (("Calibration", "Suggested threshold"), ("Leakage", "Patients in more than one split")):
         at.button_group(key="dup_section").set_value(section).run()
         assert label in {m.label for m in at.metric} and not at.exception
+    # each leaking pair names the split of either side (they differ: that is the leak)
+    (leaks,) = [d.value for d in at.dataframe if "split a" in d.value.columns]
+    assert len(leaks) == len(result.leakage.cross_split_pairs) > 0
+    assert set(leaks["split a"]) | set(leaks["split b"]) <= {"train", "val", "test"}
+    assert (leaks["split a"] != leaks["split b"]).all()
     at = _page()
     names = {p.a for p in result.pairs} | {p.b for p in result.pairs}
     for element in list(at.markdown) + list(at.caption):
