@@ -11,6 +11,7 @@ with synchronous=FULL. A killed writer leaves either its whole transaction or no
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import uuid
@@ -123,16 +124,28 @@ class ReviewStore:
         try:
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         except sqlite3.Error as e:
-            raise ReviewError(f"cannot open the review database {self.path}: {e}") from None
+            raise ReviewError(f"cannot open the review database {self.path}: {self._why(e)}") from None
         try:
             db.execute("PRAGMA busy_timeout = 30000")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = FULL")
             yield db
         except sqlite3.DatabaseError as e:
-            raise ReviewError(f"review database {self.path}: {e}") from None
+            raise ReviewError(f"review database {self.path}: {self._why(e)}") from None
         finally:
             db.close()
+
+    def _why(self, e: sqlite3.Error) -> str:
+        """SQLite's reason, or the cause a user can act on when its words hide it: a read-only
+        file system answers only 'unable to open database file' (WAL needs to write beside it)."""
+        try:
+            read_only = bool(os.statvfs(self.path.parent).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        if read_only:
+            return ("the file system is read-only: verdicts cannot be read or stored here "
+                    "(the database keeps every earlier verdict; make the workspace writable)")
+        return str(e)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -115,6 +115,27 @@ def test_not_a_database_is_a_one_line_error(tmp_path):
         ReviewStore(path, "demo")
 
 
+def test_a_read_only_file_system_is_named(tmp_path, monkeypatch):
+    """On a read-only mount SQLite only says 'unable to open database file' (WAL writes beside
+    the file); the message names the cause. Checked for real on a read-only tmpfs (README)."""
+    from core.review import store as store_module
+
+    path = tmp_path / "r.sqlite"
+    ReviewStore(path, "demo").record("a", "b", "skip", reviewer="ann")
+    path.unlink()
+    path.mkdir()  # SQLite cannot open it: "unable to open database file"
+    with pytest.raises(ReviewError, match="unable to open database file"):
+        ReviewStore(path, "demo")
+    flags = os.statvfs(tmp_path)
+
+    class ReadOnly:
+        f_flag = flags.f_flag | os.ST_RDONLY
+
+    monkeypatch.setattr(store_module.os, "statvfs", lambda folder: ReadOnly)
+    with pytest.raises(ReviewError, match="the file system is read-only: verdicts cannot be read or stored"):
+        ReviewStore(path, "demo")
+
+
 def _writer(path: str, reviewer: str, n: int, start) -> None:
     store = ReviewStore(path, "demo")
     start.wait()
