@@ -274,12 +274,16 @@ def wait(job: Job, timeout: float = 60.0) -> bool:
     return False
 
 
+def _holds_demo_set(workspace: Workspace) -> bool:
+    dataset = workspace.dataset_path
+    return dataset is not None and (dataset / "demo.json").is_file()  # the demo set's marker
+
+
 def demo_pending(workspace: Workspace) -> bool:
     """True while the workspace holds the demo set and the demo model was never started (no
     run at all, no `runs/demo` in any state): what `start_demo_if_empty` would start."""
-    dataset = workspace.dataset_path
-    return (dataset is not None and (dataset / "demo.json").is_file()  # the demo set's marker
-            and not (workspace.runs_dir / DEMO_RUN).exists() and not list_runs(workspace.runs_dir))
+    return (_holds_demo_set(workspace) and not (workspace.runs_dir / DEMO_RUN).exists()
+            and not list_runs(workspace.runs_dir))
 
 
 def start_demo_if_empty(workspace: Workspace) -> Job | None:
@@ -292,13 +296,12 @@ def start_demo_if_empty(workspace: Workspace) -> Job | None:
     Returns:
         The demo job if one is running (started now or before), else None.
     """
-    dataset = workspace.dataset_path
-    if dataset is None or not (dataset / "demo.json").is_file():
+    if not _holds_demo_set(workspace):
         return None
     if not demo_pending(workspace):
         return running_job(workspace)
     try:
-        return start_training(workspace, DEMO_RUN, train_args(dataset, "demo"))
+        return start_training(workspace, DEMO_RUN, train_args(workspace.dataset_path, "demo"))
     except JobError:
         return running_job(workspace)
 
