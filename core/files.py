@@ -6,13 +6,14 @@ One reader and one writer per plain format (bytes, JSON, JSON lines, CSV) for th
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import hashlib
 import io
 import json
 import math
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -101,9 +102,23 @@ def fsync_dir(folder: Path) -> None:
 def temp_path(path: Path) -> Path:
     """A fresh temp name beside `path` that `remove_temps` recognises ('.<name>.<random>.tmp')."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    fd, tmp = _create_temp(path)
     os.close(fd)
-    return Path(tmp)
+    return tmp
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """Create '.<name>.<random>.tmp' beside `path`, open for writing, with the mode a plain
+    open() gives (0666 & ~umask). `tempfile.mkstemp` makes 0600 files: renamed into place,
+    they kept another user of the same group (the app beside the CLI) out of the run."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+        try:
+            return os.open(tmp, flags, 0o666), tmp  # the kernel applies the umask
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temp file name", str(path))
 
 
 def atomic_write_with(path: Path, write: Callable[[Path], None]) -> None:
@@ -156,7 +171,7 @@ def try_lock(lock: Path, wait: float = 0.0) -> int | None:
         wait: seconds to keep trying (a `lock_held` look holds it for microseconds).
     """
     lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)  # umask applies, as for every file
     deadline = time.monotonic() + wait
     while True:
         try:

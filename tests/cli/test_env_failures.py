@@ -43,13 +43,13 @@ def _one_line(capsys, code: int) -> str:
                                            (errno.EROFS, "the file system is read-only")])
 @pytest.mark.parametrize("command", ["train", "embed", "evaluate", "duplicates"])
 def test_a_full_or_read_only_disk_is_one_line(command, failure, words, run_copy, monkeypatch, capsys):
-    import tempfile
+    import core.files
 
     data, run = run_copy
-    real = tempfile.mkstemp
+    real = core.files._create_temp
 
-    def refused(*args, **kwargs):  # every atomic write starts with its temp file
-        raise OSError(failure, "no", kwargs.get("dir") or "")
+    def refused(path):  # every atomic write starts with its temp file
+        raise OSError(failure, "no", str(path.parent))
 
     argv = {"train": ["train", "--data", str(data), "--run", str(run), "--preset", "tiny",
                       "--epochs", "2", "--workers", "0"],
@@ -57,9 +57,9 @@ def test_a_full_or_read_only_disk_is_one_line(command, failure, words, run_copy,
             "evaluate": ["evaluate", "--run", str(run), "--no-baselines"],
             "duplicates": ["duplicates", "--run", str(run), "--threshold", "0.99"]}[command]
     capsys.readouterr()
-    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    monkeypatch.setattr(core.files, "_create_temp", refused)
     code = main(argv)
-    monkeypatch.setattr(tempfile, "mkstemp", real)
+    monkeypatch.setattr(core.files, "_create_temp", real)
     assert words in _one_line(capsys, code)
     assert read_status(run)["state"] != "running"
 
