@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.cli.printable import printable
 from core.cli.types import positive_int, require_run
 
 
@@ -58,10 +59,10 @@ def cmd_duplicates(a: argparse.Namespace) -> int:
     for p in flagged[:20]:
         inl = "" if p.inliers is None else f"  inliers={p.inliers}"
         print(f"  {p.kind:12s} {p.score:.4f}  d={p.hash_distance:2d}{inl}"
-              f"{'  CROSS-SPLIT' if p.cross_split else ''}  {p.a}  {p.b}")
+              f"{'  CROSS-SPLIT' if p.cross_split else ''}  {printable(p.a)}  {printable(p.b)}")
     if len(flagged) > 20:
         print(f"  ... {len(flagged) - 20} more")
-    print(f"written to {result.out_dir}")
+    print(f"written to {printable(result.out_dir)}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Command line: `python -m core {demo-data,demo-workspace,train,embed,evaluate,search,...}`.
 
-User errors print one line (`error: ...`) and exit 2; never a traceback.
+User errors print one line (`error: ...`) and exit 2; never a traceback. Every name a line
+prints (a path, a label, a message naming a file) goes through `printable`: escaped, never raw.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from core.cli.add import add_parser as add_add_parser
 from core.cli.archive import add_duplicates_parser as add_archive_duplicates_parser
 from core.cli.archive import add_parser as add_archive_parser
 from core.cli.duplicates import add_parser as add_duplicates_parser
+from core.cli.printable import printable
 from core.cli.project import add_parser as add_project_parser
 from core.cli.types import positive_float, positive_int, require_run
 from core.config import OPTIONS, PRESETS
@@ -26,7 +28,7 @@ USER_ERRORS = (UserError, OSError)
 
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse prints usage + message; we print one line
-        sys.stderr.write(f"error: {self.prog}: {message}\n")
+        sys.stderr.write(f"error: {self.prog}: {printable(message)}\n")
         raise SystemExit(2)
 
 
@@ -35,7 +37,7 @@ def cmd_demo_data(a: argparse.Namespace) -> int:
 
     s = write_demo_dataset(a.out, per_class=a.per_class, size=a.size, seed=a.seed)
     print(f"wrote {s.n_images} synthetic images ({s.n_duplicates} near-duplicate copies) "
-          f"in {len(s.classes)} classes to {s.root} in {s.seconds:.1f} s")
+          f"in {len(s.classes)} classes to {printable(s.root)} in {s.seconds:.1f} s")
     return 0
 
 
@@ -43,15 +45,17 @@ def cmd_demo_workspace(a: argparse.Namespace) -> int:
     from core.runs.workspace import ensure_demo_workspace
 
     ws = ensure_demo_workspace(a.workspace)
-    print(f"workspace {ws.root}: dataset {ws.dataset_name} ({ws.n_images} images, synthetic demo)")
+    print(f"workspace {printable(ws.root)}: dataset {printable(ws.dataset_name)} "
+          f"({ws.n_images} images, synthetic demo)")
     if a.train:
         from core.jobs.training import start_demo_if_empty
         from core.runs.workspace import Workspace
 
         job = start_demo_if_empty(Workspace(ws.root))
         if job is not None:
-            print(f"the demo model is training in the background (run '{job.name}', process {job.pid}; "
-                  f"log: {job.run_dir / 'train.log'}); Search and the Map use it when it is done")
+            print(f"the demo model is training in the background (run '{printable(job.name)}', "
+                  f"process {job.pid}; log: {printable(job.run_dir / 'train.log')}); Search and "
+                  "the Map use it when it is done")
     return 0
 
 
@@ -84,7 +88,7 @@ def train_summary(report, run: str) -> str:
             f"test P@5 {ev['precision_at_5']:.3f}, mAP {ev['map']:.3f}, mAP@R {ev['map_at_r']:.3f}"
             + (f", same-patient P@1 {same:.3f}" if same is not None else "")
             + (f" ({verified:.3f} re-ranked by shared landmarks)" if None not in (same, verified) else "")
-            + f"; {report.n_skipped} files skipped; run: {run}")
+            + f"; {report.n_skipped} files skipped; run: {printable(run)}")
 
 
 def cmd_embed(a: argparse.Namespace) -> int:
@@ -180,7 +184,7 @@ def cmd_search(a: argparse.Namespace) -> int:
             {"rank": h.rank, "path": h.path, "label": h.label, "score": round(h.score, 6)} for h in hits]}))
     else:
         for h in hits:
-            print(f"{h.rank:3d}  {h.score:.4f}  {h.label:20s} {h.path}")
+            print(f"{h.rank:3d}  {h.score:.4f}  {printable(h.label):20s} {printable(h.path)}")
     return 0
 
 
@@ -252,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except USER_ERRORS as e:  # bad input, and the environment failing (disk full, read-only)
-        sys.stderr.write(f"error: {one_line(e)}\n")
+        sys.stderr.write(f"error: {printable(one_line(e))}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

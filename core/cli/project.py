@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.cli.printable import printable
 from core.embed.projection import METHODS, SPLITS
 
 
@@ -34,7 +35,7 @@ def cmd_project(a: argparse.Namespace) -> int:
     try:
         spec = ProjectionSpec(a.method, a.perplexity, a.seed, a.split)
     except ProjectionError as e:
-        sys.stderr.write(f"error: {e}\n")
+        sys.stderr.write(f"error: {printable(e)}\n")
         return 2
     if not a.force and load_projection(a.run, spec) is not None:
         write_progress(a.run, spec, "done", 1.0, "done")
@@ -49,7 +50,7 @@ def cmd_project(a: argparse.Namespace) -> int:
         projection = compute_projection(a.run, spec, report, n_jobs=a.jobs)
     except (ProjectionError, RunError) as e:
         write_progress(a.run, spec, "failed", 0.0, str(e))
-        sys.stderr.write(f"error: {e}\n")
+        sys.stderr.write(f"error: {printable(e)}\n")
         return 2
     except BaseException as e:  # the page must see the failure, not a run that never ends
         write_progress(a.run, spec, "failed", 0.0, f"{type(e).__name__}: {e}".splitlines()[0])
