@@ -4,6 +4,12 @@ The steps follow the DICOM grayscale pipeline (PS3.4 N.2.1.1): stored values -> 
 (Rescale Slope/Intercept) -> VOI LUT or Window Center/Width -> presentation (MONOCHROME1 is
 inverted so that dense bone is bright, as in MONOCHROME2). Multi-frame files give their first
 frame. Errors raise `DicomError` with a one-line reason; `core.data.imageio` adds the file name.
+
+Memory: the bound of `core.data.downscale`, as for PNG. The header is read first (Pixel Data
+left unread) and Rows * Columns checked; then only frame 0 is read from the file and decoded
+in its stored integer type, and a frame with a side over `max_side` is reduced at once by a
+box filter (integer block means, rounded: rescale is linear, so this is the mean of the
+modality values) before any float step. Big frames decode one at a time on one thread.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, get_decoder, pixel_array
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from core.data.downscale import MAX_SIDE, block_mean, one_big_at_a_time, reduce_factor
 from core.errors import UserError
 
 # Percentiles for the fallback window when a file gives neither VOI LUT nor window: robust to
@@ -78,29 +85,41 @@ def apply_window(raw: np.ndarray, window: Window, invert: bool = False) -> np.nd
     """
     if not (window.width > 0 and math.isfinite(window.width) and math.isfinite(window.center)):
         raise ValueError(f"window width must be a positive number, got {window.width}")
-    x = np.asarray(raw, dtype=np.float64)
+    y = np.array(raw, dtype=np.float32)  # one float32 copy, then in place: (H, W)
+    y -= np.float32(window.center)
     if window.function.upper() == "SIGMOID":
-        y = 1.0 / (1.0 + np.exp(-4.0 * (x - window.center) / window.width))
+        y *= np.float32(-4.0 / window.width)
+        with np.errstate(over="ignore"):  # far below the centre: exp -> inf, y -> 0
+            np.exp(y, out=y)
+        y += 1.0
+        np.reciprocal(y, out=y)
     else:
-        y = np.clip((x - window.center) / window.width + 0.5, 0.0, 1.0)
+        y *= np.float32(1.0 / window.width)
+        y += 0.5
+        np.clip(y, 0.0, 1.0, out=y)
     if invert:
-        y = 1.0 - y
-    return np.nan_to_num(y, nan=0.0).astype(np.float32)
+        np.subtract(1.0, y, out=y)
+    return np.nan_to_num(y, copy=False, nan=0.0)
 
 
-def read_dicom(fp: str | IO[bytes], *, max_pixels: int, force: bool) -> DicomImage:
+def read_dicom(fp: str | IO[bytes], *, max_pixels: int, force: bool,
+               max_side: int | None = MAX_SIDE) -> DicomImage:
     """Read the first frame of a DICOM file as display-ready grayscale.
 
     Args:
-        fp: path or binary file object.
+        fp: path or binary file object (seekable).
         max_pixels: refuse Rows * Columns above this before decoding any pixels.
         force: read files without the 'DICM' preamble (then the dataset must look like an image).
+        max_side: decode a larger frame reduced by an integer factor to at most this side
+            (None: full size). meta['size'] is the file's 'ColumnsxRows', meta['decoded_size']
+            the reduced one.
 
     Returns:
         DicomImage with (H, W) pixels and raw values.
     """
     try:
-        # defer_size keeps Pixel Data on disk until decoding, after the size check below.
+        # defer_size leaves Pixel Data unread (only its position is kept): the size is checked
+        # below, and then frame 0 alone is read from the file.
         ds = pydicom.dcmread(fp, force=force, defer_size="1 MB")
         if force and not any(k in ds for k in ("SOPClassUID", "Rows", "PixelData", "Modality")):
             raise DicomError("not a DICOM file")
@@ -121,15 +140,35 @@ def read_dicom(fp: str | IO[bytes], *, max_pixels: int, force: bool) -> DicomIma
             f"refused: {cols}x{rows} = {rows * cols:,} pixels is over the limit of "
             f"{max_pixels:,} pixels (possible decompression bomb)"
         )
-    frame = _decode_first_frame(ds)  # (H, W) or (H, W, 3)
+    factor = reduce_factor(cols, rows, max_side)
+    frame = one_big_at_a_time(rows * cols, lambda: _decode_reduced(fp, ds, factor))  # (h, w[, 3])
+    meta["size"] = f"{cols}x{rows}"
+    if factor > 1:
+        meta["decoded_size"] = f"{frame.shape[1]}x{frame.shape[0]}"
     try:
         return _to_display(frame, ds, meta)
     except Exception as e:
         raise DicomError(f"cannot apply the DICOM grayscale pipeline ({_short(e)})") from e
 
 
-def _decode_first_frame(ds: Dataset) -> np.ndarray:
-    """Decode frame 0 only, naming the transfer syntax when it cannot be decoded."""
+def _decode_reduced(fp: str | IO[bytes], ds: Dataset, factor: int) -> np.ndarray:
+    """Frame 0 in its stored type, reduced by `factor`; the full-size frame is dropped here.
+
+    Returns:
+        (H // factor, W // factor) or (..., 3) for colour.
+    """
+    frame = _decode_first_frame(fp, ds)  # (H, W) or (H, W, 3), full size
+    if factor <= 1:
+        return frame
+    if str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR":
+        h, w = frame.shape[0] // factor * factor, frame.shape[1] // factor * factor
+        return np.ascontiguousarray(frame[:h:factor, :w:factor])  # indices: no means
+    return block_mean(frame, factor)
+
+
+def _decode_first_frame(fp: str | IO[bytes], ds: Dataset) -> np.ndarray:
+    """Decode frame 0 only, read from `fp` (not the whole Pixel Data of a multi-frame file),
+    naming the transfer syntax when it cannot be decoded."""
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
         # Files without a meta header: the encoding pydicom guessed while reading.
         implicit, little = ds.original_encoding
@@ -150,7 +189,7 @@ def _decode_first_frame(ds: Dataset) -> np.ndarray:
         raise DicomError(f"pixel data is compressed as {label}, which no installed decoder "
                          f"can read (install one of: {' | '.join(options) or 'a plugin'})")
     try:
-        return pixel_array(ds, index=0)
+        return pixel_array(fp, index=0, transfer_syntax_uid=uid)
     except Exception as e:
         raise DicomError(f"pixel data could not be decoded as {label} ({_short(e)})") from e
 
@@ -170,7 +209,7 @@ def _to_display(frame: np.ndarray, ds: Dataset, meta: dict[str, str]) -> DicomIm
         pixels = np.clip(gray / top, 0.0, 1.0).astype(np.float32)
         return DicomImage(pixels, gray.astype(np.float32), None, meta)
 
-    modality = apply_modality_lut(frame, ds)  # (H, W), float64 after rescale
+    modality = _modality(frame, ds)  # (H, W)
     raw = np.nan_to_num(np.asarray(modality, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     invert = photometric == "MONOCHROME1" or ds.get("PresentationLUTShape") == "INVERSE"
 
@@ -179,6 +218,19 @@ def _to_display(frame: np.ndarray, ds: Dataset, meta: dict[str, str]) -> DicomIm
         return DicomImage(1.0 - pixels if invert else pixels, raw, None, meta)
     window = _window_from_tags(ds) or _percentile_window(raw)
     return DicomImage(apply_window(raw, window, invert), raw, window, meta)
+
+
+def _modality(frame: np.ndarray, ds: Dataset) -> np.ndarray:
+    """Modality values: the Modality LUT table (pydicom), else Rescale Slope/Intercept in
+    float32 (pydicom's float64 would double the memory), else the stored values."""
+    if "ModalityLUTSequence" in ds:
+        return apply_modality_lut(frame, ds)
+    if "RescaleSlope" in ds and "RescaleIntercept" in ds:  # pydicom's rule
+        values = frame.astype(np.float32)  # (H, W)
+        values *= np.float32(float(ds.RescaleSlope))
+        values += np.float32(float(ds.RescaleIntercept))
+        return values
+    return frame
 
 
 def _has_voi_lut_table(ds: Dataset) -> bool:

@@ -15,12 +15,11 @@ Choices, documented once:
   meta['frames'] / meta['NumberOfFrames'] says there were more.
 - DICOM: see `core.data.dicom` (rescale, VOI LUT or window, else 0.5-99.5 percentile window,
   MONOCHROME1 inverted).
-- Memory: an image with a side over `max_side` (default MAX_SIDE) is decoded downscaled by
-  an integer factor: JPEG through Pillow's `draft` (the decoder skips the detail), others
-  by `Image.reduce` (a box filter) right after decoding, before any float conversion, so
-  the float64 grayscale step only ever sees the reduced image. Images over BIG_PIXELS decode
-  one at a time on one thread, so a server answering several uploads holds one full-size
-  buffer, not one per request.
+- Memory: every format keeps the one bound of `core.data.downscale`: an image with a side
+  over `max_side` (default MAX_SIDE) is decoded downscaled by an integer factor (JPEG
+  through Pillow's `draft`, the decoder skipping the detail; others by a box filter right
+  after decoding, before any float conversion; DICOM likewise, see `core.data.dicom`), and
+  images over BIG_PIXELS decode one at a time on one thread.
 - Safety: the pixel count is checked before any pixels are decoded (Pillow reads only the
   header on open; for DICOM Rows * Columns) and images over `max_pixels` are refused. Every
   failure raises `ImageReadError` with one line naming the file; no Pillow or pydicom
@@ -31,7 +30,6 @@ from __future__ import annotations
 
 import io
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -40,10 +38,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.data.dicom import DicomError, Window, apply_window, read_dicom
+from core.data.downscale import MAX_SIDE, block_mean, one_big_at_a_time, reduce_factor
 from core.errors import UserError
 
 __all__ = [
-    "MAX_PIXELS", "SUPPORTED_SUFFIXES", "ImageReadError", "LoadedImage", "Window",
+    "MAX_PIXELS", "MAX_SIDE", "SUPPORTED_SUFFIXES", "ImageReadError", "LoadedImage", "Window",
     "apply_window", "is_supported", "load_image", "read_gray", "to_uint8",
 ]
 
@@ -56,13 +55,8 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (
 # which would start Ghostscript. (The JPEG opener also returns multi-picture 'MPO' JPEGs.)
 PIL_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601-2
-MAX_SIDE = 2048  # decode larger images downscaled to at most this side (by 2, 3, ...)
-BIG_PIXELS = 16_000_000  # images over this many pixels decode one at a time
 PREVIEW_SIDE = 1024  # what a page shows: screen size, not file size
 PREVIEW_MAX_ASPECT = 16  # a preview's long side is at most this many times its short side
-# Big images decode one at a time on one thread: a single malloc arena, so the memory of one
-# decode is reused by the next instead of each request thread keeping its own.
-_BIG_DECODES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cxr-big-decode")
 
 
 class ImageReadError(UserError):
@@ -231,26 +225,21 @@ def is_supported(path: str | Path) -> bool:
 def _dispatch(fp: str | IO[bytes], label: str, head: bytes, max_pixels: int,
               max_side: int | None) -> LoadedImage:
     if head[128:132] == b"DICM":
-        return _load_dicom(fp, max_pixels, force=False)
+        return _load_dicom(fp, max_pixels, max_side, force=False)
     try:
         return _load_pillow(fp, label, max_pixels, max_side)
     except UnidentifiedImageError:
         # DICOM without the 128-byte preamble (older files): trust the suffix, or a first tag
         # in group 0008 or 0002.
         if Path(label).suffix.lower() in DICOM_SUFFIXES or head[:2] in (b"\x08\x00", b"\x02\x00"):
-            return _load_dicom(_rewind(fp), max_pixels, force=True)
+            return _load_dicom(_rewind(fp), max_pixels, max_side, force=True)
         raise ImageReadError(label, _unidentified_reason(head)) from None
 
 
-def _load_dicom(fp: str | IO[bytes], max_pixels: int, force: bool) -> LoadedImage:
-    image = read_dicom(fp, max_pixels=max_pixels, force=force)
+def _load_dicom(fp: str | IO[bytes], max_pixels: int, max_side: int | None,
+                force: bool) -> LoadedImage:
+    image = read_dicom(fp, max_pixels=max_pixels, max_side=max_side, force=force)
     return LoadedImage(image.pixels, image.raw, image.window, image.meta, "dicom")
-
-
-def _reduce_factor(width: int, height: int, max_side: int | None) -> int:
-    if not max_side or max(width, height) <= max_side:
-        return 1
-    return math.ceil(max(width, height) / max_side)
 
 
 def _reduce(im: Image.Image, factor: int) -> Image.Image:
@@ -260,12 +249,7 @@ def _reduce(im: Image.Image, factor: int) -> Image.Image:
     if im.mode in ("1", "P"):
         im = im.convert("L" if im.mode == "1" else ("RGBA" if im.has_transparency_data else "RGB"))
     if im.mode.startswith("I;16"):  # Pillow cannot reduce 16-bit: average blocks in numpy
-        a = np.asarray(im)  # (H, W) uint16
-        h, w = a.shape[0] // factor * factor, a.shape[1] // factor * factor
-        rows = a[:h, :w].reshape(h // factor, factor, w).sum(axis=1, dtype=np.uint32)  # (h/f, w)
-        small = rows.reshape(h // factor, w // factor, factor).sum(axis=2, dtype=np.uint64)
-        small = small / (factor * factor)  # (h/f, w/f) block means
-        return Image.fromarray(np.rint(small).astype(np.uint16))  # mode I;16
+        return Image.fromarray(block_mean(np.asarray(im), factor))  # (H/f, W/f) mode I;16
     return im.reduce(factor)
 
 
@@ -299,14 +283,11 @@ def _load_pillow(fp: str | IO[bytes], label: str, max_pixels: int,
                 raise ImageReadError(label, _bomb_reason(max_pixels, width, height))
             fmt, mode, frames = str(im.format), im.mode, int(getattr(im, "n_frames", 1))
             orientation = _orientation(im, fmt)  # EXIF Orientation
-            factor = _reduce_factor(width, height, max_side)
+            factor = reduce_factor(width, height, max_side)
             if factor > 1 and fmt in ("JPEG", "MPO"):  # the decoder scales by 1/2, 1/4, 1/8
                 im.draft(im.mode, (math.ceil(width / factor), math.ceil(height / factor)))
-                factor = _reduce_factor(*im.size, max_side)
-            if width * height > BIG_PIXELS:  # one at a time, in one thread (one malloc arena)
-                small = _BIG_DECODES.submit(_decode_reduced, im, factor).result()
-            else:
-                small = _decode_reduced(im, factor)
+                factor = reduce_factor(*im.size, max_side)
+            small = one_big_at_a_time(width * height, lambda: _decode_reduced(im, factor))
             try:
                 small = ImageOps.exif_transpose(small)
             except Exception:  # a broken EXIF block should not make the pixels unreadable

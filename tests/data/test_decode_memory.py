@@ -1,13 +1,17 @@
-"""Bounded memory per request (issue 10 case 3): big images decode downscaled, never through
-float64 at full size, one big decode at a time; two 64 MP uploads stay under +600 MB."""
+"""Bounded memory per request (issue 10 case 3, issue 28 item 8): big images, DICOM included,
+decode downscaled, never through float64 at full size, one big decode at a time; two 64 MP
+uploads stay under +600 MB."""
 
 from __future__ import annotations
 
 import io
+import tracemalloc
 
 import numpy as np
 import pytest
 from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 
 from core.data.imageio import MAX_SIDE, load_image, preview
 
@@ -64,9 +68,72 @@ def test_a_thin_strip_is_padded_to_a_showable_shape():
     assert preview(np.ones((7, 100), np.float32)).shape == (7, 100)
 
 
+def _dicom(stored: np.ndarray, **tags: object) -> bytes:
+    """A 16-bit (12 stored) MONOCHROME2 DX file holding `stored` (H, W), as uploaded bytes."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = "2.25.1000.28"
+    ds.Modality, ds.PhotometricInterpretation, ds.SamplesPerPixel = "DX", "MONOCHROME2", 1
+    ds.Rows, ds.Columns = stored.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    ds.PixelData = np.ascontiguousarray(stored, dtype="<u2").tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def test_a_big_dicom_upload_decodes_downscaled_within_a_few_bytes_a_pixel():
+    """16 MP of 16-bit DICOM (32 MB): the whole decode peaks at a few times the frame itself.
+    Before, pixels went through float64 at full size: 720 MB traced for this file."""
+    side = 4_000
+    stored = (np.add.outer(np.arange(side), np.arange(side)) % 4096).astype(np.uint16)
+    data = _dicom(stored, RescaleSlope=2, RescaleIntercept=-1000, WindowCenter=3000,
+                  WindowWidth=8192)
+    del stored
+    tracemalloc.start()
+    try:
+        image = load_image(data, name="big.dcm")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    frame_bytes = side * side * 2
+    assert peak < 3 * frame_bytes, f"peak {peak / 1e6:.0f} MB for a {frame_bytes / 1e6:.0f} MB frame"
+    h, w = image.pixels.shape
+    assert max(h, w) <= MAX_SIDE and image.pixels.dtype == np.float32
+    assert image.raw is not None and image.raw.shape == (h, w)
+    assert image.meta["size"] == f"{side}x{side}" and image.meta["decoded_size"] == f"{w}x{h}"
+
+
+def test_a_downscaled_dicom_is_the_block_mean_of_the_full_size_one():
+    rng = np.random.default_rng(0)
+    stored = rng.integers(0, 4096, (MAX_SIDE + 6, 300), dtype=np.uint16)
+    data = _dicom(stored, RescaleSlope=2, RescaleIntercept=-1000, WindowCenter=3100,
+                  WindowWidth=8400)  # the whole range [-1000, 7190]: no clipping
+    full, small = load_image(data, max_side=None), load_image(data)
+    assert full.raw.shape == stored.shape and small.raw.shape == ((MAX_SIDE + 6) // 2, 150)
+    h, w = small.raw.shape
+    blocks = full.raw[: 2 * h, : 2 * w].reshape(h, 2, w, 2).mean(axis=(1, 3))
+    assert np.abs(small.raw - blocks).max() <= 1.0  # stored values are rounded after the mean
+    assert np.abs(small.pixels - full.pixels[: 2 * h, : 2 * w].reshape(h, 2, w, 2).mean(axis=(1, 3))).max() < 2e-4
+    assert small.window == full.window
+
+
 @pytest.mark.slow
 def test_two_64_mp_uploads_at_once_stay_under_600_mb():
     from benchmarks.memory import measure
 
     result = measure("RGB")
+    assert result["growth_mb"] < 600, result
+
+
+@pytest.mark.slow
+def test_two_64_mp_dicom_uploads_at_once_stay_under_600_mb():
+    """Before: +5.3 GB (each DICOM went through float64 at full size, two at a time)."""
+    from benchmarks.memory import measure
+
+    result = measure("DICOM")
     assert result["growth_mb"] < 600, result
