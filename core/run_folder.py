@@ -23,7 +23,7 @@ _FILES = {
     "report": "report.json", "evaluation": "evaluation.json", "embeddings": "embeddings.npy",
     "labels": "labels.npy", "items": "items.csv", "test_embeddings": "test_embeddings.npy",
     "test_labels": "test_labels.npy", "index": "index.faiss", "pid": "train.pid",
-    "lock": "run.lock",
+    "lock": "run.lock", "added": "added.csv",
 }
 # The served set: written together as one generation under artifacts/ (core.index.artifacts).
 ARTIFACT_FILES = ("embeddings", "labels", "items", "test_embeddings", "test_labels", "index")
@@ -69,6 +69,7 @@ class RunPaths:
     model: Path
     manifest: Path
     lock: Path
+    added: Path
 
     config: Path
     status: Path
@@ -128,16 +129,24 @@ def read_status(run_dir: str | Path) -> dict[str, Any]:
 
 
 @contextmanager
-def hold_run_lock(paths: RunPaths, wait: float = 2.0) -> Iterator[None]:
-    """Hold the run folder's lock while training, embedding or evaluating it.
+def hold_run_lock(paths: RunPaths, wait: float = 2.0, exists: bool = False) -> Iterator[None]:
+    """Hold the run folder's lock while training, embedding, adding to or deleting it.
 
     The app's jobs and the CLI both come through here, so two processes never write one run.
     The lock is an `flock`: the kernel drops it when the holder dies, kill -9 included, and
     that is how `read_status` tells a live run from an interrupted one.
 
+    Args:
+        paths: the run's files.
+        wait: seconds to wait for another holder.
+        exists: the run must exist (hold a config.json) before and after the wait: a run
+            deleted while this process waited is refused instead of being written into.
+
     Raises:
-        RunError: another process holds the run (one line).
+        RunError: another process holds the run, or (`exists`) it is not or no longer a run.
     """
+    if exists and not paths.config.is_file():
+        raise RunError(f"not a run folder (no config.json): {paths.root}")
     paths.root.mkdir(parents=True, exist_ok=True)
     fd = try_lock(paths.lock, wait=wait)
     if fd is None:
@@ -146,6 +155,8 @@ def hold_run_lock(paths: RunPaths, wait: float = 2.0) -> Iterator[None]:
         raise RunError(f"run {paths.root} is in use by another process{who}; wait for it to "
                        "end or stop it")
     try:
+        if exists and not paths.config.is_file():
+            raise RunError(f"run {paths.root} was deleted while this command waited for it")
         yield
     finally:
         os.close(fd)

@@ -10,6 +10,7 @@ Files written to the output folder (the run folder, or `run/other-data/<name>` f
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from dataclasses import asdict, dataclass
@@ -36,7 +37,7 @@ from core.duplicates.verify import VerifyRule
 from core.duplicates.verify_calibration import Interval
 from core.embed.embeddings import Embeddings
 from core.files import atomic_write_csv, atomic_write_json, read_json
-from core.run_folder import RunError, RunPaths
+from core.run_folder import RunError, RunPaths, hold_run_lock
 
 RESULT = "duplicates.json"
 CALIBRATION = "calibration.json"
@@ -122,6 +123,19 @@ def run_duplicates(run_dir: str | Path, threshold: str | float = "auto", *,
     if not paths.config.is_file():
         raise RunError(f"not a run folder (no config.json): {run}")
     fixed = _parse_threshold(threshold)
+    if data is not None:  # writes under run/other-data/: the run's own files are only read
+        return _search(run, fixed, data, k, target, n_heldout, seed, device, progress,
+                       verify_k, floor, workers)
+    # The run's duplicates.json is also written by `add` (and rows move with `embed`): every
+    # writer holds the run's lock, so none overwrites another's pairs.
+    with hold_run_lock(paths, exists=True):
+        return _search(run, fixed, None, k, target, n_heldout, seed, device, progress,
+                       verify_k, floor, workers)
+
+
+def _search(run: Path, fixed: float | None, data: str | Path | None, k: int, target: float,
+            n_heldout: int, seed: int, device: str, progress: bool, verify_k: int, floor: float,
+            workers: int) -> DuplicateResult:
     out = output_dir(run, data)
     emb, data_root = dataset_embeddings(run, data, out, device, progress)
     if len(emb) < 2:
@@ -235,6 +249,28 @@ def save_result(result: DuplicateResult) -> None:
     atomic_write_csv(out / "pairs.csv", fields, [p.to_dict() for p in result.pairs])
     atomic_write_csv(out / "groups.csv", ["group", "path"], [
         (g, path) for g, members in enumerate(result.groups, 1) for path in members])
+
+
+def follow_rows(result: DuplicateResult, paths: list[str]) -> DuplicateResult:
+    """The search with its pairs' rows (and groups) re-pointed at `paths`, the served rows.
+
+    Rows move when a run is re-embedded (`embed`, `train`) or grows (`add`); a pair names its
+    films by path, so its rows follow them. A pair whose film is no longer served keeps its
+    place in the list (its verdicts are the reviewers') with rows -1, outside every group.
+    """
+    at = {p: r for r, p in enumerate(paths)}
+    pairs = [dataclasses.replace(p, i=at.get(p.a, -1), j=at.get(p.b, -1)) for p in result.pairs]
+    served = [p for p in pairs if p.i >= 0 and p.j >= 0]
+    groups = [[paths[r] for r in g] for g in duplicate_groups(len(paths), served)]
+    return dataclasses.replace(result, pairs=pairs, groups=groups, n_images=len(paths))
+
+
+def resave_rows(run_dir: str | Path, paths: list[str]) -> None:
+    """Re-point the run's saved search at the served rows `paths` (the caller holds the run's
+    lock); nothing to do when the run has no search."""
+    result = load_result(run_dir)
+    if result is not None:
+        save_result(follow_rows(result, paths))
 
 
 def load_result(run_dir: str | Path, data: str | Path | None = None) -> DuplicateResult | None:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from core.config import ModelConfig
+from core.data.added_films import read_added
 from core.data.dataset import scan_dataset
 from core.data.imageio import ImageReadError, read_gray
 from core.device import resolve_device, resolve_precision
@@ -149,7 +150,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines:
     encoder = Encoder.from_run(paths.root)
     config = encoder.config
     if data is None:
-        emb = Embeddings.load(paths.root)
+        emb = _dataset_rows(Embeddings.load(paths.root), paths)
         root = Path(config.data)
         files = [root / p for p in emb.paths]
         queries, protocol = emb.subset("test"), PROTOCOL_RUN
@@ -175,6 +176,18 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines:
     if data is None and not include_same_patient:  # the run's record keeps the default protocol
         atomic_write_json(paths.evaluation, result.to_dict())
     return result
+
+
+def _dataset_rows(emb: Embeddings, paths: RunPaths) -> Embeddings:
+    """The rows of the run's own dataset: films added after training (`add`) are served for
+    search but are no part of the dataset the run is scored on."""
+    added = {f.path for f in read_added(paths)}
+    if not added:
+        return emb
+    keep = [i for i, p in enumerate(emb.paths) if p not in added]
+    return Embeddings([emb.paths[i] for i in keep], [emb.labels[i] for i in keep],
+                      [emb.splits[i] for i in keep], [emb.patients[i] for i in keep],
+                      emb.vectors[keep])
 
 
 def _baselines(paths: RunPaths, config, files: list[Path], labels: list[str], queries: np.ndarray,

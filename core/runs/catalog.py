@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.files import read_json
-from core.run_folder import RunError, RunPaths, list_runs, pid_alive, read_status
+from core.run_folder import RunError, RunPaths, hold_run_lock, list_runs, pid_alive, read_status
 from core.runs.workspace import Workspace
 
 BUSY_STATES = ("starting", "running", "embedding", "evaluating")
@@ -80,4 +81,12 @@ def delete_run(ws: Workspace, run_dir: str | Path) -> None:
     status = read_status(run)
     if status.get("state") in BUSY_STATES and pid_alive(status.get("pid")):
         raise RunError(f"{run.name} is still working ({status.get('state')}); stop it first")
-    shutil.rmtree(run)
+    try:
+        lock = hold_run_lock(RunPaths(run), wait=0.2, exists=True)
+        with lock:  # no `add`, `embed` or search writes into it while it goes
+            gone = run.with_name(f".{run.name}.deleted-{os.getpid()}")
+            os.replace(run, gone)  # one rename: the run leaves the list whole, never half
+            shutil.rmtree(gone, ignore_errors=True)
+    except RunError:
+        raise RunError(f"{run.name} is in use by another process (adding films, embedding or a "
+                       "duplicate search); wait for it to end, then delete it") from None

@@ -24,23 +24,24 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core.config import RunConfig
+from core.data.added_films import mark_checked, read_added, record_added
 from core.duplicates.candidates import (
     DEFAULT_HASH_THRESHOLD,
     DEFAULT_K,
     CandidatePair,
     LeakageReport,
-    duplicate_groups,
 )
 from core.duplicates.features import image_features
 from core.duplicates.hashing import hamming_many, hash_files
 from core.duplicates.rule import Rule
-from core.duplicates.search import DuplicateResult, load_result, save_result
+from core.duplicates.search import DuplicateResult, follow_rows, load_result, save_result
 from core.duplicates.verified import DEFAULT_FLOOR, kind_of
 from core.duplicates.verify import VerifyRule, verify_many
 from core.embed.embeddings import Embeddings
@@ -66,6 +67,8 @@ class AddResult:
     verify_rule: VerifyRule
     rule_source: str  # 'duplicates.json' or 'default'
     seconds: float
+    rechecked: int = 0  # films an earlier, killed `add` indexed but never queued
+
 
     def contract(self) -> dict:
         """The `add --json` object: added, skipped, pairs [{a, b, score, kind}], and the rule."""
@@ -78,7 +81,7 @@ class AddResult:
                          "min_inliers": self.verify_rule.min_inliers,
                          "min_agreement": self.verify_rule.min_agreement,
                          "source": self.rule_source},
-                "seconds": round(self.seconds, 2)}
+                "seconds": round(self.seconds, 2), "rechecked": self.rechecked}
 
 
 def add_files(run_dir: str | Path, new_dir: str | Path, *, k: int = DEFAULT_K,
@@ -86,7 +89,7 @@ def add_files(run_dir: str | Path, new_dir: str | Path, *, k: int = DEFAULT_K,
     """Embed, index and check the images under `new_dir` (see the module notes).
 
     Raises:
-        RunError: the run has no embeddings or index yet.
+        RunError: the run has no embeddings or index yet, or another process holds it.
         ArchiveError: `new_dir` is missing or unreadable.
     """
     started = time.time()
@@ -94,8 +97,8 @@ def add_files(run_dir: str | Path, new_dir: str | Path, *, k: int = DEFAULT_K,
     paths = RunPaths(run)
     if not (paths.config.is_file() and paths.embeddings.is_file() and paths.index.is_file()):
         raise RunError(f"{run} has no embeddings and index yet (training not finished?)")
-    with hold_run_lock(paths):
-        return _add_locked(run, paths, new_dir, k, device, started)
+    with hold_run_lock(paths, exists=True):
+        return _add_locked(run, RunPaths(run), new_dir, k, device, started)
 
 
 def _add_locked(run: Path, paths: RunPaths, new_dir: str | Path, k: int, device: str,
@@ -106,6 +109,9 @@ def _add_locked(run: Path, paths: RunPaths, new_dir: str | Path, k: int, device:
     emb, index = served.embeddings, served.index
     new_root = Path(new_dir).expanduser().resolve()
     known = set(emb.paths)
+    # Films indexed by an earlier `add` whose check never reached the queue (killed between
+    # the generation switch and the queue write): they are checked again now.
+    unchecked = [f.path for f in read_added(paths) if not f.checked and f.path in known]
     keys, files, skipped = [], [], []
     for rel in list_archive(new_root):
         key = _key(new_root / rel, root)
@@ -115,33 +121,40 @@ def _add_locked(run: Path, paths: RunPaths, new_dir: str | Path, k: int, device:
             keys.append(key)
             files.append(new_root / rel)
     rule, verify_rule, source = _rules(run)
-    if not files:
+    if not files and not unchecked:
         return AddResult(0, skipped, [], rule, verify_rule, source, time.time() - started)
-    encoder = Encoder.from_run(run, device, checkpoint=served.checkpoint)
-    vectors, bad = embed_dataset(encoder, files, workers=0)  # rows of the readable files only
-    keep = [i for i in range(len(files)) if i not in bad]
-    skipped += [(keys[i], bad[i]) for i in sorted(bad)]
-    new_paths, new_vecs = [keys[i] for i in keep], vectors
-    n0 = len(emb)
-    grown = Embeddings(emb.paths + new_paths, emb.labels + [""] * len(keep),
-                       emb.splits + [""] * len(keep), emb.patients + [""] * len(keep),
-                       np.concatenate([emb.vectors, new_vecs]))
-    index.add(new_vecs)
-    write_artifact_set(run, grown, index, served.checkpoint)
-    pairs = check_new(grown, index, root, n0, rule, verify_rule, k, cache=run / "hashes.csv")
-    _queue(run, root, grown, pairs, rule)
-    return AddResult(len(keep), skipped, pairs, rule, verify_rule, source, time.time() - started)
+    new_paths: list[str] = []
+    if files:
+        encoder = Encoder.from_run(run, device, checkpoint=served.checkpoint)
+        vectors, bad = embed_dataset(encoder, files, workers=0)  # rows of the readable files only
+        keep = [i for i in range(len(files)) if i not in bad]
+        skipped += [(keys[i], bad[i]) for i in sorted(bad)]
+        new_paths = [keys[i] for i in keep]
+    if new_paths:
+        record_added(paths, new_paths)  # before indexing: re-embedding keeps them from now on
+        emb = Embeddings(emb.paths + new_paths, emb.labels + [""] * len(new_paths),
+                         emb.splits + [""] * len(new_paths), emb.patients + [""] * len(new_paths),
+                         np.concatenate([emb.vectors, vectors]))
+        index.add(vectors)
+        write_artifact_set(run, emb, index, served.checkpoint)
+    todo = set(unchecked) | set(new_paths)
+    rows = [r for r, p in enumerate(emb.paths) if p in todo]
+    pairs = check_new(emb, index, root, rows, rule, verify_rule, k, cache=run / "hashes.csv")
+    _queue(run, root, emb, pairs, rule)
+    mark_checked(paths, todo)
+    return AddResult(len(new_paths), skipped, pairs, rule, verify_rule, source,
+                     time.time() - started, rechecked=len(unchecked))
 
 
-def check_new(emb: Embeddings, index: VectorIndex, root: Path, first_new: int, rule: Rule,
+def check_new(emb: Embeddings, index: VectorIndex, root: Path, rows: Sequence[int], rule: Rule,
               verify_rule: VerifyRule, k: int = DEFAULT_K, cache: Path | None = None,
               floor: float = DEFAULT_FLOOR) -> list[CandidatePair]:
-    """Flagged pairs between rows >= `first_new` and any other row (see the module notes).
+    """Flagged pairs between the rows to check and any other row (see the module notes).
 
     Args:
         emb: all rows, the new ones last; index: over the same rows.
         root: dataset root the paths are relative to.
-        first_new: first new row.
+        rows: the rows to check (the new films, and any left unchecked by a killed `add`).
         rule: embedding/hash rule; verify_rule: when a verified pair is a copy.
         k: neighbours per new row; floor: lowest cosine of a candidate.
         cache: pHash cache file.
@@ -149,7 +162,9 @@ def check_new(emb: Embeddings, index: VectorIndex, root: Path, first_new: int, r
     Returns:
         Flagged pairs with a < b (paths) and their kind, best score first.
     """
-    new_rows = np.arange(first_new, len(emb))
+    new_rows = np.asarray(sorted(rows), np.int64)
+    if not len(new_rows):
+        return []
     found = refine_search(index, emb.vectors[new_rows], k + 1, lambda ids: emb.vectors[ids])
     cand = {}
     for row, ids, scores in zip(new_rows, found.ids, found.scores, strict=True):
@@ -201,7 +216,10 @@ def _rules(run: Path) -> tuple[Rule, VerifyRule, str]:
 
 
 def _queue(run: Path, root: Path, emb: Embeddings, pairs: list[CandidatePair], rule: Rule) -> None:
-    """Append new pairs (not already listed) to duplicates.json: the review queue reads it."""
+    """Append new pairs (not already listed) to duplicates.json: the review queue reads it.
+
+    The saved pairs' rows are re-pointed at `emb` (the served rows) by path first: an `embed`
+    since the last search may have moved them."""
     if not pairs:
         return
     result = load_result(run) or DuplicateResult(run, run, root, "fixed", rule, None, None, 0, [],
@@ -209,5 +227,4 @@ def _queue(run: Path, root: Path, emb: Embeddings, pairs: list[CandidatePair], r
     listed = {(p.a, p.b) for p in result.pairs}
     merged = result.pairs + [p for p in pairs if (p.a, p.b) not in listed]
     merged.sort(key=lambda p: (-p.score, p.a, p.b))
-    groups = [[emb.paths[r] for r in g] for g in duplicate_groups(len(emb), merged)]
-    save_result(dataclasses.replace(result, pairs=merged, groups=groups, n_images=len(emb)))
+    save_result(follow_rows(dataclasses.replace(result, pairs=merged), emb.paths))

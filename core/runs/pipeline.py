@@ -16,10 +16,12 @@ import torch
 import torch.distributed as dist
 
 from core.config import ConfigError, RunConfig, Runtime
+from core.data.added_films import read_added, run_films
 from core.data.dataset import Dataset, DatasetError, scan_dataset
 from core.data.splits import assign_splits, load_splits, save_splits
 from core.device import resolve_device, resolve_precision, setup_cpu
 from core.duplicates.landmarks import LandmarkVerifier
+from core.duplicates.search import resave_rows
 from core.embed.embeddings import Embeddings
 from core.embed.encoder import Encoder, embed_dataset
 from core.files import atomic_write_json, read_json, read_jsonl, remove_temps, write_jsonl
@@ -263,16 +265,27 @@ def _trim_metrics(paths: RunPaths, start_epoch: int) -> None:
     """Drop metric rows of epochs after the checkpoint (a kill between the two writes),
     all of them when there is no checkpoint yet (`start_epoch` 0)."""
     rows = read_jsonl(paths.metrics)
-    keep = [r for r in rows if r.get("epoch", 0) <= start_epoch]
+    keep = [r for r in rows if isinstance(r, dict) and _epoch(r) is not None
+            and _epoch(r) <= start_epoch]  # a damaged row (not an epoch's) goes with them
     if len(keep) != len(rows):
         write_jsonl(paths.metrics, keep)
+
+
+def _epoch(row: dict[str, Any]) -> int | None:
+    """A metrics row's epoch; None for a row that is not one (damaged by hand or a copy)."""
+    epoch = row.get("epoch", 0)
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
 
 
 def embed_run(paths: RunPaths, dataset: Dataset, splits: list[str], encoder: Encoder,
               progress: bool = False,
               on_stage: Callable[[str], None] = lambda stage: None) -> tuple[Embeddings, dict[str, str]]:
-    """Embed every image with `encoder` (the run's best checkpoint) and switch the run to the
-    new artifact set; returns the embeddings and {path: reason} for unreadable files.
+    """Embed the run's films with `encoder` (the run's best checkpoint) and switch the run to
+    the new artifact set; returns the embeddings and {path: reason} for unreadable files.
+
+    The run's films are its dataset plus every film added to it since (`added.csv`, see
+    `core.data.added_films`), so re-embedding or retraining keeps what `add` brought in; the
+    saved duplicate search's rows follow the films to their new rows.
 
     The set (checkpoint, embeddings, items, index) is written as a new generation beside the
     served one and switched in by one rename (core.index.artifacts): a kill at any point
@@ -281,10 +294,12 @@ def embed_run(paths: RunPaths, dataset: Dataset, splits: list[str], encoder: Enc
     from core.model.checkpoint import training_checkpoint
 
     checkpoint = training_checkpoint(paths.root)
-    embeddings, bad = embed_dataset(encoder, dataset, splits=splits, progress=progress)
+    films, film_splits = run_films(dataset, splits, read_added(paths))
+    embeddings, bad = embed_dataset(encoder, films, splits=film_splits, progress=progress)
     on_stage("indexing")
     index = VectorIndex.build(embeddings.vectors)
     write_artifact_set(paths.root, embeddings, index, checkpoint)
+    resave_rows(paths.root, embeddings.paths)
     return embeddings, bad
 
 
