@@ -312,27 +312,44 @@ def _load_pillow(fp: str | IO[bytes], label: str, max_pixels: int,
 
 
 def _pillow_to_gray(im: Image.Image) -> np.ndarray:
-    """(H, W) float32 in [0, 1] from any Pillow mode; see the module docstring for the rules."""
+    """(H, W) float32 in [0, 1] from any Pillow mode; see the module docstring for the rules.
+
+    Computed in float32, a channel at a time (an (H, W, 3) float64 copy of a 2,048 px RGB
+    image alone was 100 MB); only 32-bit integer and float images, which float32 cannot hold
+    exactly, are scaled in float64.
+    """
     if im.mode == "P":
         im = im.convert("RGBA" if im.has_transparency_data else "RGB")
     mode = im.mode
     if mode in ("1", "L"):
-        gray = np.asarray(im.convert("L"), dtype=np.float64) / 255.0
+        gray = np.asarray(im.convert("L")).astype(np.float32)
+        gray /= 255.0
     elif mode.startswith("I;16"):
-        gray = np.asarray(im).astype(np.float64) / 65535.0
+        gray = np.asarray(im).astype(np.float32)
+        gray /= 65535.0
     elif mode in ("I", "F"):
         values = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         lo, hi = float(values.min()), float(values.max())
         if mode == "I" and lo >= 0 and hi <= 65535:
-            gray = values / 65535.0
+            gray = (values / 65535.0).astype(np.float32)
         else:
-            gray = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+            gray = ((values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)).astype(np.float32)
     elif mode in ("LA", "La", "PA", "RGBA", "RGBa"):
-        rgba = np.asarray(im.convert("RGBA"), dtype=np.float64) / 255.0  # (H, W, 4)
-        gray = (rgba[..., :3] @ LUMA) * rgba[..., 3]  # composite on black
+        rgba = np.asarray(im.convert("RGBA"))  # (H, W, 4) uint8
+        gray = _luma(rgba)
+        gray *= rgba[..., 3]  # composite on black
+        gray /= 255.0
     else:  # RGB, CMYK, YCbCr, LAB, HSV, ...
-        gray = (np.asarray(im.convert("RGB"), dtype=np.float64) @ LUMA) / 255.0  # (H, W)
-    return np.clip(gray, 0.0, 1.0).astype(np.float32)
+        gray = _luma(np.asarray(im.convert("RGB")))
+    return np.clip(gray, 0.0, 1.0, out=gray)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) float32 luma in [0, 1] of (H, W, >=3) uint8, one channel at a time."""
+    gray = np.zeros(rgb.shape[:2], np.float32)
+    for channel, weight in enumerate(LUMA):
+        gray += rgb[..., channel] * np.float32(weight / 255.0)
+    return gray
 
 
 def _bomb_reason(max_pixels: int, width: int | None = None, height: int | None = None) -> str:
