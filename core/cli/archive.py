@@ -4,6 +4,10 @@ Prints one JSON object: out, n_files, n_vectors, n_skipped, n_shards, new_shards
 and (unless --no-index) index_kind and index_path, plus recall_at_10 for an approximate index
 (measured against exact search on 200 of the archive's own vectors). --engine ray runs the same
 embedding on Ray Data (a local Ray unless --address names a cluster).
+
+OUT records the archive it was made from (`archive_root` in OUT/archive.json): both commands
+refuse, in one line, a missing archive folder, one without images, and any folder other than
+OUT's own archive, before anything is written (`core.embed.shards.check_archive_root`).
 """
 
 from __future__ import annotations
@@ -55,7 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="embed a large image folder into resumable shards and index them")
     p.add_argument("--run", required=True, help="a trained run folder")
     p.add_argument("--data", required=True, help="the archive: any folder of images")
-    p.add_argument("--out", required=True, help="folder for the shards and the index")
+    p.add_argument("--out", required=True,
+                   help="folder for the shards and the index (it records its archive)")
     p.add_argument("--shard-size", type=positive_int, default=10_000)
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--workers", type=int, default=-1, help="loader processes (-1: automatic)")
@@ -101,7 +106,7 @@ def add_duplicates_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("archive-duplicates",
                        help="near-duplicate pairs of an embed-archive output, through its index")
     p.add_argument("--out", required=True, help="the embed-archive output folder")
-    p.add_argument("--data", required=True, help="the archive folder")
+    p.add_argument("--data", required=True, help="the archive folder OUT was made from")
     p.add_argument("--threshold", type=float, default=0.95,
                    help="cosine at which an unverified pair is still reported as similar")
     p.add_argument("-k", type=positive_int, default=10, help="neighbours per image")

@@ -101,14 +101,19 @@ def archive_duplicates(out_dir: str | Path, data_dir: str | Path, *, threshold: 
 
     Returns:
         Pairs with a kind (near misses dropped), best score first.
+
+    Raises:
+        ArchiveError: `out_dir` holds no shards and index, or `data_dir` is missing, holds no
+            images, or is not the archive `out_dir` was made from (`check_archive_root`).
     """
-    from core.embed.shards import INDEX_FILE, ArchiveError
+    from core.embed.shards import INDEX_FILE, ArchiveError, check_archive_root
 
     rule = rule or VerifyRule()
-    out, root = Path(out_dir), Path(data_dir).expanduser().resolve()
+    out = Path(out_dir)
     shards = [s for s in finished_shards(out) if s.n_vectors]
     if not shards or not (out / INDEX_FILE).is_file():
         raise ArchiveError(f"no shards and index in {out} (run embed-archive first)")
+    root = check_archive_root(out, data_dir)  # every file read below is relative to it
     index = VectorIndex.load(out / INDEX_FILE)
     arrays = [np.load(s.vectors, mmap_mode="r") for s in shards]
     pairs, scores = candidate_pairs(arrays, index, k, floor, block)

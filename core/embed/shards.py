@@ -9,7 +9,9 @@ in sorted order and embedded `shard_size` at a time; each shard is written as
 
 and the .npy is renamed into place last, so a shard either exists whole or not at all.
 `OUT/archive.json` records the model (checkpoint hash) and image size the shards were made
-with; a second call with another model is refused rather than mixing two embeddings.
+with, and the archive folder they came from (`archive_root`, resolved); a second call with
+another model or another archive is refused rather than mixing two embeddings or two archives
+in one index (`check_archive_root`, which `archive-duplicates` asks too).
 
 Resuming: a call embeds only the files no finished shard holds, in the same sorted order, so
 an interrupted run resumes with exactly the shard boundaries an uninterrupted run would have
@@ -25,9 +27,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +46,7 @@ from core.run_folder import RunPaths
 
 ARCHIVE_FORMAT = 1
 MANIFEST = "archive.json"
+ARCHIVE_ROOT = "archive_root"  # the manifest's key for the archive folder, resolved
 INDEX_FILE = "index.faiss"
 ENGINES = ("local", "ray")
 
@@ -83,13 +87,22 @@ def list_archive(data_dir: str | Path) -> list[str]:
     Raises:
         ArchiveError: the folder is missing or unreadable.
     """
+    root = _archive_folder(data_dir)
+    return sorted(_walk_images(root))
+
+
+def _archive_folder(data_dir: str | Path) -> Path:
+    """`data_dir` resolved, once it is a readable folder (ArchiveError otherwise)."""
     root = Path(data_dir).expanduser()
     if not root.is_dir():
         raise ArchiveError(f"archive folder not found: {root}")
     if not os.access(root, os.R_OK | os.X_OK):
         raise ArchiveError(f"archive folder is not readable: {root}")
-    root = root.resolve()
-    out: list[str] = []
+    return root.resolve()
+
+
+def _walk_images(root: Path) -> Iterator[str]:
+    """The image files under the resolved `root` as POSIX paths relative to it, in walk order."""
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d.lower() not in IGNORED_DIRS]
         for name in filenames:
@@ -98,8 +111,51 @@ def list_archive(data_dir: str | Path) -> list[str]:
                 continue
             if path.is_symlink() and not path.resolve().is_relative_to(root):
                 continue
-            out.append(path.relative_to(root).as_posix())
-    return sorted(out)
+            yield path.relative_to(root).as_posix()
+
+
+def check_archive_root(out_dir: str | Path, data_dir: str | Path) -> Path:
+    """The archive folder `data_dir` (resolved), refused unless it can be the one `out_dir`'s
+    shards came from.
+
+    An output folder records its archive (`archive_root` in archive.json); one written before
+    that was recorded is checked against the files its shards name (one per shard).
+
+    Args:
+        out_dir: an `embed-archive` output folder (it may not exist yet).
+        data_dir: the archive folder given with it.
+
+    Returns:
+        The resolved archive folder.
+
+    Raises:
+        ArchiveError: the folder is missing or unreadable, holds no image file, or `out_dir`
+            was made from another archive.
+    """
+    root = _archive_folder(data_dir)
+    if next(_walk_images(root), None) is None:  # stops at the first image
+        raise ArchiveError(f"no images in the archive folder {root} "
+                           f"(expected {', '.join(sorted(SUPPORTED_SUFFIXES))} files)")
+    out = Path(out_dir).expanduser()
+    recorded = _read_manifest(out).get(ARCHIVE_ROOT)
+    if recorded is not None:
+        if Path(str(recorded)) != root:
+            raise ArchiveError(f"{out} was made from the archive {recorded}, not {root}; pass "
+                               "that folder as --data, or choose a new output folder")
+    elif not _holds_shard_files(out, root):
+        raise ArchiveError(f"{out} holds shards of another archive: none of the files they name "
+                           f"is in {root}; choose a new output folder")
+    return root
+
+
+def _holds_shard_files(out: Path, root: Path) -> bool:
+    """True when `out` has no shards, or `root` holds the first file of one of them."""
+    shards = finished_shards(out)
+    for shard in shards:
+        first = _read_column(shard.paths, 1) or _read_column(_skipped_path(shard.vectors), 1)
+        if first and (root / first[0]).is_file():
+            return True
+    return not shards
 
 
 def shard_stem(out_dir: Path, number: int) -> Path:
@@ -168,13 +224,13 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
         raise ArchiveError("a Ray --address needs --engine ray")
     started = time.time()
     setup_cpu()
-    root = Path(data_dir).expanduser().resolve()
-    files = list_archive(root)
     out = Path(out_dir).expanduser()
+    root = check_archive_root(out, data_dir)  # before anything is loaded or written
+    files = list_archive(root)
     out.mkdir(parents=True, exist_ok=True)
     encoder = Encoder.from_run(run_dir, device, precision, batch_size, which="best")
     size = encoder.image_size
-    _check_manifest(out, _run_identity(run_dir, size, encoder.config.model.feature_dim))
+    _check_manifest(out, _run_identity(run_dir, size, encoder.config.model.feature_dim), root)
     done = finished_shards(out)
     seen = {p for s in done for p in _read_column(s.paths) + _read_column(_skipped_path(s.vectors))}
     todo = [p for p in files if p not in seen]
@@ -221,13 +277,14 @@ def write_shard(out: Path, number: int, vectors: np.ndarray, paths: list[str],
     return ShardInfo(number, npy, csv_path, len(paths), len(skipped))
 
 
-def _read_column(path: Path) -> list[str]:
-    """First column of a shard csv (without its header); [] when the file is absent."""
+def _read_column(path: Path, limit: int | None = None) -> list[str]:
+    """First column of a shard csv (without its header), its first `limit` rows when given;
+    [] when the file is absent."""
     if not path.is_file():
         return []
     with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    return [r[0] for r in rows[1:] if r]
+        rows = (r[0] for r in itertools.islice(csv.reader(f), 1, None) if r)
+        return list(itertools.islice(rows, limit))
 
 
 def _skipped_path(npy: Path) -> Path:
@@ -245,18 +302,32 @@ def _run_identity(run_dir: str | Path, image_size: int, dim: int) -> dict:
             "image_size": image_size, "dim": dim}
 
 
-def _check_manifest(out: Path, identity: dict) -> None:
-    """Record the model on first use; refuse a folder whose shards came from another model."""
+def _read_manifest(out: Path) -> dict:
+    """OUT/archive.json ({} when absent); ArchiveError when it holds something else than an object."""
+    path = out / MANIFEST
+    stored = read_json(path)
+    if stored is not None and not isinstance(stored, dict):
+        raise ArchiveError(f"{path} is damaged (not a JSON object); choose a new output folder")
+    return stored or {}
+
+
+def _check_manifest(out: Path, identity: dict, root: Path) -> None:
+    """Record the model and the archive on first use; refuse a folder whose shards came from
+    another model. The archive was checked by `check_archive_root`; a folder written before
+    the archive was recorded gets it now."""
     path = out / MANIFEST
     stored = read_json(path)
     if stored is None:
         if finished_shards(out):
             raise ArchiveError(f"{out} holds shards but no {MANIFEST}; choose an empty folder")
-        atomic_write_json(path, identity)
+        atomic_write_json(path, identity | {ARCHIVE_ROOT: str(root)})
         return
     if {k: stored.get(k) for k in identity} != identity:
         raise ArchiveError(f"{out} holds shards made with another model or image size; "
                            "choose a new output folder")
+    if stored.get(ARCHIVE_ROOT) is None:
+        atomic_write_json(path, stored | {ARCHIVE_ROOT: str(root)})
 
 
-__all__ = ["ArchiveError", "ArchiveResult", "ShardInfo",            "embed_archive", "finished_shards", "list_archive", "read_archive_paths"]
+__all__ = ["ArchiveError", "ArchiveResult", "ShardInfo", "check_archive_root", "embed_archive",
+           "finished_shards", "list_archive", "read_archive_paths"]

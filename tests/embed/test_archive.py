@@ -145,3 +145,76 @@ def test_cli_subcommand(archive, tmp_path, capsys):
     assert args.func(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["n_vectors"], summary["n_shards"], summary["index_kind"]) == (20, 3, "exact")
+
+
+def _shard_files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+
+
+def test_out_folder_records_its_archive_and_refuses_another(archive, tmp_path, capsys):
+    """One OUT folder took a second archive (one index over two: n_files 53, n_vectors 113)."""
+    import shutil
+
+    from core.cli.main import main
+
+    data, run = archive
+    out = tmp_path / "out"
+    _embed(run, data, out)
+    assert json.loads((out / "archive.json").read_text())["archive_root"] == str(data.resolve())
+    other = tmp_path / "other"
+    shutil.copytree(data / "Normal", other / "Normal")
+    before = _shard_files(out)
+    with pytest.raises(ArchiveError, match="made from the archive"):
+        _embed(run, other, out)
+    capsys.readouterr()
+    code = main(["embed-archive", "--run", str(run), "--data", str(other), "--out", str(out),
+                 "--workers", "0", "--precision", "fp32"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1 and str(data.resolve()) in err, err
+    assert _shard_files(out) == before
+    assert _embed(run, data, out).new_shards == ()  # its own archive still resumes
+
+
+def test_an_out_folder_without_a_recorded_archive_takes_only_its_own(archive, tmp_path):
+    """Folders written before the archive root was recorded: the root is checked against the
+    files their shards name, and recorded once it holds them."""
+    import shutil
+
+    data, run = archive
+    out = tmp_path / "out"
+    _embed(run, data, out)
+    manifest = json.loads((out / "archive.json").read_text())
+    del manifest["archive_root"]
+    (out / "archive.json").write_text(json.dumps(manifest))
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(data / list_archive(data)[0], other / "unrelated.png")
+    with pytest.raises(ArchiveError, match="another archive"):
+        _embed(run, other, out)
+    assert "archive_root" not in json.loads((out / "archive.json").read_text())
+    assert _embed(run, data, out).new_shards == ()
+    assert json.loads((out / "archive.json").read_text())["archive_root"] == str(data.resolve())
+
+
+def test_a_folder_without_images_is_refused_before_anything_is_written(archive, tmp_path):
+    data, run = archive
+    empty = tmp_path / "etc"
+    empty.mkdir()
+    (empty / "passwd").write_text("root:x:0:0\n")
+    with pytest.raises(ArchiveError, match="no images"):
+        _embed(run, empty, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_shards_get_the_mode_a_plain_open_gives(archive, tmp_path):
+    """Shards were 0600 (mkstemp): the app, as another user of the group, could not read them."""
+    import os
+
+    data, run = archive
+    old = os.umask(0o002)
+    try:
+        _embed(run, data, tmp_path / "out")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "out").iterdir()}
+    assert modes and set(modes.values()) == {0o664}, modes
