@@ -22,6 +22,7 @@ from core.data import (
     to_uint8,
     windowed_pixels,
 )
+from core.data.image_cache import IMAGE_CACHE
 from core.duplicates import DuplicateResult, Interval, copy_estimate, load_result
 from core.embed import Embeddings
 from core.jobs import search_status, start_search
@@ -77,7 +78,7 @@ def cached_result(run_dir: Path) -> DuplicateResult | None:
     return _result(str(run_dir), _stamp(run_dir / "duplicates.json"))
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@IMAGE_CACHE.memoize  # bounded in bytes, shared with the Search page
 def _image(data_root: str, rel_path: str, stamp: float) -> LoadedImage | str:
     try:
         return load_image(dataset_file(data_root, rel_path), name=rel_path)

@@ -26,6 +26,7 @@ from core.data import (
     window_presets,
     windowed_pixels,
 )
+from core.data.image_cache import IMAGE_CACHE
 from core.embed import Embeddings
 from core.retrieval import SamePatientPrior
 
@@ -93,12 +94,12 @@ def read_dataset_query(data_root: Path, rel_path: str) -> QueryImage | QueryErro
 
 # ---- widgets --------------------------------------------------------------------------------
 
-@st.cache_data(max_entries=8, show_spinner="Reading the image…")
+@IMAGE_CACHE.memoize(busy=lambda: st.spinner("Reading the image…"))  # bounded in bytes
 def _read_upload(data: bytes, name: str) -> QueryImage | QueryError:
     return read_query(data, name)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@IMAGE_CACHE.memoize  # bounded in bytes, shared with uploads and the Duplicates page
 def _read_dataset(data_root: str, rel_path: str, stamp: float) -> QueryImage | QueryError:
     return read_dataset_query(Path(data_root), rel_path)
 
