@@ -79,9 +79,9 @@ def cached_result(run_dir: Path) -> DuplicateResult | None:
 
 
 @IMAGE_CACHE.memoize  # bounded in bytes, shared with the Search page
-def _image(data_root: str, rel_path: str, stamp: float) -> LoadedImage | str:
+def _image(data_root: str, rel_path: str, stamp: float, roots: tuple[Path, ...]) -> LoadedImage | str:
     try:
-        return load_image(dataset_file(data_root, rel_path), name=rel_path)
+        return load_image(dataset_file(data_root, rel_path, roots), name=rel_path)
     except ImageReadError as e:
         return str(e)
 
@@ -231,13 +231,14 @@ def _fit(pixels: np.ndarray, height: int = FILM_HEIGHT) -> int:
     return max(1, int(round(w * height / max(h, 1))))
 
 
-def images_ui(item: QueueItem, data_root: Path) -> None:
-    """Both films side by side (fitting the screen), or their difference or overlay; zoom below."""
+def images_ui(item: QueueItem, data_root: Path, roots: tuple[Path, ...]) -> None:
+    """Both films side by side (fitting the screen), or their difference or overlay; zoom below.
+    `roots`: the allowed roots a film added from outside the dataset may lie in."""
     from core.review import difference_image, overlay_image
 
     p = item.pair
-    a = _image(str(data_root), p.a, _stamp(data_root / p.a))
-    b = _image(str(data_root), p.b, _stamp(data_root / p.b))
+    a = _image(str(data_root), p.a, _stamp(data_root / p.a), roots)
+    b = _image(str(data_root), p.b, _stamp(data_root / p.b), roots)
     if isinstance(a, str) or isinstance(b, str):
         st.error("An image of this pair cannot be read:")
         st.code("\n".join(x for x in (a, b) if isinstance(x, str)), language=None)

@@ -27,23 +27,26 @@ class GridItem:
 
 
 @st.cache_data(max_entries=4_000, show_spinner=False)  # ~3 KB each; the disk cache holds all
-def cached_thumbnail(data_root: str, rel_path: str, cache_dir: str, size: int = THUMB_SIZE) -> bytes:
-    """PNG thumbnail of a dataset image (a grey square when it cannot be read)."""
+def cached_thumbnail(data_root: str, rel_path: str, cache_dir: str, size: int = THUMB_SIZE,
+                     roots: tuple[Path, ...] = ()) -> bytes:
+    """PNG thumbnail of a run's film (a grey square when it cannot be read, or lies outside
+    the dataset folder and `roots`, the allowed roots: `core.data.dataset_file`)."""
     try:
-        return thumbnail(data_root, rel_path, cache_dir, size)
+        return thumbnail(data_root, rel_path, cache_dir, size, roots)
     except ImageReadError:
         return placeholder_png(size)
 
 
 def image_grid(items: Sequence[GridItem], data_root: Path, run_dir: Path, columns: int = 6,
-               size: int = THUMB_SIZE) -> None:
-    """Thumbnails in rows of `columns`, each with its headline, label and file name."""
+               size: int = THUMB_SIZE, roots: tuple[Path, ...] = ()) -> None:
+    """Thumbnails in rows of `columns`, each with its headline, label and file name (`roots`:
+    the allowed roots a film added from outside the dataset may lie in)."""
     cache_dir = str(run_dir / "thumbnails")
     for start in range(0, len(items), columns):
         cells = st.columns(columns)
         for cell, item in zip(cells, items[start:start + columns], strict=False):
             with cell:
-                st.image(cached_thumbnail(str(data_root), item.path, cache_dir, size), width=size)
+                st.image(cached_thumbnail(str(data_root), item.path, cache_dir, size, roots), width=size)
                 lines = [item.headline] if item.headline else []
                 st.text("\n".join([*lines, item.label, *item.details, Path(item.path).name]))
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from core.data import load_image
+from core.data import ImageReadError, dataset_file, load_image
 from core.duplicates import PAIR_KINDS
 from core.review import pair_evidence, pending_copies
 
@@ -54,8 +54,12 @@ def _evidence(file_a: str, file_b: str, stamp: tuple[float, float]):
     return pair_evidence(load_image(file_a).pixels, load_image(file_b).pixels)
 
 
-def evidence_ui(item: QueueItem, data_root: Path) -> None:
-    """Kind, cosine, hash distance, inliers, then the aligned overlay, difference and matches."""
+def evidence_ui(item: QueueItem, data_root: Path, roots: tuple[Path, ...]) -> None:
+    """Kind, cosine, hash distance, inliers, then the aligned overlay, difference and matches.
+
+    Both films are opened through `dataset_file` (the dataset folder, or for a film added from
+    elsewhere the allowed `roots`), as the main panel opens them: one outside is named, not shown.
+    """
     p = item.pair
     cols = st.columns(4)
     cols[0].metric("Kind", p.kind or "near miss", help=KIND_HELP.get(p.kind, ""))
@@ -65,10 +69,10 @@ def evidence_ui(item: QueueItem, data_root: Path) -> None:
                    help="Keypoint matches that agree on one rotation, scale and shift"
                         + ("" if p.agreement is None else f"; aligned agreement {p.agreement:.2f}"))
     with st.expander("Why: the second image aligned onto the first", expanded=p.kind == "copy"):
-        fa, fb = data_root / p.a, data_root / p.b
         try:
+            fa, fb = dataset_file(data_root, p.a, roots), dataset_file(data_root, p.b, roots)
             ev = _evidence(str(fa), str(fb), (fa.stat().st_mtime, fb.stat().st_mtime))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, ImageReadError) as e:
             st.error(f"Cannot align this pair: {str(e).splitlines()[0]}")
             return
         if ev.overlay is None:

@@ -21,8 +21,9 @@ def _tick_key(item: QueueItem) -> str:
 
 
 def grid_ui(queue: Sequence[QueueItem], result: DuplicateResult, store: ReviewStore, run: Path,
-            reviewer: str, save: Callable[..., None]) -> None:
-    """A page of pairs with tick boxes, and verdicts for every ticked pair in one step."""
+            reviewer: str, save: Callable[..., None], roots: tuple[Path, ...] = ()) -> None:
+    """A page of pairs with tick boxes, and verdicts for every ticked pair in one step (`roots`:
+    the allowed roots a film added from outside the dataset may lie in)."""
     pages = max(1, -(-len(queue) // PER_PAGE))
     c1, c2, c3, c4, c5 = st.columns([1.2, 1.6, 1.3, 1, 1.4], vertical_alignment="bottom")
     page = c1.selectbox("Page", range(1, pages + 1), key="dup_grid_page",
@@ -48,8 +49,8 @@ def grid_ui(queue: Sequence[QueueItem], result: DuplicateResult, store: ReviewSt
             p = item.pair
             with col:
                 a, b = st.columns(2)
-                a.image(cached_thumbnail(str(result.data_root), p.a, cache_dir, THUMB), width="stretch")
-                b.image(cached_thumbnail(str(result.data_root), p.b, cache_dir, THUMB), width="stretch")
+                a.image(cached_thumbnail(str(result.data_root), p.a, cache_dir, THUMB, roots), width="stretch")
+                b.image(cached_thumbnail(str(result.data_root), p.b, cache_dir, THUMB, roots), width="stretch")
                 n = queue.index(item) + 1
                 st.checkbox(f"#{n} · cosine {p.score:.4f} · pHash {p.hash_distance}"
                             f"{' · identical' if p.exact else ''}", key=_tick_key(item))

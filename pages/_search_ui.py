@@ -79,10 +79,10 @@ def read_query(data: bytes, name: str) -> QueryImage | QueryError:
     return QueryImage(name, image, hashlib.sha1(data).hexdigest()[:16], check)
 
 
-def read_dataset_query(data_root: Path, rel_path: str) -> QueryImage | QueryError:
-    """Decode an image of the run's dataset as a query."""
+def read_dataset_query(data_root: Path, rel_path: str, roots: tuple[Path, ...] = ()) -> QueryImage | QueryError:
+    """Decode a film of the run as a query (`roots`: the allowed roots an added film may lie in)."""
     try:
-        path = dataset_file(data_root, rel_path)
+        path = dataset_file(data_root, rel_path, roots)
         data = path.read_bytes()
     except ImageReadError as e:
         return QueryError(str(e))
@@ -100,12 +100,14 @@ def _read_upload(data: bytes, name: str) -> QueryImage | QueryError:
 
 
 @IMAGE_CACHE.memoize  # bounded in bytes, shared with uploads and the Duplicates page
-def _read_dataset(data_root: str, rel_path: str, stamp: float) -> QueryImage | QueryError:
-    return read_dataset_query(Path(data_root), rel_path)
+def _read_dataset(data_root: str, rel_path: str, stamp: float, roots: tuple[Path, ...]) -> QueryImage | QueryError:
+    return read_dataset_query(Path(data_root), rel_path, roots)
 
 
-def query_source_ui(emb: Embeddings, data_root: Path) -> QueryImage | QueryError | None:
-    """Upload a file or pick one of the dataset; returns the decoded query (None: nothing yet)."""
+def query_source_ui(emb: Embeddings, data_root: Path, roots: tuple[Path, ...] = ()
+                    ) -> QueryImage | QueryError | None:
+    """Upload a file or pick one of the run's films; returns the decoded query (None: nothing
+    yet). `roots`: the allowed roots a film added from outside the dataset may lie in."""
     source = st.radio("Query", ("Upload an image", "Pick from the dataset"), horizontal=True,
                       key="search_source")
     if source == "Upload an image":
@@ -125,7 +127,7 @@ def query_source_ui(emb: Embeddings, data_root: Path) -> QueryImage | QueryError
         stamp = (data_root / rel).stat().st_mtime
     except OSError:
         stamp = 0.0
-    query = _read_dataset(str(data_root), rel, stamp)
+    query = _read_dataset(str(data_root), rel, stamp, roots)
     if isinstance(query, QueryImage):
         query = replace(query, patient_id=emb.patients[emb.paths.index(rel)] or "")
     return query

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core.data import allowed_roots
 from core.duplicates import DuplicateResult, load_calibration
 from core.embed import Embeddings
 from core.review import (
@@ -54,7 +55,8 @@ SECTIONS = ["Review", "Calibration", "Leakage", "Export"]
 _SHOWN = "dup_shown"  # what the review desk showed last: pair and state, bulk list, last action
 
 
-def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: str) -> None:
+def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: str,
+              roots: tuple[Path, ...]) -> None:
     """The queue: one pair at a time (films and scores on one screen) or a grid; undo, bulk confirm.
 
     One row of controls (filters, grid switch, bulk confirms, undo), then the films with the
@@ -63,7 +65,8 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
 
     A click acts on what the last run of this page showed (kept in session state), bound to
     the state it was in: if another reviewer moved it on since, the store refuses with one
-    line and the page shows the pair as it is now.
+    line and the page shows the pair as it is now. Films are opened inside the dataset folder
+    and, for films added from elsewhere, the allowed `roots` only.
     """
     shown = st.session_state.get(_SHOWN) or {}
     current = store.current()
@@ -92,7 +95,7 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
         return
     if grid:
         flash()
-        grid_ui(queue, result, store, run, reviewer, _save)
+        grid_ui(queue, result, store, run, reviewer, _save, roots)
         return
     pos = min(int(st.session_state.get("dup_pos", 0)), len(queue) - 1)
     item = queue[pos]
@@ -125,8 +128,8 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
               stale=lambda: stale_pair_message(store.history(*seen_pair), tuple(seen_pair),
                                                tuple(seen_pair) == (item.pair.a, item.pair.b)))
     with films:
-        images_ui(item, result.data_root)
-    evidence_ui(item, result.data_root)
+        images_ui(item, result.data_root, roots)
+    evidence_ui(item, result.data_root, roots)
     pair_table(item, load_embeddings(run))
     with st.expander("History of this pair"):
         rows = verdict_rows(store.history(item.pair.a, item.pair.b))
@@ -262,7 +265,7 @@ if section == "Review":
     if not reviewer:
         st.warning("Enter your name in the sidebar to give verdicts.")
     else:
-        review_ui(result, store, run, reviewer)
+        review_ui(result, store, run, reviewer, allowed_roots(ws.root))
 elif section == "Calibration":
     calibration_ui(result, store, run)
 elif section == "Leakage":

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core.data import allowed_roots
 from core.embed import Embeddings, Projection, ProjectionSpec
 from core.retrieval import load_evaluation
 from core.run_folder import RunPaths
@@ -81,11 +82,12 @@ def quality_ui(run_dir: Path) -> None:
         st.caption(f"Protocol: {protocol}.")
 
 
-def point_ui(run_dir: Path, emb: Embeddings, row: int, data_root: Path) -> None:
-    """One image, large, with its nearest neighbours in the whole index (each opens on click)."""
+def point_ui(run_dir: Path, emb: Embeddings, row: int, data_root: Path, roots: tuple[Path, ...]) -> None:
+    """One image, large, with its nearest neighbours in the whole index (each opens on click);
+    `roots`: the allowed roots a film added from outside the dataset may lie in."""
     st.subheader("Selected image")
     cache_dir = str(run_dir / "thumbnails")
-    st.image(cached_thumbnail(str(data_root), emb.paths[row], cache_dir, 256), width=256)
+    st.image(cached_thumbnail(str(data_root), emb.paths[row], cache_dir, 256, roots), width=256)
     st.text(f"{emb.paths[row]}\nlabel: {emb.labels[row]}\nsplit: {emb.splits[row] or '—'}")
     hits = [h for h in get_searcher(run_dir).search_vector(emb.vectors[row], NEIGHBOURS + 1)
             if h.index != row][:NEIGHBOURS]
@@ -93,14 +95,15 @@ def point_ui(run_dir: Path, emb: Embeddings, row: int, data_root: Path) -> None:
     for start in range(0, len(hits), 4):
         for col, (i, h) in zip(st.columns(4), list(enumerate(hits, 1))[start:start + 4], strict=False):
             with col:
-                st.image(cached_thumbnail(str(data_root), h.path, cache_dir), width="stretch")
+                st.image(cached_thumbnail(str(data_root), h.path, cache_dir, roots=roots), width="stretch")
                 if st.button(f"#{i} · {h.score:.3f}", key=f"map_nb_{h.index}", width="stretch"):
                     st.session_state[FOCUS] = h.index
                     st.rerun()
                 st.text(f"{h.label}\n{Path(h.path).name}")
 
 
-def selection_ui(run_dir: Path, emb: Embeddings, chosen: list[int], data_root: Path) -> None:
+def selection_ui(run_dir: Path, emb: Embeddings, chosen: list[int], data_root: Path,
+                 roots: tuple[Path, ...]) -> None:
     """A box or lasso selection: a per-class summary, a CSV of it, and its images a page at a time."""
     st.subheader(f"{len(chosen)} selected images")
     left, right = st.columns([2, 3])
@@ -117,7 +120,7 @@ def selection_ui(run_dir: Path, emb: Embeddings, chosen: list[int], data_root: P
                            format_func=lambda n: f"{n} of {pages} ({MAX_GRID} images a page)")
     shown = chosen[(page - 1) * MAX_GRID: page * MAX_GRID]
     image_grid([GridItem(emb.paths[r], emb.labels[r], emb.splits[r]) for r in shown],
-               data_root, run_dir, columns=8)
+               data_root, run_dir, columns=8, roots=roots)
 
 
 def choose_projection(run_dir: Path, view: str, spec: ProjectionSpec) -> Projection:
@@ -146,6 +149,7 @@ with notes:
 emb = load_embeddings(run_dir)
 group_of = groups_of(run_dir)
 data_root = Path((load_json(RunPaths(run_dir).config) or {}).get("data", ""))
+roots = allowed_roots(ws.root)  # films `add` took from other folders are opened inside these only
 spec = ProjectionSpec("tsne", choices.perplexity, choices.seed, choices.split)
 
 map_col, side_col = st.columns([3, 1.4])
@@ -175,12 +179,12 @@ st.session_state["map_last_selection"] = tuple(chosen)
 with side_col:
     focus = st.session_state.get(FOCUS)
     if isinstance(focus, int) and 0 <= focus < len(emb):
-        point_ui(run_dir, emb, focus, data_root)
+        point_ui(run_dir, emb, focus, data_root, roots)
     elif len(chosen) == 1 and not is_area_selection(event):
-        point_ui(run_dir, emb, chosen[0], data_root)
+        point_ui(run_dir, emb, chosen[0], data_root, roots)
     elif not chosen and found:
-        point_ui(run_dir, emb, found[0], data_root)
+        point_ui(run_dir, emb, found[0], data_root, roots)
     quality_ui(run_dir)
 
 if len(chosen) > 1 or (chosen and is_area_selection(event)):
-    selection_ui(run_dir, emb, chosen, data_root)
+    selection_ui(run_dir, emb, chosen, data_root, roots)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.data import ImageReadError, Window, dataset_file, load_image, preview
+from core.data import ImageReadError, Window, allowed_roots, dataset_file, load_image, preview
 from core.duplicates import CopyMatch, copy_rule, find_copy
 from core.retrieval import (
     Familiarity,
@@ -150,10 +150,11 @@ def vote_ui(result: TimedHits) -> None:
                                                                          min_value=0, max_value=1)})
 
 
-def compare_ui(query: QueryImage, pixels: np.ndarray, result: TimedHits, data_root: Path) -> None:
+def compare_ui(query: QueryImage, pixels: np.ndarray, result: TimedHits, data_root: Path,
+               roots: tuple[Path, ...]) -> None:
     """The query beside a result the user picks (the picker is new for each list of results:
     hiding the patient or re-ranking renumbers the films, and a picker kept across that showed
-    the old #1's name over the new #1's image)."""
+    the old #1's name over the new #1's image). `roots`: the allowed roots (`dataset_file`)."""
     ranks = [h.rank for h in result.hits]
     if not ranks:
         return
@@ -169,7 +170,7 @@ def compare_ui(query: QueryImage, pixels: np.ndarray, result: TimedHits, data_ro
         st.text(f"query: {query.name}")
     with right:
         try:
-            shown = load_image(dataset_file(data_root, hit.path)).pixels
+            shown = load_image(dataset_file(data_root, hit.path, roots), name=hit.path).pixels
             st.image(preview(shown), width=COMPARE_PX)
         except ImageReadError as e:
             st.error(escape_markdown(str(e)))
@@ -187,8 +188,9 @@ if run_dir is None:
 model_banner(ws, run_dir)
 emb = load_embeddings(run_dir)
 data_root = get_searcher(run_dir).data_root
+roots = allowed_roots(ws.root)  # films `add` took from other folders are opened inside these only
 
-query = query_source_ui(emb, data_root)
+query = query_source_ui(emb, data_root, roots)
 if query is None:
     st.stop()
 if isinstance(query, QueryError):
@@ -218,7 +220,7 @@ with results_col:
     warnings_ui(query, answer, run_dir)
     shared = result.shared or (None,) * len(result.hits)
     image_grid([result_cell(h, profile, prior, query, n) for h, n in zip(result.hits, shared, strict=True)],
-               data_root, run_dir, columns=5)
+               data_root, run_dir, columns=5, roots=roots)
     if result.shared is not None and not any(result.shared):
         st.caption("Ranked by shared landmarks: no film shares any with this query (too small, "
                    "blank or not a chest film?), so the embedding's order is kept.")
@@ -234,4 +236,4 @@ with results_col:
                        on_click="ignore")
 
 st.subheader("Compare")
-compare_ui(query, pixels, result, data_root)
+compare_ui(query, pixels, result, data_root, roots)

@@ -1,14 +1,19 @@
-"""Which server folders the app may open: the workspace and the roots an administrator allows.
+"""Which server folders and films the app may open: the workspace and the roots an administrator allows.
 
 The app is a web page over the server's disk; without a limit anyone who can reach it could
 list any folder the server user can read. `CXR_ALLOWED_ROOTS` (paths separated by ':')
 replaces the default extra root, the server user's home folder.
+
+`dataset_file` is the one door to a run's films (items.csv and duplicates.json paths): every
+page and picture that opens one goes through it.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from core.data.imageio import ImageReadError
 
 ENV_ALLOWED = "CXR_ALLOWED_ROOTS"
 
@@ -45,3 +50,32 @@ def check_allowed(path: str | Path, roots: tuple[Path, ...]) -> Path:
     listed = ", ".join(str(r) for r in roots)
     raise FolderNotAllowed(f"{resolved} is outside the folders this app may open ({listed}); "
                            f"an administrator can add one with {ENV_ALLOWED}")
+
+
+def dataset_file(data_root: str | Path, rel_path: str, roots: tuple[Path, ...] = ()) -> Path:
+    """The file a run names `rel_path`, resolved (symlinks followed), if the app may open it.
+
+    A relative path (a film of the dataset) must stay inside `data_root`. An absolute one (a
+    film `add` took from another folder) must lie inside `data_root` or one of `roots`.
+
+    Args:
+        data_root: the run's dataset folder.
+        rel_path: the path as items.csv or duplicates.json holds it.
+        roots: the allowed roots (`allowed_roots(workspace)`); () allows the dataset folder only.
+
+    Raises:
+        ImageReadError: the file lies outside them (one line naming it).
+    """
+    root = Path(data_root).resolve()
+    path = (root / rel_path).resolve()
+    if path.is_relative_to(root):
+        return path
+    if not Path(rel_path).is_absolute():
+        raise ImageReadError(rel_path, "is outside the dataset folder")
+    for allowed in roots:
+        if path.is_relative_to(Path(allowed).resolve()):
+            return path
+    listed = ", ".join(str(r) for r in (root, *roots))
+    raise ImageReadError(rel_path, f"is outside the dataset folder and the folders this app may "
+                                   f"open ({listed}); not shown (an administrator can add a "
+                                   f"folder with {ENV_ALLOWED})")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.data.access import dataset_file
 from core.data.imageio import ImageReadError, load_image, to_uint8
 from core.files import atomic_write_bytes
 
@@ -43,36 +44,24 @@ def placeholder_png(size: int = THUMB_SIZE) -> bytes:
     return png_thumbnail(np.full((size, size), 0.5, np.float32), size)
 
 
-def dataset_file(data_root: str | Path, rel_path: str) -> Path:
-    """The file of `rel_path` under `data_root`, refusing paths that leave the root.
-
-    Raises:
-        ImageReadError: the path escapes the dataset folder.
-    """
-    root = Path(data_root).resolve()
-    path = (root / rel_path).resolve()
-    if not path.is_relative_to(root):
-        raise ImageReadError(rel_path, "is outside the dataset folder")
-    return path
-
-
 def thumbnail(data_root: str | Path, rel_path: str, cache_dir: str | Path | None = None,
-              size: int = THUMB_SIZE) -> bytes:
+              size: int = THUMB_SIZE, roots: tuple[Path, ...] = ()) -> bytes:
     """PNG thumbnail of a dataset image, from the cache when current.
 
     Args:
         data_root: the dataset folder.
-        rel_path: the image's path relative to it (as in the run's items.csv).
+        rel_path: the image's path as in the run's items.csv (relative to it, or absolute).
         cache_dir: folder for cached thumbnails (e.g. `<run>/thumbnails`); None: no cache.
         size: longest side in pixels.
+        roots: the allowed roots an absolute path may lie in (`core.data.access.dataset_file`).
 
     Returns:
         PNG bytes.
 
     Raises:
-        ImageReadError: the image is missing or unreadable (one line).
+        ImageReadError: the image is missing, unreadable or outside those folders (one line).
     """
-    path = dataset_file(data_root, rel_path)
+    path = dataset_file(data_root, rel_path, roots)
     try:
         stat = path.stat()
     except OSError as e:
