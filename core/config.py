@@ -7,7 +7,9 @@ page's form are both built from it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
@@ -104,18 +106,76 @@ class RunConfig:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> RunConfig:
-        return RunConfig(
-            data=d["data"],
-            preset=d.get("preset", "seed"),
-            model=_build(ModelConfig, d.get("model", {})),
-            augment=_build(AugmentConfig, d.get("augment", {})),
-            train=_build(TrainConfig, d.get("train", {})),
-        )
+        """The RunConfig saved as `d` (config.json, a checkpoint); unknown keys are ignored.
+
+        Raises:
+            ConfigError: `d` is not an object, has no data folder, or a value of the wrong type.
+        """
+        if not isinstance(d, dict):
+            raise ConfigError(f"the run's settings are {_json_kind(d)}, not an object")
+        if "data" not in d:
+            raise ConfigError("the run's settings have no 'data' (the dataset folder)")
+        data, preset = _typed("data", d["data"], "str"), _typed("preset", d.get("preset", "seed"), "str")
+        model = _build(ModelConfig, d.get("model", {}), "model")
+        if model.arch not in ARCHS:
+            raise ConfigError(f"unknown model.arch '{model.arch}' (choose from {', '.join(ARCHS)})")
+        return RunConfig(data=data, preset=preset, model=model,
+                         augment=_build(AugmentConfig, d.get("augment", {}), "augment"),
+                         train=_build(TrainConfig, d.get("train", {}), "train"))
+
+    @staticmethod
+    def load(path: str | Path) -> RunConfig:
+        """`load_run_config(path)`: a run's config.json, or ConfigError naming the file."""
+        return load_run_config(path)
 
 
-def _build(cls: type, values: dict[str, Any]) -> Any:
-    known = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in known})
+def load_run_config(path: str | Path) -> RunConfig:
+    """The RunConfig in a run's config.json.
+
+    Raises:
+        ConfigError: the file is unreadable, not JSON, or not a run's settings: one line that
+            names it.
+    """
+    path = Path(path)
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing (not a run folder?)") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+    except ValueError:  # not JSON, or not UTF-8
+        raise ConfigError(f"{path} is damaged (not valid JSON); restore it from a copy or "
+                          "train a new run") from None
+    try:
+        return RunConfig.from_dict(saved)
+    except ConfigError as e:
+        raise ConfigError(f"{path} is damaged: {e}; restore it from a copy or train a new run") from None
+
+
+# A config.json value must have its field's type (the annotations are strings here).
+_KINDS = {"int": (int, "an integer"), "float": ((int, float), "a number"),
+          "str": (str, "a string"), "bool": (bool, "true or false")}
+
+
+def _json_kind(value: Any) -> str:
+    name = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null",
+            int: "number", float: "number"}.get(type(value), type(value).__name__)
+    return f"a JSON {name}"
+
+
+def _typed(name: str, value: Any, kind: str) -> Any:
+    types, words = _KINDS[kind]
+    if not isinstance(value, types) or (isinstance(value, bool) and kind != "bool"):
+        raise ConfigError(f"{name} must be {words}, got {value!r}"[:200])
+    return float(value) if kind == "float" else value
+
+
+def _build(cls: type, values: Any, section: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{section} must be a JSON object, got {_json_kind(values)}")
+    kinds = {f.name: str(f.type) for f in fields(cls)}
+    return cls(**{k: _typed(f"{section}.{k}", v, kinds[k]) if kinds[k] in _KINDS else v
+                  for k, v in values.items() if k in kinds})
 
 
 # Presets are whole RunConfigs (the dataset filled in by make_run_config). `quick` departs

@@ -99,11 +99,11 @@ def cmd_embed(a: argparse.Namespace) -> int:
     from core.data.dataset import scan_dataset
     from core.data.splits import load_splits
     from core.embed.encoder import Encoder
-    from core.files import read_json, remove_temps
+    from core.files import remove_temps
     from core.run_folder import hold_run_lock
     from core.runs.pipeline import embed_run
 
-    config = RunConfig.from_dict(read_json(paths.config))
+    config = RunConfig.load(paths.config)
     dataset = scan_dataset(config.data)
     samples, splits = load_splits(paths.splits)
     by_path = {s.path: sp for s, sp in zip(samples, splits, strict=True)}
@@ -125,9 +125,8 @@ def _embed_out(a: argparse.Namespace) -> int:
     data = a.data
     if data is None:  # the run's own dataset
         from core.config import RunConfig
-        from core.files import read_json
 
-        data = RunConfig.from_dict(read_json(paths.config)).data
+        data = RunConfig.load(paths.config).data
     result = embed_folder(a.run, data, a.out, device=a.device, progress=sys.stderr.isatty())
     print(json.dumps({"out": str(result.out), "n_images": result.n_images,
                       "n_skipped": result.n_skipped, "dim": result.dim}))

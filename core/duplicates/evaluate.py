@@ -136,10 +136,9 @@ def evaluate_duplicates(run: str | Path, cxr: str | Path | None = "../shared/dat
 
 def _run_data(run: Path) -> str:
     from core.config import RunConfig
-    from core.files import read_json
     from core.run_folder import RunPaths
 
-    return RunConfig.from_dict(read_json(RunPaths(run).config)).data
+    return RunConfig.load(RunPaths(run).config).data
 
 
 def _synthetic_rows(run: Path, emb: Embeddings, hashes: HashTable, root: Path, originals: list[int],

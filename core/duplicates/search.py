@@ -196,7 +196,7 @@ def dataset_embeddings(run: Path, data: str | Path | None, out: Path, device: st
     if data is None:
         if not paths.embeddings.is_file() or not paths.items.is_file():
             raise RunError(f"{run} has no embeddings yet (training not finished?)")
-        config = RunConfig.from_dict(read_json(paths.config))
+        config = RunConfig.load(paths.config)
         return Embeddings.load(run), Path(config.data)
     from core.embed.encoder import Encoder, embed_dataset
 

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from core.config import RunConfig
-from core.files import atomic_write_bytes, read_json
+from core.files import atomic_write_bytes
 from core.model.network import SimCLRModel, WeightsError, build_model
 from core.run_folder import RunError, RunPaths
 
@@ -82,8 +82,9 @@ def _check_same_arch(paths: RunPaths, path: Path, config: RunConfig) -> None:
     Its embeddings would neither fit the run's index (2048 against 512 dimensions) nor mean
     the same thing.
     """
-    saved = read_json(paths.config)  # None when missing: the checkpoint's own config decides
-    run_arch = ((saved.get("model") or {}) if isinstance(saved, dict) else {}).get("arch")
+    if not paths.config.exists():  # the checkpoint's own config decides
+        return
+    run_arch = RunConfig.load(paths.config).model.arch  # a damaged config.json is named
     if run_arch and run_arch != config.model.arch:
         raise WeightsError(f"checkpoint {path} holds a {config.model.arch} model but this run "
                            f"is {run_arch}; copy back this run's own checkpoint or train again")

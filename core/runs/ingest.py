@@ -47,7 +47,6 @@ from core.duplicates.verify import VerifyRule, verify_many
 from core.embed.embeddings import Embeddings
 from core.embed.encoder import Encoder, embed_dataset
 from core.embed.shards import list_archive
-from core.files import read_json
 from core.index.artifacts import open_artifact_set, write_artifact_set
 from core.index.refine import refine_search
 from core.index.vectors import VectorIndex
@@ -103,7 +102,7 @@ def add_files(run_dir: str | Path, new_dir: str | Path, *, k: int = DEFAULT_K,
 
 def _add_locked(run: Path, paths: RunPaths, new_dir: str | Path, k: int, device: str,
                 started: float) -> AddResult:
-    config = RunConfig.from_dict(read_json(paths.config))
+    config = RunConfig.load(paths.config)
     root = Path(config.data).expanduser().resolve()
     served = open_artifact_set(run)  # checked: rows = items = index, one checkpoint
     emb, index = served.embeddings, served.index

@@ -47,10 +47,9 @@ def _dist_setup(device_name: str) -> bool:
 
 def _check_resume(paths: RunPaths, config: RunConfig) -> RunConfig:
     """Reuse the saved config when resuming; only the epoch count may grow."""
-    saved = read_json(paths.config)
-    if saved is None:
+    if not paths.config.exists():
         return config
-    old = RunConfig.from_dict(saved)
+    old = RunConfig.load(paths.config)  # a damaged one is named, never trained over
     if replace(old, train=replace(old.train, epochs=config.train.epochs)) != config:
         raise RunError(f"{paths.root} already holds a run with other settings; choose a new --run")
     return config

@@ -87,3 +87,76 @@ def test_weight_decay_is_an_option_saved_with_the_run_and_given_to_adam(tmp_path
     images = torch.zeros(4, 1, 32, 32, dtype=torch.uint8)
     trainer = Trainer(config, RunPaths(tmp_path / "run"), images, images[:2], torch.device("cpu"), "fp32")
     assert trainer.optimizer.param_groups[0]["weight_decay"] == 1e-4
+
+
+# ---- a damaged config.json: one line naming the file (issue 28, item 9) ---------------------
+
+def _saved(**changes) -> dict:
+    d = make_run_config("/d", "tiny").to_dict()
+    for key, value in changes.items():
+        section, _, name = key.partition(".")
+        if name:
+            d[section][name] = value
+        else:
+            d[section] = value
+    return d
+
+
+@pytest.mark.parametrize("content, words", [
+    ("garbage{", "not valid JSON"),
+    ("[1, 2]", "a JSON list"),
+    ("null", "a JSON null"),
+    (None, "not valid JSON"),  # an empty file
+])
+def test_load_run_config_names_a_damaged_file(tmp_path, content, words):
+    from core.config import load_run_config
+
+    path = tmp_path / "config.json"
+    path.write_text(content or "", encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_run_config(path)
+    assert str(path) in str(e.value) and words in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"train.epochs": "x"}, "train.epochs must be an integer, got 'x'"),
+    ({"train.epochs": True}, "train.epochs must be an integer"),
+    ({"train.lr": "fast"}, "train.lr must be a number"),
+    ({"train.cosine_schedule": "yes"}, "train.cosine_schedule must be true or false"),
+    ({"model": "resnet18"}, "model must be a JSON object"),
+    ({"model.arch": 18}, "model.arch must be a string"),
+    ({"model.arch": "vgg"}, "unknown model.arch 'vgg'"),
+    ({"data": 5}, "data must be a string"),
+    ({"augment": [1]}, "augment must be a JSON object"),
+])
+def test_wrong_types_in_config_json_are_named(tmp_path, changes, words):
+    from core.config import load_run_config
+
+    path = tmp_path / "config.json"
+    atomic_write_json(path, _saved(**changes))
+    with pytest.raises(ConfigError) as e:
+        load_run_config(path)
+    assert str(path) in str(e.value) and words in str(e.value), str(e.value)
+    d = _saved(**changes)
+    with pytest.raises(ConfigError, match="must be|unknown"):
+        RunConfig.from_dict(d)
+
+
+def test_missing_data_and_non_dict_are_config_errors():
+    with pytest.raises(ConfigError, match="no 'data'"):
+        RunConfig.from_dict({"preset": "tiny"})
+    with pytest.raises(ConfigError, match="a JSON list"):
+        RunConfig.from_dict([1, 2])  # type: ignore[arg-type]
+
+
+def test_a_good_config_json_round_trips_and_ints_count_as_floats(tmp_path):
+    from core.config import load_run_config
+
+    config = make_run_config("/d", "tiny")
+    path = tmp_path / "config.json"
+    atomic_write_json(path, config.to_dict())
+    assert load_run_config(path) == config
+    atomic_write_json(path, _saved(**{"train.lr": 1}))
+    loaded = load_run_config(path)
+    assert loaded.train.lr == 1.0 and isinstance(loaded.train.lr, float)

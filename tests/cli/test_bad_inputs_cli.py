@@ -72,3 +72,57 @@ def test_training_skips_and_lists_bad_files(tiny_workspace, cases, tmp_path):
     skipped = {Path(s["path"]).name for s in report["skipped"]}
     assert {f"bad {i} {f.name}" for i, f in enumerate(bad)} <= skipped
     assert report["n_skipped"] == len(report["skipped"]) >= 4
+
+
+# ---- a damaged config.json: every command that reads it says so in one line (issue 28) -----
+
+def private_run(src: Path, dest: Path) -> Path:
+    """A copy of a run folder: big files (checkpoints, arrays, indexes) hard-linked, since they
+    are only ever replaced by rename, never written in place; the rest copied."""
+    def copy(s: str, d: str) -> None:
+        if Path(s).suffix in (".pt", ".npy", ".faiss", ".npz"):
+            import os
+
+            os.link(s, d)
+        else:
+            shutil.copy2(s, d)
+
+    shutil.copytree(src, dest, copy_function=copy)
+    return dest
+
+
+def _wrong_types(run: Path) -> str:
+    saved = json.loads((run / "config.json").read_text())
+    saved["model"], saved["train"]["epochs"] = "resnet18", "x"
+    return json.dumps(saved)
+
+
+CONFIGS = {"garbage": lambda run: "garbage{", "list": lambda run: "[1, 2]",
+           "wrong_types": _wrong_types}
+
+
+@pytest.mark.parametrize("content", CONFIGS)
+def test_a_damaged_config_json_is_one_line_naming_it(tiny_workspace, content, tmp_path, capsys):
+    from core.cli.main import main
+
+    run = private_run(tiny_workspace.run_dir, tmp_path / "run")
+    (run / "config.json").write_text(CONFIGS[content](tiny_workspace.run_dir))
+    films = tmp_path / "new"
+    films.mkdir()
+    image = next(tiny_workspace.dataset.rglob("*.png"))
+    shutil.copy(image, films / "new.png")
+    commands = {
+        "add": ["add", "--run", str(run), "--data", str(films)],
+        "duplicates": ["duplicates", "--run", str(run)],
+        "embed": ["embed", "--run", str(run)],
+        "train": ["train", "--data", str(tiny_workspace.dataset), "--run", str(run),
+                  "--preset", "tiny", "--epochs", "1"],
+        "search": ["search", "--run", str(run), "--image", str(image)],
+        "evaluate": ["evaluate", "--run", str(run), "--no-baselines"],
+    }
+    for name, argv in commands.items():
+        code, (_, err) = main(argv), capsys.readouterr()
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1, (name, err)
+        assert lines[0].startswith("error:") and str(run / "config.json") in lines[0], (name, err)
+    assert (run / "config.json").read_text() == CONFIGS[content](tiny_workspace.run_dir)  # kept
