@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ STATUS_LABELS = {"pending": "pending", "duplicate": "duplicate", "not_duplicate"
 SHORTCUTS = ("Coloured: duplicate, by kind. Keys: 1-4 duplicate (by kind), N not duplicate, S skip, "
              "U undo, ← / → previous / next.")
 FILM_HEIGHT = 340  # px: both films and the scores fit a 1280 x 720 screen
+NAMED = 5  # pairs a refused bulk verdict names (the rest are counted)
 
 
 def stale_pair_message(history: Sequence[Verdict], pair: tuple[str, str], still_shown: bool) -> str:
@@ -46,19 +47,38 @@ def stale_pair_message(history: Sequence[Verdict], pair: tuple[str, str], still_
         still_shown: whether the page now shows that pair again.
     """
     names = " · ".join(Path(p).name for p in pair)
-    what = ""
-    if history:
-        last = history[-1]
-        if last.verdict == "undo":
-            done = "undid a verdict on it"
-        else:
-            done = "marked it " + STATUS_LABELS.get(last.verdict, last.verdict)
-            if last.kind:
-                done += f": {KIND_LABELS.get(last.kind, last.kind)}"
-        what = f" ({last.reviewer} {done} at {time.strftime('%H:%M', time.localtime(last.created))})"
     now = ("It is shown as it is now." if still_shown
            else "It has left this list of pairs; the page shows the next one.")
-    return f"Not saved: {names} changed since you opened it{what}. {now}"
+    return f"Not saved: {names} changed since you opened it{_changed_by(history)}. {now}"
+
+
+def stale_pairs_message(changed: Mapping[tuple[str, str], Sequence[Verdict]], total: int) -> str:
+    """Why a bulk verdict was refused: which of the `total` pairs it showed changed since, and
+    who changed each (one line; the first few are named).
+
+    Args:
+        changed: each changed pair's rows, oldest first (`ReviewStore.history(a, b)`).
+        total: how many pairs the bulk action showed.
+    """
+    named = [" · ".join(Path(p).name for p in pair) + _changed_by(history)
+             for pair, history in list(changed.items())[:NAMED]]
+    more = f"; and {len(changed) - NAMED} more" if len(changed) > NAMED else ""
+    return (f"Not saved: {len(changed)} of {total} pairs changed since they were shown: "
+            f"{'; '.join(named)}{more}. Nothing was written; the page shows them as they are now.")
+
+
+def _changed_by(history: Sequence[Verdict]) -> str:
+    """' (ann marked it duplicate: copy (...) at 13:07)' for the pair's last row ('' for none)."""
+    if not history:
+        return ""
+    last = history[-1]
+    if last.verdict == "undo":
+        done = "undid a verdict on it"
+    else:
+        done = "marked it " + STATUS_LABELS.get(last.verdict, last.verdict)
+        if last.kind:
+            done += f": {KIND_LABELS.get(last.kind, last.kind)}"
+    return f" ({last.reviewer} {done} at {time.strftime('%H:%M', time.localtime(last.created))})"
 
 
 def _stamp(path: Path) -> float:

@@ -4,6 +4,7 @@ File names are user data: shown only as plain text."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,22 +32,28 @@ def found_kinds_ui() -> tuple[str, ...]:
 
 
 def bulk_copies_ui(result: DuplicateResult, store: ReviewStore, reviewer: str, run: Path,
-                   current: dict) -> None:
-    """One button that confirms every pending verified copy as kind 'copy' (undo takes all back)."""
+                   current: dict, shown: dict, save: Callable[..., None]) -> list[tuple[str, str]]:
+    """One button that confirms every pending verified copy as kind 'copy' (undo takes all back).
+
+    A click confirms the copies the button counted when it was shown (`shown['copies']`, each
+    bound to its state then, `shown['bulk']`): a pair another reviewer decided or undid since
+    refuses the whole step, named; a pair that became pending since is not in it.
+
+    Returns:
+        The pending copies the button counts now (what the page records as shown).
+    """
     copies = pending_copies(result.flagged, current)
     rule = result.verify_rule
     if st.button(f"Confirm {len(copies)} copies", key="dup_bulk_copies", disabled=not copies,
                  width="stretch", help=f"Verified copies, as kind 'copy', in one step (undo undoes "
                                        f"all): pairs the geometric check calls the same film "
                                        f"({rule.describe()})."):
-        try:
-            store.record_many(copies, "duplicate", reviewer=reviewer, kind="copy",
-                              note="bulk: verified copies", run=run.name, threshold=result.rule.threshold)
-        except ValueError as e:
-            st.error(str(e).splitlines()[0])
-            return
-        st.session_state["dup_pos"] = 0
-        st.rerun()
+        pairs = shown.get("copies", copies)
+        save(lambda: store.record_many(pairs, "duplicate", reviewer=reviewer, kind="copy",
+                                       note="bulk: verified copies", run=run.name,
+                                       threshold=result.rule.threshold, seen=shown.get("bulk", {})),
+             f"Confirmed {len(pairs)} copies.", pairs)
+    return copies
 
 
 @st.cache_data(max_entries=16, show_spinner="Aligning the pair...")

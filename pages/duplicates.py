@@ -43,6 +43,7 @@ from pages._duplicates_ui import (
     reviewer_ui,
     search_ui,
     stale_pair_message,
+    stale_pairs_message,
     summary_ui,
     verdict_ui,
 )
@@ -69,7 +70,9 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
     and, for films added from elsewhere, the allowed `roots` only.
     """
     shown = st.session_state.get(_SHOWN) or {}
+    states = store.states()  # read first: a change after it makes a click stale, never unseen
     current = store.current()
+    save_bulk = _bulk_saver(store)
     box, switch, c1, c2, c3 = st.columns([2.1, 1.0, 1.4, 1.4, 1.3], vertical_alignment="center")
     f, grid = filters_ui(result, box, switch)
     queue = review_queue(result.pairs, current, f, groups=result.groups)
@@ -77,25 +80,25 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
     if c1.button(f"Confirm {len(exact)} exact", key="dup_bulk", disabled=not exact, width="stretch",
                  help="Pairs with identical pixels, as 'same image', in one step (undo undoes all)."):
         pairs = shown.get("exact", exact)
-        _save(lambda: store.record_many(pairs, "duplicate", reviewer=reviewer, kind="same_image",
-                                        note="bulk: identical pixels", run=run.name,
-                                        threshold=result.rule.threshold, seen=shown.get("bulk")),
-              f"Confirmed {len(pairs)} exact copies.")
+        save_bulk(lambda: store.record_many(pairs, "duplicate", reviewer=reviewer, kind="same_image",
+                                            note="bulk: identical pixels", run=run.name,
+                                            threshold=result.rule.threshold, seen=shown.get("bulk", {})),
+                  f"Confirmed {len(pairs)} exact copies.", pairs)
     with c2:
-        bulk_copies_ui(result, store, reviewer, run, current)
+        copies = bulk_copies_ui(result, store, reviewer, run, current, shown, save_bulk)
     if c3.button("Undo my last", key="dup_undo", shortcut="U", width="stretch"):
         _save(lambda: store.undo_last(reviewer, seen=shown.get("undo")), "Undone.",
               empty="Nothing of yours to undo.")
-    states = store.states()
-    st.session_state[_SHOWN] = {"exact": exact, "undo": store.last_action(reviewer),
-                                "bulk": {pair_key(a, b): states.get(pair_key(a, b), 0) for a, b in exact}}
+    st.session_state[_SHOWN] = {"exact": exact, "copies": copies, "undo": store.last_action(reviewer),
+                                "bulk": {pair_key(a, b): states.get(pair_key(a, b), 0)
+                                         for a, b in [*exact, *copies]}}
     if not queue:
         flash()
         st.success("No pair left with these filters.")
         return
     if grid:
         flash()
-        grid_ui(queue, result, store, run, reviewer, _save, roots)
+        grid_ui(queue, result, store, states, run, reviewer, save_bulk, roots)
         return
     pos = min(int(st.session_state.get("dup_pos", 0)), len(queue) - 1)
     item = queue[pos]
@@ -125,7 +128,7 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
         _save(lambda: store.record(*seen_pair, verdict, reviewer=reviewer, kind=kind, note=note,
                                    run=run.name, threshold=result.rule.threshold, seen=seen_state),
               f"Saved: {verdict.replace('_', ' ')}.",
-              stale=lambda: stale_pair_message(store.history(*seen_pair), tuple(seen_pair),
+              stale=lambda e: stale_pair_message(store.history(*seen_pair), tuple(seen_pair),
                                                tuple(seen_pair) == (item.pair.a, item.pair.b)))
     with films:
         images_ui(item, result.data_root, roots)
@@ -139,17 +142,26 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
 
 def _save(action, message: str, empty: str | None = None, stale=None) -> None:
     """Run a store action; flash `message` (or `empty` when it wrote nothing) and rerun. A
-    refusal is one line: `stale()`'s account of what changed, where given, for a stale verdict."""
+    refusal is one line: `stale(e)`'s account of what changed, where given, for a stale verdict."""
     try:
         done = action()
     except StaleVerdict as e:
-        st.error(escape_markdown(stale() if stale is not None else str(e)))
+        st.error(escape_markdown(stale(e) if stale is not None else str(e)))
         return
     except ReviewError as e:
         st.error(escape_markdown(str(e)))
         return
     flash(empty if empty is not None and not done else message)
     st.rerun()
+
+
+def _bulk_saver(store: ReviewStore):
+    """`save(action, message, pairs)` for a bulk verdict on `pairs` (as shown): a refusal names
+    the shown pairs that changed since, and who changed each."""
+    def save(action, message: str, pairs) -> None:
+        _save(action, message, stale=lambda e: stale_pairs_message(
+            {key: store.history(*key) for key in e.changed}, len(pairs)))
+    return save
 
 
 def calibration_ui(result: DuplicateResult, store: ReviewStore, run: Path) -> None:

@@ -68,7 +68,14 @@ class ReviewError(UserError):
 
 
 class StaleVerdict(ReviewError):
-    """The pair (or the action to undo) changed after the reviewer opened it: refresh."""
+    """The pair (or the action to undo) changed after the reviewer opened it: refresh.
+
+    `changed`: the keys of the pairs that moved on (empty for an undo).
+    """
+
+    def __init__(self, message: str, changed: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.changed = list(changed)
 
 
 STALE = "this pair changed since you opened it; the page now shows it as it is"
@@ -194,43 +201,62 @@ class ReviewStore:
     def record_many(self, pairs: Iterable[tuple[str, str]], verdict: str, *, reviewer: str,
                     kind: str = "", note: str = "", run: str = "", threshold: float | None = None,
                     only_pending: bool = True,
-                    seen: Mapping[tuple[str, str], int] | None = None) -> list[Verdict]:
+                    seen: Mapping[tuple[str, str], int] | None = None,
+                    kinds: Mapping[tuple[str, str], str] | None = None) -> list[Verdict]:
         """Append one verdict to many pairs in one transaction (one batch, undone together).
 
         Args:
             pairs: (a, b) paths.
             verdict, reviewer, kind, note, run, threshold: as in `record`.
             only_pending: skip pairs that already have a current verdict.
-            seen: each pair's state when the list was shown (`states()`); if any pair has
-                changed since, nothing is written.
+            seen: each pair's state when the list was shown (`states()`; a pair not in it was
+                shown in state 0); if any pair has changed since, nothing is written.
+            kinds: each pair's own kind (e.g. the one the search found), instead of `kind`;
+                every pair must have one.
 
         Returns:
             The stored rows (possibly none).
 
         Raises:
-            StaleVerdict: a pair changed since `seen`.
+            StaleVerdict: a pair changed since `seen` (`changed` lists them; nothing is written).
         """
         seen_by_key = None if seen is None else {pair_key(*k): int(v) for k, v in seen.items()}
+        kind_by_key = None if kinds is None else {pair_key(*k): str(v) for k, v in kinds.items()}
         return self._insert(list(pairs), verdict, reviewer, kind, note, run, threshold,
-                            only_pending, seen_by_key)
+                            only_pending, seen_by_key, kind_by_key)
 
     def _insert(self, pairs: list[tuple[str, str]], verdict: str, reviewer: str, kind: str,
                 note: str, run: str, threshold: float | None, only_pending: bool,
-                seen: dict[tuple[str, str], int] | None = None) -> list[Verdict]:
-        reviewer, kind, note = _check(verdict, reviewer, kind, note)
-        keys = [pair_key(str(a), str(b)) for a, b in pairs]
+                seen: dict[tuple[str, str], int] | None = None,
+                kinds: dict[tuple[str, str], str] | None = None) -> list[Verdict]:
+        keys = list(dict.fromkeys(pair_key(str(a), str(b)) for a, b in pairs))
+        if kinds is None:
+            reviewer, kind, note = _check(verdict, reviewer, kind, note)
+            kind_of = dict.fromkeys(keys, kind)
+        else:
+            kind_of = {}
+            for key in keys:
+                reviewer, kind_of[key], note = _check(verdict, reviewer, kinds.get(key, ""), note)
+            if not keys:
+                reviewer, _, note = _check(verdict, reviewer, kind, note)
         batch, now = uuid.uuid4().hex, time.time()
         out = []
         with self._write() as db:
             if seen is not None:
                 now_states = self._states(db)
-                if any(now_states.get(k, 0) != seen.get(k, 0) for k in keys):
-                    raise StaleVerdict(STALE)
+                changed = [k for k in keys if now_states.get(k, 0) != seen.get(k, 0)]
+                if changed and len(pairs) == 1:
+                    raise StaleVerdict(STALE, changed)
+                if changed:
+                    names = "; ".join(" · ".join(k) for k in changed)
+                    raise StaleVerdict(f"{len(changed)} of {len(keys)} pairs changed since they were "
+                                       f"shown ({names}): nothing was saved; the page now shows "
+                                       "them as they are", changed)
             decided = set(self._current_keys(db)) if only_pending else set()
-            for key in dict.fromkeys(keys):
+            for key in keys:
                 if key in decided:
                     continue
-                values = (self.dataset, *key, verdict, kind, note, reviewer, now, str(run),
+                values = (self.dataset, *key, verdict, kind_of[key], note, reviewer, now, str(run),
                           None if threshold is None else float(threshold), batch, None)
                 cur = db.execute(f"INSERT INTO verdicts ({', '.join(_COLUMNS[1:])}) "
                                  f"VALUES ({', '.join('?' * (len(_COLUMNS) - 1))})", values)

@@ -233,3 +233,106 @@ def test_stale_pair_message_by_hand():
     assert said.endswith("It has left this list of pairs; the page shows the next one.")
     assert "ann marked it not duplicate at" in stale_pair_message([row("not_duplicate")], pair, True)
     assert "ann undid a verdict on it at" in stale_pair_message([row("duplicate"), row("undo")], pair, True)
+
+
+# ---- issue 28 item 5: bulk verdicts are bound to what was shown ------------------------------
+
+def _copies(result) -> list[tuple[str, str]]:
+    copies = [(p.a, p.b) for p in result.flagged if p.kind == "copy"]
+    assert len(copies) >= 2, "the tiny run should verify at least two copies"
+    return copies
+
+
+def _ann_pairs(store) -> set[tuple[str, str]]:
+    return {k for k, v in store.current().items() if v.reviewer == "ann"}
+
+
+def test_bulk_copies_confirm_exactly_the_pairs_the_button_counted(dup_ws):
+    """The button said N; a pair another reviewer undid meanwhile was confirmed as the N+1st."""
+    from core.review.store import pair_key
+
+    _, result, store = dup_ws
+    copies = _copies(result)
+    store.record(*copies[0], "not_duplicate", reviewer="bob")
+    at = _page("ann")
+    assert at.button(key="dup_bulk_copies").label == f"Confirm {len(copies) - 1} copies"
+    store.undo_last("bob")  # copies[0] is pending again; ann's page has not shown it
+    at.button(key="dup_bulk_copies").click().run()
+    assert not at.exception, at.exception
+    assert _ann_pairs(store) == {pair_key(*c) for c in copies[1:]}
+
+
+def test_bulk_copies_are_refused_naming_the_shown_pair_that_changed(dup_ws):
+    from core.review.store import pair_key
+
+    _, result, store = dup_ws
+    copies = _copies(result)
+    at = _page("ann")
+    assert at.button(key="dup_bulk_copies").label == f"Confirm {len(copies)} copies"
+    store.record(*copies[0], "not_duplicate", reviewer="bob")
+    at.button(key="dup_bulk_copies").click().run()
+    assert not at.exception, at.exception
+    errors = [unescape(e.value) for e in at.error]
+    assert len(errors) == 1 and "\n" not in errors[0], errors
+    names = " · ".join(Path(p).name for p in pair_key(*copies[0]))
+    assert errors[0].startswith(f"Not saved: 1 of {len(copies)} pairs changed since they were shown: "
+                                f"{names} (bob marked it not duplicate at "), errors
+    assert [v.reviewer for v in store.history()] == ["bob"]
+    # the page now counts what is pending, and that is what a second click confirms
+    assert at.button(key="dup_bulk_copies").label == f"Confirm {len(copies) - 1} copies"
+    at.button(key="dup_bulk_copies").click().run()
+    assert _ann_pairs(store) == {pair_key(*c) for c in copies[1:]}
+
+
+def _grid_pairs(at) -> list[tuple[str, str]]:
+    return [tuple(c.key.removeprefix("dup_tick_").split("|")) for c in at.checkbox
+            if c.key and c.key.startswith("dup_tick_")]
+
+
+def test_grid_duplicate_records_each_pairs_detected_kind(dup_ws):
+    """It recorded the default 'exact copy (same pixels)' on every ticked pair."""
+    from core.review.store import pair_key
+
+    _, result, store = dup_ws
+    at = _page()
+    at.toggle(key="dup_grid").set_value(True).run()
+    at.button(key="dup_grid_all").click().run()
+    shown = _grid_pairs(at)
+    at.button(key="dup_grid_dup").click().run()
+    assert not at.exception, at.exception
+    found = {pair_key(p.a, p.b): p.kind for p in result.pairs}
+    recorded = {k: v.kind for k, v in store.current().items()}
+    assert recorded == {pair_key(*p): found[pair_key(*p)] for p in shown}
+    assert {"copy", "similar"} <= set(recorded.values()) or len(set(found.values())) == 1
+
+
+def test_grid_verdicts_are_refused_naming_a_ticked_pair_that_changed(dup_ws):
+    _, result, store = dup_ws
+    at = _page()
+    at.toggle(key="dup_grid").set_value(True).run()
+    at.button(key="dup_grid_all").click().run()
+    a, b = _grid_pairs(at)[1]
+    store.record(a, b, "skip", reviewer="bob")
+    at.button(key="dup_grid_not").click().run()
+    assert not at.exception, at.exception
+    errors = [unescape(e.value) for e in at.error]
+    assert len(errors) == 1 and "\n" not in errors[0], errors
+    assert "changed since they were shown" in errors[0] and Path(a).name in errors[0], errors
+    assert [v.reviewer for v in store.history()] == ["bob"]
+
+
+def test_grid_kind_choice_by_hand():
+    """Each pair's detected kind, or the kind the reviewer picked; a near miss needs a pick."""
+    from core.duplicates.candidates import CandidatePair
+    from core.review import QueueItem
+    from pages._review_grid_ui import DETECTED, grid_kinds
+
+    def item(a: str, kind: str) -> QueueItem:
+        return QueueItem(CandidatePair(a, "z.png", 0, 1, 0.99, 3, False, False, False, bool(kind), kind), None)
+
+    items = [item("a.png", "copy"), item("b.png", "similar")]
+    assert grid_kinds(items, DETECTED) == {("a.png", "z.png"): "copy", ("b.png", "z.png"): "similar"}
+    assert grid_kinds(items, "same_patient") == dict.fromkeys([("a.png", "z.png"), ("b.png", "z.png")],
+                                                              "same_patient")
+    refused = grid_kinds([*items, item("c.png", "")], DETECTED)
+    assert isinstance(refused, str) and "c.png · z.png" in refused and "\n" not in refused

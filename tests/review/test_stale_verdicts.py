@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.review.store import STALE, ReviewStore, StaleVerdict
+from core.review.store import STALE, ReviewError, ReviewStore, StaleVerdict
 
 
 @pytest.fixture
@@ -58,3 +58,32 @@ def test_undo_refuses_when_the_last_action_is_not_the_one_shown(store):
 
 def test_the_refusal_is_one_line():
     assert "\n" not in STALE
+
+
+def test_a_bulk_refusal_names_the_pairs_that_changed(store):
+    """Issue 28 item 5: the refusal says which of the shown pairs moved on (one line)."""
+    pairs = [("a.png", "b.png"), ("c.png", "d.png"), ("e.png", "f.png")]
+    seen = {p: store.state(*p) for p in pairs}
+    store.record("d.png", "c.png", "not_duplicate", reviewer="bob")
+    with pytest.raises(StaleVerdict) as refused:
+        store.record_many(pairs, "duplicate", kind="copy", reviewer="ann", seen=seen)
+    assert refused.value.changed == [("c.png", "d.png")]
+    assert "\n" not in str(refused.value)
+    assert "1 of 3 pairs" in str(refused.value) and "c.png · d.png" in str(refused.value)
+    assert [v.reviewer for v in store.history()] == ["bob"]
+
+
+def test_bulk_gives_each_pair_its_own_kind(store):
+    """Issue 28 item 5: one batch (one undo), each pair with the kind the search found for it."""
+    kinds = {("a.png", "b.png"): "copy", ("d.png", "c.png"): "similar"}
+    rows = store.record_many(list(kinds), "duplicate", kinds=kinds, reviewer="ann", seen={})
+    assert {(v.path_a, v.path_b): v.kind for v in rows} == {("a.png", "b.png"): "copy",
+                                                           ("c.png", "d.png"): "similar"}
+    assert len({v.batch for v in rows}) == 1
+    with pytest.raises(ReviewError, match="a duplicate needs a kind"):
+        store.record_many([("e.png", "f.png")], "duplicate", kinds={("e.png", "f.png"): ""},
+                          reviewer="ann")
+    with pytest.raises(ReviewError, match="a duplicate needs a kind"):  # a pair the map leaves out
+        store.record_many([("e.png", "f.png"), ("g.png", "h.png")], "duplicate",
+                          kinds={("e.png", "f.png"): "copy"}, reviewer="ann")
+    assert len(store.history()) == 2
