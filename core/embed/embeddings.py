@@ -68,11 +68,21 @@ class Embeddings:
                            "(training not finished?)") from None
         except (OSError, ValueError, EOFError, KeyError, TypeError, csv.Error) as e:
             raise RunError(f"unreadable embeddings in {p.root} ({type(e).__name__}); {redo}") from None
+        # csv reads NUL bytes since Python 3.11; a path holding one cannot be opened later
+        damaged = next((n for n, r in enumerate(rows, 1) if any("\0" in str(v) for v in r.values())), 0)
+        if damaged:
+            raise RunError(f"{p.items} is damaged: a NUL byte in row {damaged}; {redo}")
         if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating) \
                 or vectors.shape[0] != len(rows):
             raise RunError(f"malformed embeddings in {p.root}: embeddings.npy is {vectors.dtype} "
                            f"{vectors.shape}, items.csv has {len(rows)} rows; {redo}")
-        return Embeddings(*items, vectors.astype(np.float32, copy=False))
+        vectors = vectors.astype(np.float32, copy=False)
+        # one pass, one float a row: NaN and +-inf carry through a row's sum (unit rows cannot overflow)
+        broken = np.flatnonzero(~np.isfinite(vectors.sum(axis=1, dtype=np.float64)))
+        if broken.size:
+            raise RunError(f"{p.embeddings} holds NaN or infinite values (row {broken[0]}; "
+                           f"{broken.size:,} of {len(rows):,} rows); {redo}")
+        return Embeddings(*items, vectors)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

@@ -126,3 +126,37 @@ def test_a_damaged_config_json_is_one_line_naming_it(tiny_workspace, content, tm
         assert code == 2 and len(lines) == 1, (name, err)
         assert lines[0].startswith("error:") and str(run / "config.json") in lines[0], (name, err)
     assert (run / "config.json").read_text() == CONFIGS[content](tiny_workspace.run_dir)  # kept
+
+
+def _nan_in_embeddings(run: Path) -> None:
+    import numpy as np
+
+    from core.run_folder import RunPaths
+
+    path = RunPaths(run).embeddings
+    vectors = np.load(path)
+    vectors[3] = np.nan
+    path.unlink()  # hard-linked to the shared fixture: replace it, never write it in place
+    np.save(path, vectors)
+
+
+@pytest.mark.parametrize("damage, words", [("nul", "items.csv is damaged: a NUL byte in row 1"),
+                                           ("nan", "embeddings.npy holds NaN")])
+def test_a_damaged_served_set_is_one_line_saying_re_embed(tiny_workspace, tmp_path, capsys,
+                                                          damage, words):
+    from core.cli.main import main
+    from core.run_folder import RunPaths
+
+    run = private_run(tiny_workspace.run_dir, tmp_path / "run")
+    items = RunPaths(run).items
+    if damage == "nul":
+        rows = items.read_text(encoding="utf-8").splitlines(True)
+        rows[1] = rows[1].replace("/", "/\0", 1)
+        items.write_text("".join(rows), encoding="utf-8")
+    else:
+        _nan_in_embeddings(run)
+    for argv in (["duplicates", "--run", str(run)], ["evaluate", "--run", str(run), "--no-baselines"]):
+        code, (_, err) = main(argv), capsys.readouterr()
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and words in lines[0], (argv[0], err)
+        assert f"embed --run {run}" in lines[0]
