@@ -7,6 +7,7 @@ decodes a query and judges its pixels (core.data.plausibility), tested without a
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from core.data import (
 from core.data.image_cache import IMAGE_CACHE
 from core.embed import Embeddings
 from core.retrieval import SamePatientPrior
+from pages._images_ui import escape_markdown
 
 CUSTOM = "Custom"
 
@@ -144,7 +146,14 @@ def window_ui(query: QueryImage) -> tuple[np.ndarray, Window | None]:
     if not presets:
         return image.pixels, None
     raw = image.raw
-    lo, hi = float(np.min(raw)), float(np.max(raw))
+    with warnings.catch_warnings():  # all-NaN pixels: nanmin says so with a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = float(np.nanmin(raw)), float(np.nanmax(raw))
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):  # a slider needs a finite range
+        level = f"every pixel is {lo:g}" if np.isfinite(lo) and lo == hi else "its pixels have no finite range"
+        st.caption(escape_markdown(f"{query.name}: {level}, so there is no window to set; "
+                                   "it is shown and searched as it is."))
+        return image.pixels, None
     span = max(hi - lo, 1.0)
     w_min, w_max = span / 1000, 2 * span
     key = f"search_wl_{query.digest}"

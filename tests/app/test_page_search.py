@@ -360,3 +360,16 @@ def test_damaged_run_files_are_one_line_on_the_page(damage, page, tiny_workspace
         return  # the map reads the embeddings only
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "\n" not in errors[0], errors
+
+
+def test_a_uniform_dicom_is_shown_with_one_line_not_a_slider_error(tiny_workspace, tmp_path):
+    """Issue 28 item 9: every pixel 1000 made the window slider raise StreamlitInvalidMinMaxError."""
+    ds = bi._dicom(np.full((32, 32), 1000, np.uint16), bits=12)
+    data = bi._save_dicom(ds, tmp_path / "flat.dcm").read_bytes()
+    at = open_page("pages/search.py")
+    at.file_uploader(key="search_upload").set_value(("flat.dcm", data, "application/dicom")).run()
+    assert not at.exception, at.exception
+    assert not [s for s in at.slider if s.label.startswith("Window")]
+    notes = [unescape(c.value) for c in at.caption if "flat.dcm" in unescape(c.value)]
+    assert notes == ["flat.dcm: every pixel is 1000, so there is no window to set; it is shown "
+                     "and searched as it is."], [c.value for c in at.caption]
