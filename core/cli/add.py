@@ -4,8 +4,9 @@ Embeds the images under NEWDIR with the run's model, adds them to the run's embe
 index, and flags each one that duplicates a film already indexed (or another new one) by the
 rule of the run's last duplicate search; flagged pairs join the review queue. With --json,
 prints one object (a contract): {"added": N, "skipped": [{"path", "reason"}, ...],
-"pairs": [{"a", "b", "score", "kind"}, ...]} plus "rule" and "seconds". Adding the same
-files again adds nothing (they are listed as skipped).
+"pairs": [{"a", "b", "score", "kind"}, ...]} plus "rule", "seconds" and "rechecked" (films an
+interrupted add had indexed but not yet checked, checked by this one). Adding the same files
+again adds nothing (they are listed as skipped).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from core.cli.printable import printable
 from core.cli.types import positive_int
 
 
@@ -23,10 +25,13 @@ def cmd_add(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps(result.contract()))
         return 0
+    rechecked = (f"; {result.rechecked} films an interrupted add had indexed were checked"
+                 if result.rechecked else "")
     print(f"added {result.added} files, skipped {len(result.skipped)}; "
-          f"{len(result.pairs)} duplicate pairs (rule from {result.rule_source})")
+          f"{len(result.pairs)} duplicate pairs (rule from {result.rule_source}){rechecked}")
     for p in result.pairs:
-        print(f"  {p.score:.4f}  {'exact' if p.exact else 'near '}  {p.a}  {p.b}")
+        print(f"  {p.score:.4f}  {'exact' if p.exact else 'near '}  {printable(p.a)}  "
+              f"{printable(p.b)}")
     return 0
 
 

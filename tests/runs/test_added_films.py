@@ -163,3 +163,13 @@ def test_a_damaged_metrics_row_on_resume_is_dropped_not_raised(tmp_path):
     _trim_metrics(paths, 1)  # TypeError: '<=' not supported between 'str' and 'int'
     assert [json.loads(x) for x in paths.metrics.read_text().splitlines()] == [
         {"epoch": 1, "val_loss": 1.0}]
+
+
+def test_add_prints_a_film_named_with_an_escape_sequence_escaped(run, tiny_workspace, tmp_path,
+                                                                  capsys):
+    new = tmp_path / "new"
+    new.mkdir()
+    shutil.copy(sorted(tiny_workspace.dataset.rglob("*.png"))[0], new / "\x1b[31mred.png")
+    assert main(["add", "--run", str(run), "--data", str(new)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b[31mred.png" in out
