@@ -27,6 +27,7 @@ from core.duplicates import DuplicateResult, Interval, copy_estimate, load_resul
 from core.embed import Embeddings
 from core.jobs import search_status, start_search
 from core.review import KIND_LABELS, KINDS, SORTS, STATUSES, QueueFilter, QueueItem, Verdict
+from core.run_folder import RunError
 from pages._pair_evidence_ui import found_kinds_ui
 
 STATUS_LABELS = {"pending": "pending", "duplicate": "duplicate", "not_duplicate": "not duplicate",
@@ -89,13 +90,27 @@ def _stamp(path: Path) -> float:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _result(run_dir: str, stamp: float) -> DuplicateResult | None:
-    return load_result(run_dir)
+def _result(run_dir: str, stamp: float) -> DuplicateResult | str | None:
+    try:
+        result = load_result(run_dir)
+    except RunError as e:
+        return str(e)
+    path = Path(run_dir) / "duplicates.json"
+    if result is None and path.exists():  # not JSON, or empty: load_result reads it as absent
+        return f"{path} is damaged; run the duplicate search again"
+    return result
 
 
 def cached_result(run_dir: Path) -> DuplicateResult | None:
-    """The run's saved duplicate search, reloaded when duplicates.json changes."""
-    return _result(str(run_dir), _stamp(run_dir / "duplicates.json"))
+    """The run's saved duplicate search, reloaded when duplicates.json changes.
+
+    Raises:
+        RunError: duplicates.json is there but damaged (one line naming it).
+    """
+    result = _result(str(run_dir), _stamp(run_dir / "duplicates.json"))
+    if isinstance(result, str):
+        raise RunError(result)
+    return result
 
 
 @IMAGE_CACHE.memoize  # bounded in bytes, shared with the Search page

@@ -33,6 +33,7 @@ from core.review import (
     verdict_rows,
     verdict_scores,
 )
+from core.run_folder import RunError
 from pages._duplicates_ui import (
     cached_result,
     filters_ui,
@@ -257,7 +258,12 @@ if run is None:
     st.info("No trained model yet: train one on the Train page, then look for duplicates here.")
     st.stop()
 compact_banners(ws, run)
-result = cached_result(run)
+try:
+    result = cached_result(run)
+except RunError as e:  # damaged duplicates.json: one line, and the search to write it again
+    st.error(escape_markdown(str(e)))
+    search_ui(run)
+    st.stop()
 search_ui(run, search_col if result is not None else None)
 if result is None:
     flash()

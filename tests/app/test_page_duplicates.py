@@ -336,3 +336,21 @@ def test_grid_kind_choice_by_hand():
                                                               "same_patient")
     refused = grid_kinds([*items, item("c.png", "")], DETECTED)
     assert isinstance(refused, str) and "c.png · z.png" in refused and "\n" not in refused
+
+
+@pytest.mark.parametrize("damage", [b"\x00garbage{", b"[1, 2]", b'{"pairs": 5, "rule": {}}', b"{}"])
+def test_a_damaged_duplicates_json_is_one_line_naming_it(_dup_copy, tmp_path, monkeypatch, damage):
+    """Issue 28 item 9: a damaged duplicates.json was a traceback (or, not JSON, 'no search yet')."""
+    from tests.page_helpers import copy_workspace
+
+    ws, _ = _dup_copy
+    run = copy_workspace(ws.root, ws.run_dir.name, tmp_path / "ws")
+    (run / "duplicates.json").write_bytes(damage)
+    monkeypatch.setenv("CXR_WORKSPACE", str(tmp_path / "ws"))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/duplicates.py").run()
+    assert not at.exception, at.exception
+    errors = [unescape(e.value) for e in at.error]
+    assert len(errors) == 1 and "\n" not in errors[0], errors
+    assert errors[0].startswith(f"{run / 'duplicates.json'} is damaged"), errors
+    assert at.button(key="dup_start")  # the search can be run again from the page
