@@ -60,6 +60,23 @@ def generations(run_dir: Path) -> list[str]:
                   if p.is_dir() and p.name.startswith(_PREFIX) and p.name[1:].isdigit())
 
 
+def _new_generation(run_dir: Path) -> tuple[str, Path]:
+    """A fresh generation folder, numbered past every name of that form under artifacts/
+    (a stray file or folder such as 'g000003' left by hand or a copy is stepped over)."""
+    folder = run_dir / ARTIFACTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.name[1:]) for p in folder.iterdir()
+             if p.name.startswith(_PREFIX) and p.name[1:].isdigit()]
+    number = max(taken, default=0) + 1
+    while True:
+        gen = f"{_PREFIX}{number:06d}"
+        try:
+            (folder / gen).mkdir()
+            return gen, folder / gen
+        except FileExistsError:  # another name appeared meanwhile (by hand): the next one
+            number += 1
+
+
 def write_artifact_set(run_dir: str | Path, embeddings: Embeddings, index: VectorIndex,
                        checkpoint: Path) -> str:
     """Write a new generation beside the served one and switch to it in one rename.
@@ -81,11 +98,7 @@ def write_artifact_set(run_dir: str | Path, embeddings: Embeddings, index: Vecto
         raise RunError(f"{run_dir}: {len(embeddings)} items, {embeddings.vectors.shape[0]} vectors "
                        f"and {index.ntotal} indexed; they must agree")
     before = RunPaths(run_dir).generation
-    known = generations(run_dir)
-    number = int(known[-1][1:]) + 1 if known else 1
-    gen = f"{_PREFIX}{number:06d}"
-    folder = run_dir / ARTIFACTS_DIR / gen
-    folder.mkdir(parents=True)
+    gen, folder = _new_generation(run_dir)
     paths = RunPaths(folder, generation=None)
     embeddings.save(folder)
     index.save(paths.index, generation=gen)
@@ -126,6 +139,9 @@ def open_artifact_set(run_dir: str | Path, verify_checkpoint: bool = True) -> Ar
     run_dir = Path(run_dir)
     paths = RunPaths(run_dir)
     if not paths.index.is_file() or not paths.embeddings.is_file():
+        if paths.generation:  # current.json names a set whose files are not all there
+            raise RunError(f"{run_dir}: artifact set {paths.generation} is incomplete; "
+                           + _reembed(run_dir))
         raise RunError(f"{run_dir} has no index yet (training not finished?)")
     embeddings = Embeddings.load(run_dir, paths=paths)
     try:

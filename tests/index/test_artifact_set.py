@@ -112,3 +112,19 @@ def test_a_run_folder_from_before_generations_still_loads_or_is_refused(run):
     _write(run, 6)  # re-embedding moves it to a generation and clears the old files
     assert not (run / "embeddings.npy").exists() and open_artifact_set(run).generation == "g000001"
     assert json.loads((run / "artifacts" / "current.json").read_text()) == {"generation": "g000001"}
+
+
+def test_a_stray_file_or_folder_named_like_a_generation_is_stepped_over(run):
+    _write(run, 5)
+    (run / "artifacts" / "g000002").write_text("left by hand")  # mkdir raised FileExistsError
+    (run / "artifacts" / "gXYZ").mkdir()
+    assert _write(run, 6, seed=1) == "g000003"
+    assert open_artifact_set(run).index.ntotal == 6
+
+
+def test_a_current_set_without_its_files_says_to_re_embed(run):
+    _write(run, 5)
+    (run / "artifacts" / "g000007").mkdir()
+    (run / "artifacts" / "current.json").write_text(json.dumps({"generation": "g000007"}))
+    with pytest.raises(RunError, match="g000007 is incomplete; re-embed"):  # said 'no index yet'
+        open_artifact_set(run)
