@@ -9,6 +9,7 @@ place, so a refused or broken archive leaves nothing behind.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import stat
@@ -23,6 +24,8 @@ from core.errors import UserError
 
 MAX_BYTES = 4 * 1024**3  # uncompressed; a chest X-ray dataset of ~20,000 PNGs fits
 MAX_FILES = 100_000
+MAX_DEPTH = 32  # folders above a file; deeper is no dataset layout (and mkdir recurses per level)
+_NAME_MAX, _PATH_MAX = 255, 3800  # bytes: a file system's name limit, a path's with room for dest
 _CHUNK = 1 << 20
 
 
@@ -60,7 +63,16 @@ def _safe_parts(name: str) -> tuple[str, ...]:
     parts = tuple(p for p in PurePosixPath(unified).parts if p not in ("", "."))
     if ".." in parts:
         raise UploadError(f"archive entry leaves the folder: {name} (refused)")
+    if len(parts) - 1 > MAX_DEPTH:
+        raise UploadError(f"archive entry is nested {len(parts) - 1} folders deep (at most "
+                          f"{MAX_DEPTH}): {_short(name)} (refused)")
+    if any(len(os.fsencode(p)) > _NAME_MAX for p in parts) or len(os.fsencode(unified)) > _PATH_MAX:
+        raise UploadError(f"archive entry has a name over {_NAME_MAX} bytes: {_short(name)} (refused)")
     return parts
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= 80 else name[:77] + "…"
 
 
 def _skip_reason(info: zipfile.ZipInfo, parts: tuple[str, ...]) -> str | None:
@@ -121,6 +133,7 @@ def _plan(archive: zipfile.ZipFile, max_bytes: int, max_files: int
         (entry, path parts) to write, and the names skipped (symlinks, metadata).
     """
     entries, skipped, total = [], [], 0
+    files, folders = set(), set()
     for info in archive.infolist():
         parts = _safe_parts(info.filename)
         if info.is_dir() or not parts:
@@ -128,6 +141,13 @@ def _plan(archive: zipfile.ZipFile, max_bytes: int, max_files: int
         if _skip_reason(info, parts):
             skipped.append(info.filename)
             continue
+        above = {parts[:n] for n in range(1, len(parts))}
+        clash = (files & above) or ({parts} & folders)
+        if clash:
+            raise UploadError(f"archive entry is both a file and a folder: "
+                              f"{_short('/'.join(min(clash)))} (refused)")
+        files.add(parts)
+        folders |= above
         entries.append((info, parts))
         total += info.file_size
         if len(entries) > max_files:
@@ -145,7 +165,10 @@ def _write(archive: zipfile.ZipFile, entries: list[tuple[zipfile.ZipInfo, tuple[
     written = 0
     for info, parts in entries:
         target = root.joinpath(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UploadError(f"cannot write {_short(info.filename)}: {e.strerror or e}") from None
         try:
             with archive.open(info) as src, open(target, "xb") as out:
                 while chunk := src.read(_CHUNK):

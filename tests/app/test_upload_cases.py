@@ -13,7 +13,7 @@ import re
 import pytest
 
 from tests import bad_inputs
-from tests.page_helpers import open_page
+from tests.page_helpers import open_page, unescape
 
 RESULT = re.compile(r"^#\d+ · cosine -?\d\.\d{3}( · .*)?$")
 
@@ -48,3 +48,18 @@ def test_every_bad_upload_gets_one_line_and_no_results(tiny_workspace, cases):
         errors = [e.value for e in at.error]
         assert len(errors) == 1 and "\n" not in errors[0], (case, errors)
         assert _results(at) == 0, case
+
+
+def test_every_unwritable_zip_on_home_gets_one_line_naming_the_entry(tmp_path, monkeypatch):
+    """Home > Upload a zip: a file that is also a folder, 2,000 nested folders, 300-character
+    names. One error line each, no traceback, nothing left in the workspace."""
+    root = tmp_path / "ws"
+    monkeypatch.setenv("CXR_WORKSPACE", str(root))
+    at = open_page("pages/home.py")
+    for case, (_, words) in bad_inputs.BAD_ZIPS.items():
+        at.file_uploader[0].set_value((f"{case}.zip", bad_inputs.bad_zip(case), "application/zip")).run()
+        next(b for b in at.button if b.label.startswith("Unpack")).click().run()
+        assert not at.exception, (case, at.exception)
+        errors = [unescape(e.value) for e in at.error]
+        assert len(errors) == 1 and "\n" not in errors[0] and words in errors[0], (case, errors)
+        assert not any((root / "datasets").glob("*")), case

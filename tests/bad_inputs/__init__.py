@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -310,6 +311,31 @@ BAD_CASES: dict[str, Builder] = {f.__name__: f for f in (
     huge_dims_png, dicom_no_pixels, dicom_jpegls, dicom_j2k_bogus, dicom_huge_dims,
     dicom_short_pixels, truncated_dicom, text_as_dcm,
 )}
+
+
+# ---------------------------------------------------------------- zips the disk cannot hold
+# Each refuses the whole upload before anything is written, in one line with these words.
+BAD_ZIPS: dict[str, tuple[list[str], str]] = {
+    "file_then_folder": (["Normal/a.png", "Normal/a.png/b.png"],
+                         "both a file and a folder: Normal/a.png"),
+    "folder_then_file": (["Normal/a.png/b.png", "Normal/a.png"],
+                         "both a file and a folder: Normal/a.png"),
+    "nested_2000": (["/".join(["d"] * 2000) + "/x.png"], "nested 2000 folders deep"),
+    "long_folder": (["N" * 300 + "/a.png"], "a name over 255 bytes: NNNN"),
+    "long_file": (["Normal/" + "a" * 300 + ".png"], "a name over 255 bytes: Normal/aaaa"),
+    "long_utf8": (["Normal/" + "é" * 130 + ".png"], "a name over 255 bytes"),  # 260 chars' bytes
+}
+
+
+def bad_zip(case: str) -> bytes:
+    """A zip of two good class folders plus BAD_ZIPS[case]'s entries (each a tiny PNG)."""
+    good = ["COVID/c.png", "Normal/n.png"]
+    png = _encode(Image.fromarray(_gray8(8, 8)), "PNG")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name in good + BAD_ZIPS[case][0]:
+            z.writestr(name, png)
+    return buf.getvalue()
 
 
 def build_all(folder: Path) -> dict[str, Path]:
