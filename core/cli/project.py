@@ -29,9 +29,11 @@ def cmd_project(a: argparse.Namespace) -> int:
         compute_projection,
         load_projection,
     )
+    from core.cli.types import require_run
     from core.jobs.projection import write_progress
     from core.run_folder import RunError
 
+    require_run(a.run)  # before any progress file: a missing run folder is not created
     try:
         spec = ProjectionSpec(a.method, a.perplexity, a.seed, a.split)
     except ProjectionError as e:

@@ -106,3 +106,9 @@ def test_train_summary_escapes_the_run(tmp_path):
 def test_project_errors_name_the_run_escaped(tmp_path, capsys):
     assert main(["project", "--run", str(tmp_path / RED), "--method", "pca"]) == 2
     _no_raw_escape(capsys.readouterr().err)
+
+
+def test_project_of_a_missing_run_creates_no_folder(tmp_path, capsys):
+    assert main(["project", "--run", str(tmp_path / "missing"), "--method", "pca"]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    assert not (tmp_path / "missing").exists()  # its progress file made the folder
