@@ -232,11 +232,12 @@ def leakage_ui(result: DuplicateResult, emb: Embeddings) -> None:
                      key="dup_leak_patients")
 
 
-def export_ui(result: DuplicateResult, store: ReviewStore) -> None:
-    """Downloads (no rerun on click: the page stays where it is)."""
+def export_ui(result: DuplicateResult, store: ReviewStore, roots: tuple[Path, ...]) -> None:
+    """Downloads (no rerun on click: the page stays where it is); the keep list reads image
+    sizes inside the dataset folder and the allowed `roots` only."""
     pending = st.checkbox("Include flagged pairs nobody has rejected yet", value=True, key="dup_dl_pending")
     files = review_downloads(result.flagged, store.current(), store.history(), result.data_root,
-                             include_pending=pending)
+                             include_pending=pending, roots=roots)
     for row in (files.verdicts, files.groups):
         for col, d in zip(st.columns(3), row, strict=True):
             col.download_button(d.label, d.data, d.file_name, d.mime, on_click="ignore",
@@ -275,6 +276,7 @@ try:
 except ReviewError as e:
     st.error(escape_markdown(str(e)))
     st.stop()
+roots = allowed_roots(ws.root)  # films `add` took from other folders are opened inside these only
 section = section_col.segmented_control("Section", SECTIONS, default="Review", key="dup_section",
                                         label_visibility="collapsed") or "Review"
 if section != "Review" or not reviewer:
@@ -283,10 +285,10 @@ if section == "Review":
     if not reviewer:
         st.warning("Enter your name in the sidebar to give verdicts.")
     else:
-        review_ui(result, store, run, reviewer, allowed_roots(ws.root))
+        review_ui(result, store, run, reviewer, roots)
 elif section == "Calibration":
     calibration_ui(result, store, run)
 elif section == "Leakage":
     leakage_ui(result, load_embeddings(run))
 else:
-    export_ui(result, store)
+    export_ui(result, store, roots)

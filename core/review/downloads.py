@@ -42,7 +42,7 @@ class ReviewDownloads:
 
 def review_downloads(flagged: Sequence[CandidatePair], current: Mapping[tuple[str, str], Verdict],
                      history: Iterable[Verdict], data_root: str | Path,
-                     include_pending: bool = True) -> ReviewDownloads:
+                     include_pending: bool = True, roots: tuple[Path, ...] = ()) -> ReviewDownloads:
     """Verdicts (CSV, JSON), the full history (CSV), groups (CSV, JSON) and keep-one-per-group.
 
     Args:
@@ -50,6 +50,7 @@ def review_downloads(flagged: Sequence[CandidatePair], current: Mapping[tuple[st
         current: current verdicts; history: every verdict row.
         data_root: the dataset (image sizes and formats decide which copy to keep).
         include_pending: count flagged pairs nobody has rejected yet as duplicates.
+        roots: the allowed roots a film added from outside the dataset may lie in.
     """
     rows = verdict_rows(current.values())
     verdicts = [Download("Verdicts (CSV)", to_csv(rows), "verdicts.csv", "text/csv"),
@@ -58,7 +59,7 @@ def review_downloads(flagged: Sequence[CandidatePair], current: Mapping[tuple[st
     pairs = [(p.a, p.b) for p in flagged]
     groups = review_groups(pairs, current, include_pending=include_pending)
     copies = review_groups(pairs, current, include_pending=include_pending, kinds=SAME_FILM_KINDS)
-    facts = image_facts(data_root, {m for g in copies for m in g.members})
+    facts = image_facts(data_root, {m for g in copies for m in g.members}, roots)
     files = [Download("Groups (CSV)", to_csv(groups_rows(groups)), "groups.csv", "text/csv"),
              Download("Groups (JSON)", to_json([vars(g) for g in groups]), "groups.json", "application/json"),
              Download("Keep one per group (CSV)", to_csv(keep_rows(keep_one_per_group(copies, facts))),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from core.data.access import dataset_file
 from core.data.imageio import PIL_FORMATS, ImageReadError, load_image
 from core.duplicates.neighbours import connected_groups
 from core.duplicates.verified import SAME_FILM_KINDS  # noqa: F401  (the page's export filter)
@@ -91,14 +92,18 @@ def review_groups(candidates: Iterable[tuple[str, str]], current: Mapping[tuple[
     return out
 
 
-def image_facts(root: str | Path, paths: Iterable[str]) -> dict[str, ImageFacts]:
-    """Pixel and file size of each image (header only where Pillow can; DICOM decoded)."""
+def image_facts(root: str | Path, paths: Iterable[str], roots: tuple[Path, ...] = ()) -> dict[str, ImageFacts]:
+    """Pixel and file size of each image (header only where Pillow can; DICOM decoded).
+
+    Files are opened through `core.data.dataset_file`: one outside the dataset folder and the
+    allowed `roots` counts as unreadable (all zeros), as a missing one does.
+    """
     out = {}
     for path in paths:
-        file = Path(root) / path
         try:
+            file = dataset_file(root, path, roots)
             size = file.stat().st_size
-        except OSError:
+        except (OSError, ImageReadError):
             out[path] = ImageFacts(path, 0, 0, 0)
             continue
         try:
