@@ -120,9 +120,15 @@ def run_alive(paths: RunPaths, pid: int | None = None) -> bool:
 
 def read_status(run_dir: str | Path) -> dict[str, Any]:
     """The run's status, from liveness: a run in any working state (ACTIVE_STATES) whose
-    process is gone reads as 'interrupted'."""
+    process is gone reads as 'interrupted'. No status.json reads as 'new'; one that is not a
+    JSON object reads as 'damaged', its `error` the one line that names it."""
     paths = RunPaths(Path(run_dir), generation=None)
-    status = read_json(paths.status, default=None) or {"state": "new"}
+    status = read_json(paths.status, default=None)
+    if status is None and not paths.status.is_file():
+        return {"state": "new"}
+    if not isinstance(status, dict):
+        return {"state": "damaged", "error": f"{paths.status} is damaged (not a JSON object); "
+                                             "the run's state is unknown"}
     if status.get("state") in ACTIVE_STATES and not run_alive(paths, status.get("pid")):
         status = {**status, "state": "interrupted"}
     return status

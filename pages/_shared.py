@@ -25,6 +25,7 @@ from core.jobs.training import demo_pending, running_job
 from core.run_folder import RunPaths, list_runs, read_status
 from core.runs import RunSummary, Workspace, model_data, run_summary, workspace_root
 from core.runs import finished_runs as _finished_runs
+from core.runs.workspace import WorkspaceError, check_workspace_folder
 from pages._images_ui import escape_markdown
 
 if TYPE_CHECKING:
@@ -50,8 +51,8 @@ def _chosen_folder(default: Path) -> Path:
     value = st.session_state.get(_WS_KEY) or st.query_params.get("workspace")
     if value:
         try:
-            folder = check_allowed(value, allowed_roots(default))
-        except FolderNotAllowed as e:
+            folder = check_workspace_folder(check_allowed(value, allowed_roots(default)))
+        except (FolderNotAllowed, WorkspaceError) as e:
             st.sidebar.error(escape_markdown(str(e)))
             return default
         if from_url and not folder.is_dir():  # a link selects a workspace, never makes one
@@ -81,13 +82,23 @@ def workspace_ui() -> Workspace:
                                    "Default: $CXR_WORKSPACE or ./workspace.")
         if typed.strip() and typed.strip() != str(folder):
             try:
-                new = check_allowed(typed, allowed_roots(default))
+                new = check_workspace_folder(check_allowed(typed, allowed_roots(default)))
                 st.session_state[_WS_KEY] = str(new)
                 st.rerun()
-            except FolderNotAllowed as e:
+            except (FolderNotAllowed, WorkspaceError) as e:
                 st.error(escape_markdown(str(e)))
         ws = Workspace(folder)
-        _active_run_sidebar(ws)
+        try:  # the default folder too; workspace.json is read once here, so a damaged one stops
+            check_workspace_folder(ws.root)
+            ws.settings()
+        except WorkspaceError as e:
+            problem = one_line(e)
+        else:
+            problem = None
+            _active_run_sidebar(ws)
+    if problem:
+        st.error(escape_markdown(problem), icon=":material/error:")
+        st.stop()
     return ws
 
 
@@ -110,10 +121,13 @@ def _active_run_sidebar(ws: Workspace) -> None:
         ws.update(active_run=str(runs[names.index(choice)]))
     row = load_run_summary(runs[names.index(choice)])
     data = model_data(runs[names.index(choice)], ws.dataset_path)
-    facts = [data.note()]
+    if row.problem:  # a damaged config.json or status.json, named
+        st.warning(escape_markdown(row.problem), icon=":material/warning:")
+    facts = [data.note()] if not data.problem else []
     if row.map_at_r is not None and row.precision_at_5 is not None:
         facts.append(f"P@5 {row.precision_at_5:.3f} · mAP@R {row.map_at_r:.3f}")
-    st.caption(escape_markdown(" ".join(facts)))
+    if facts:
+        st.caption(escape_markdown(" ".join(facts)))
 
 
 def dataset_is_synthetic(ws: Workspace) -> bool:

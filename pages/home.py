@@ -22,6 +22,7 @@ from core.data import (
     extract_dataset_zip,
     scan_dataset,
 )
+from core.errors import one_line
 from core.jobs import training as jobs
 from core.retrieval import RetrievalScores, baseline_gap, baseline_words, load_evaluation
 from core.run_folder import RunPaths, list_runs
@@ -204,8 +205,8 @@ def ways_in(ws: Workspace) -> None:
         if st.button("Open folder"):
             try:
                 dataset = scan_dataset(check_allowed(path, roots))
-            except (FolderNotAllowed, DatasetError) as e:
-                st.error(escape_markdown(str(e)))
+            except (FolderNotAllowed, DatasetError, OSError) as e:  # OSError: a name too long, ...
+                st.error(escape_markdown(one_line(e)))
             else:
                 use_dataset(ws, dataset.root, len(dataset.samples))
     with upload:

@@ -148,7 +148,8 @@ with notes:
     compact_banners(ws, run_dir)  # one caption: the plot starts higher on a laptop screen
 emb = load_embeddings(run_dir)
 group_of = groups_of(run_dir)
-data_root = Path((load_json(RunPaths(run_dir).config) or {}).get("data", ""))
+saved = load_json(RunPaths(run_dir).config)  # a damaged one is named by the banner above
+data_root = Path(saved.get("data", "") if isinstance(saved, dict) else "")
 roots = allowed_roots(ws.root)  # films `add` took from other folders are opened inside these only
 spec = ProjectionSpec("tsne", choices.perplexity, choices.seed, choices.split)
 

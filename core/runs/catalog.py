@@ -21,6 +21,7 @@ class ModelData:
     path: str  # the training data folder ('' when the run does not say)
     synthetic: bool  # the generated demo set (its folder holds demo.json)
     differs: bool  # True when a current dataset is set and it is another folder
+    problem: str = ""  # one line naming a damaged config.json ('' when it reads)
 
     @property
     def name(self) -> str:
@@ -28,7 +29,9 @@ class ModelData:
         return Path(self.path).name if self.path else "unknown data"
 
     def note(self) -> str:
-        """One plain line: 'Model trained on <name> (SYNTHETIC phantoms).'"""
+        """One plain line: 'Model trained on <name> (SYNTHETIC phantoms).', or what is damaged."""
+        if self.problem:
+            return self.problem
         kind = " (SYNTHETIC phantoms)" if self.synthetic else ""
         return f"Model trained on {self.name}{kind}."
 
@@ -50,7 +53,13 @@ def finished_runs(runs_dir: str | Path) -> list[Path]:
 
 def model_data(run_dir: str | Path, current: str | Path | None) -> ModelData:
     """What the run was trained on (its config's data folder) and whether that is `current`."""
-    config = read_json(RunPaths(Path(run_dir)).config, default={}) or {}
+    path = RunPaths(Path(run_dir)).config
+    config = read_json(path, default=None)
+    if config is None and not path.is_file():
+        config = {}
+    if not isinstance(config, dict):
+        return ModelData("", False, False, f"{path} is damaged (not a JSON object); the data "
+                                           "this model was trained on is unknown")
     data = str(config.get("data") or "")
     synthetic = bool(data) and (Path(data) / "demo.json").is_file()
     differs = bool(data) and current is not None and _resolved(data) != _resolved(current)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.data.dataset import scan_dataset
+from core.errors import UserError
 from core.files import atomic_write_json, read_json
 from core.run_folder import RunPaths, list_runs, read_status
 
@@ -16,9 +17,37 @@ DEMO_NAME = "demo-synthetic"
 ENV_VAR = "CXR_WORKSPACE"
 
 
+class WorkspaceError(UserError):
+    """The workspace folder cannot be used, or its workspace.json is damaged (one line)."""
+
+
 def workspace_root(path: str | Path | None = None) -> Path:
     """The given folder, else $CXR_WORKSPACE, else ./workspace."""
     return Path(path or os.environ.get(ENV_VAR) or DEFAULT_WORKSPACE).expanduser().resolve()
+
+
+def check_workspace_folder(path: str | Path) -> Path:
+    """`path` if a workspace can live there: an existing folder, or one that can be made.
+
+    Raises:
+        WorkspaceError: a name the file system cannot hold (over 255 bytes a name, or too
+            long a path), or a file in the way; one line that names it.
+    """
+    folder = Path(path)
+    try:
+        is_dir = folder.is_dir()
+        if not is_dir and folder.exists():
+            raise WorkspaceError(f"{_shown(folder)} is a file, not a workspace folder")
+    except OSError as e:
+        why = (e.strerror or type(e).__name__).lower()
+        raise WorkspaceError(f"cannot use this workspace folder ({why}): {_shown(folder)}") from None
+    return folder
+
+
+def _shown(path: Path) -> str:
+    """A path short enough to read in one line: a 300-character name is cut, its length said."""
+    text = str(path)
+    return text if len(text) <= 160 else f"{text[:140]}… ({len(path.name)} characters)"
 
 
 @dataclass(frozen=True)
@@ -42,7 +71,18 @@ class Workspace:
         return self.root / "reviews.sqlite"
 
     def settings(self) -> dict[str, Any]:
-        return read_json(self.settings_path, default={}) or {}
+        """workspace.json's settings; {} before the first is saved.
+
+        Raises:
+            WorkspaceError: it is not a JSON object (it is left as it is: `update` raises too).
+        """
+        saved = read_json(self.settings_path, default=None)
+        if saved is None and not self.settings_path.is_file():
+            return {}
+        if not isinstance(saved, dict):
+            raise WorkspaceError(f"{self.settings_path} is damaged (not a JSON object); restore "
+                                 "it from a copy or delete it to start the workspace afresh")
+        return saved
 
     def update(self, **values: Any) -> None:
         atomic_write_json(self.settings_path, {**self.settings(), **values})
@@ -114,6 +154,7 @@ class RunSummary:
     baselines: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     same_patient_p1: float | None = None  # P@1 with relevant = another film of the patient
     same_patient_verified_p1: float | None = None  # the same, top results re-ranked by shared landmarks
+    problem: str | None = None  # one line naming a damaged config.json or status.json
 
     def to_dict(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -135,18 +176,29 @@ def run_summary(run_dir: Path) -> RunSummary:
     from core.retrieval.evaluate import load_evaluation
 
     paths = RunPaths(run_dir)
-    config = read_json(paths.config, default={}) or {}
-    report = read_json(paths.report, default={}) or {}
+    config = read_json(paths.config, default=None)
+    problem = None if isinstance(config, dict) or not paths.config.is_file() else (
+        f"{paths.config} is damaged (not a JSON object); restore it or train a new run")
+    config = _object(config)
+    report = _object(read_json(paths.report, default={}))
     evaluation = load_evaluation(run_dir)
-    train = config.get("train", {})
+    train = _object(config.get("train"))
     scores = evaluation.scores if evaluation is not None else None
+    status = read_status(run_dir)
+    problem = status.get("error") if status.get("state") == "damaged" else problem
     return RunSummary(
-        run_dir.name, str(run_dir), read_status(run_dir).get("state"), config.get("preset"),
-        config.get("model", {}).get("arch"), train.get("epochs"), train.get("image_size"),
+        run_dir.name, str(run_dir), status.get("state"), config.get("preset"),
+        _object(config.get("model")).get("arch"), train.get("epochs"), train.get("image_size"),
         report.get("epochs_done"), report.get("best_val_loss"), report.get("wall_seconds"),
         scores.precision_at_5 if scores else None, scores.map if scores else None,
         scores.map_at_r if scores else None,
         {name: (s.precision_at_5, s.map_at_r)
          for name, s in ((evaluation.baselines or {}) if evaluation else {}).items()},
         ((evaluation.same_patient or {}).get("precision_at_1") if evaluation else None),
-        (((evaluation.same_patient or {}).get("verified") or {}).get("precision_at_1") if evaluation else None))
+        (((evaluation.same_patient or {}).get("verified") or {}).get("precision_at_1") if evaluation else None),
+        problem)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON object, else {} (a damaged file leaves its fields None)."""
+    return value if isinstance(value, dict) else {}

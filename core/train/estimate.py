@@ -50,6 +50,8 @@ def measured_rate(runs_dir: Path, image_size: int, arch: str, device: str) -> tu
     for run in list_runs(runs_dir):
         config = read_json(run / "config.json", default={}) or {}
         report = read_json(run / "report.json", default={}) or {}
+        if not isinstance(config, dict) or not isinstance(report, dict):
+            continue  # a damaged file (the sidebar names it) measures nothing
         rates = [r["images_per_s"] for r in read_jsonl(run / "metrics.jsonl") if r.get("images_per_s")]
         rates = rates[1:] or rates
         run_device = str(report.get("device") or config.get("train", {}).get("device", "cpu"))
