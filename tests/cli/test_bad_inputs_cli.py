@@ -160,3 +160,23 @@ def test_a_damaged_served_set_is_one_line_saying_re_embed(tiny_workspace, tmp_pa
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and words in lines[0], (argv[0], err)
         assert f"embed --run {run}" in lines[0]
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "garbage{"])
+def test_a_damaged_workspace_json_is_one_line_and_kept(tmp_path, capsys, content):
+    from core.cli.main import main
+
+    settings = tmp_path / "workspace.json"
+    settings.write_text(content)
+    code, (_, err) = main(["demo-workspace", str(tmp_path)]), capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and f"{settings} is damaged" in lines[0], err
+    assert settings.read_text() == content and not (tmp_path / "datasets").exists()
+
+
+def test_a_300_character_workspace_is_one_line(tmp_path, capsys):
+    from core.cli.main import main
+
+    code, (_, err) = main(["demo-workspace", str(tmp_path / ("w" * 300))]), capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "File name too long" in lines[0], err
