@@ -81,3 +81,27 @@ def test_a_damaged_json_file_is_named_on_every_page(workspace, name, content):
         at.switch_page(page).run()
         _check(at, page, str(path))
     assert path.read_text(encoding="utf-8") == content  # left for the user to restore
+
+
+@pytest.mark.parametrize("damage, words", [("nan", "embeddings.npy holds NaN"),
+                                           ("nul", "items.csv is damaged: a NUL byte in row 1")])
+def test_nan_embeddings_or_a_nul_in_items_csv_are_named_where_they_are_read(workspace, damage, words):
+    import numpy as np
+
+    from core.run_folder import RunPaths
+
+    _, run = workspace
+    paths = RunPaths(run)
+    if damage == "nan":
+        vectors = np.load(paths.embeddings)
+        vectors[3] = np.nan
+        np.save(paths.embeddings, vectors)
+    else:
+        rows = paths.items.read_text(encoding="utf-8").splitlines(True)
+        rows[1] = rows[1].replace("/", "/\0", 1)
+        paths.items.write_text("".join(rows), encoding="utf-8")
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    for page in ("pages/search.py", "pages/map.py"):
+        at.switch_page(page).run()
+        _check(at, page, words)
+        assert any(f"embed --run {run}" in line for line in _lines(at)), (page, _lines(at))
