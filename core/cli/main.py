@@ -85,7 +85,8 @@ def train_summary(report, run: str) -> str:
     same = ev.get("same_patient_p1")  # None where the dataset has no patient with two films
     verified = ev.get("same_patient_verified_p1")
     return (f"trained {report.epochs_done} epochs in {report.train_seconds} s; "
-            f"test P@5 {ev['precision_at_5']:.3f}, mAP {ev['map']:.3f}, mAP@R {ev['map_at_r']:.3f}"
+            + (f"test P@5 {ev['precision_at_5']:.3f}, mAP {ev['map']:.3f}, mAP@R {ev['map_at_r']:.3f}"
+               if ev.get("precision_at_5") is not None else "no label metrics (the test split has no labels)")
             + (f", same-patient P@1 {same:.3f}" if same is not None else "")
             + (f" ({verified:.3f} re-ranked by shared landmarks)" if None not in (same, verified) else "")
             + f"; {report.n_skipped} files skipped; run: {printable(run)}")
@@ -162,12 +163,14 @@ def format_evaluation(result: dict) -> str:
     for name, r in rows:
         sp = r.get("same_patient") or {}
         verified = (sp.get("verified") or {}).get("precision_at_1")
-        lines.append(f"{name:24s}" + "".join(f"{r[k]:16.3f}" for k in keys)
+        lines.append(f"{name:24s}" + "".join(f"{r[k]:16.3f}" if r[k] is not None else f"{'-':>16s}" for k in keys)
                      + "".join(f"{sp[k]:19.3f}" if sp.get(k) is not None else f"{'-':>19s}" for k in same)
                      + (f"{verified:16.3f}" if verified is not None else f"{'-':>16s}"))
     n_same = (result.get("same_patient") or {}).get("n_queries", 0)
     lines.append(f"queries {result['n_queries']} ({n_same} with another film of their patient), "
                  f"gallery {result['n_gallery']}: {result['protocol']}")
+    if result.get("label_metrics_skipped"):
+        lines.append(result["label_metrics_skipped"])
     return "\n".join(lines)
 
 

@@ -1,10 +1,33 @@
-"""List a dataset folder: which files, which labels, which patients. No pixels are read here."""
+"""List a folder of images: which files, which labels, which patients. No pixels are read here.
+
+This is the one listing of a folder: training, embedding, evaluation, duplicates, `add` and
+`embed-archive` (`core.embed.shards.list_archive`) all go through `scan_dataset`. The walk is
+recursive; hidden files and folders, `masks` folders and symlinks leading out of the folder are
+left out (those symlinks, unreadable and empty files are listed in `skipped` with the reason).
+
+Labels are optional. Where they come from, in order of precedence:
+
+1. `manifest.csv` (`file[,label][,patient_id]`): the manifest is the listing of a dataset; a
+   row with an empty label (or a manifest without a `label` column) is an unlabelled image.
+   An archive (`list_archive`: embed-archive, add) walks the folder instead, manifest or not.
+2. Class folders, only when EVERY image lies directly inside a top-level folder
+   (`<Label>/<file>`, depth 1), or inside its `images` folder (the Kaggle "COVID-19
+   Radiography Database" layout `<Label>/images/<file>`, its `masks` ignored). The top-level
+   folder is the label; one such folder is a valid one-class dataset.
+3. Otherwise nothing: every image has the label "" (unknown). Images at the top level, or
+   anything deeper than a class folder (a hospital tree `PATIENT/study/series/img.dcm`), make
+   the whole folder unlabelled, so patient or study folders never become classes by accident.
+
+A folder with one class or none is a valid dataset (SimCLR learns without labels); only the
+label metrics of an evaluation need labels.
+"""
 
 from __future__ import annotations
 
 import csv
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +36,7 @@ from core.errors import UserError
 
 MANIFEST = "manifest.csv"
 IGNORED_DIRS = {"masks", "__macosx"}
+UNLABELLED = "unlabelled"  # the layout of a folder that gives no labels
 
 
 class DatasetError(UserError):
@@ -21,7 +45,8 @@ class DatasetError(UserError):
 
 @dataclass(frozen=True)
 class Sample:
-    """One image: path relative to the dataset root (POSIX), its label, its patient if known."""
+    """One image: path relative to the dataset root (POSIX), its label ("" when unknown), its
+    patient if known."""
 
     path: str
     label: str
@@ -36,23 +61,29 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Dataset:
-    """The images of a folder with labels; `skipped` lists files that could not be used."""
+    """The images of a folder, labelled or not; `skipped` lists files that could not be used."""
 
     root: Path
     samples: tuple[Sample, ...]
     skipped: tuple[Skipped, ...] = ()
-    layout: str = "folders"  # folders | kaggle | manifest
+    layout: str = "folders"  # folders | kaggle | manifest | unlabelled
 
     @property
     def labels(self) -> list[str]:
+        """One label per sample, "" where unknown."""
         return [s.label for s in self.samples]
 
     @property
     def classes(self) -> list[str]:
-        return sorted(set(self.labels))
+        """The known labels, sorted ([] for an unlabelled folder)."""
+        return sorted({s.label for s in self.samples if s.label})
 
     def class_counts(self) -> dict[str, int]:
-        return dict(sorted(Counter(self.labels).items()))
+        """Images per known label (unlabelled images are not a class)."""
+        return dict(sorted(Counter(s.label for s in self.samples if s.label).items()))
+
+    def has_labels(self) -> bool:
+        return any(s.label for s in self.samples)
 
     def has_patients(self) -> bool:
         return any(s.patient_id for s in self.samples)
@@ -83,30 +114,101 @@ def check_dataset_folder(root: str | Path) -> Path:
     return root.resolve()
 
 
-def scan_dataset(root: str | Path, *, min_classes: int = 2) -> Dataset:
-    """Find the labelled images under `root`.
+def scan_dataset(root: str | Path, *, min_classes: int = 0) -> Dataset:
+    """List the images under `root`, with their labels where the folder gives them.
 
-    Layouts, in order of precedence: `manifest.csv` (file,label[,patient_id]); the Kaggle
-    "COVID-19 Radiography Database" layout `<Label>/images/*.png` (masks ignored); class
-    folders `<Label>/**/*.{png,jpg,jpeg,dcm,...}`. Symlinks that leave the root and unreadable
-    files are skipped and listed, never fatal.
+    See the module docstring for the layouts and the label rule. Symlinks that leave the root
+    and unreadable or empty files are skipped and listed, never fatal.
+
+    Args:
+        root: the folder.
+        min_classes: refuse a folder with fewer labelled classes (0: labels optional).
 
     Raises:
-        DatasetError: missing folder, no images, or fewer than `min_classes` labels.
+        DatasetError: missing folder, no usable image (the message says whether the folder
+            holds no image file or only unusable ones), or fewer than `min_classes` labels.
     """
     root = check_dataset_folder(root)
-    if (root / MANIFEST).is_file():
-        dataset = _from_manifest(root)
-    else:
-        dataset = _from_folders(root)
+    dataset = list_folder(root)
     if not dataset.samples:
-        raise DatasetError(f"no images found in {root} (expected <Label>/*.png|jpg|dcm or {MANIFEST})")
+        raise DatasetError(_nothing_usable(root, dataset))
     if len(dataset.classes) < min_classes:
+        found = ", ".join(dataset.classes) or "none"
         raise DatasetError(
-            f"{root} has a single class ({dataset.classes[0]}); need at least {min_classes} "
-            "labelled class folders"
-        )
+            f"{root} has {len(dataset.samples)} images in {len(dataset.classes)} labelled "
+            f"class{'es' if len(dataset.classes) != 1 else ''} ({found}); need at least {min_classes}"
+            + (" (a single class)" if len(dataset.classes) == 1 else ""))
     return dataset
+
+
+def list_folder(root: Path, *, manifest: bool = True) -> Dataset:
+    """The listing of the resolved folder `root`, possibly without samples (never raises on an
+    empty folder; a damaged manifest.csv raises DatasetError).
+
+    `manifest=False` walks the folder even when it holds a manifest.csv (an archive: every
+    image file counts, labels play no part).
+    """
+    if manifest and (root / MANIFEST).is_file():
+        return _from_manifest(root)
+    return _from_walk(root)
+
+
+def no_image_files(root: Path) -> str:
+    """The refusal for a folder that holds no image file at all."""
+    return (f"{root} holds no image files (no images found in it or its subfolders; "
+            f"expected {', '.join(sorted(SUPPORTED_SUFFIXES))})")
+
+
+def _nothing_usable(root: Path, dataset: Dataset) -> str:
+    """Why `dataset` has no sample: no image file at all, or only unusable ones (named)."""
+    if dataset.layout == "manifest":
+        reasons = Counter(s.reason for s in dataset.skipped)
+        detail = ", ".join(f"{n} {r}" for r, n in reasons.most_common()) or "no rows"
+        return f"{root / MANIFEST} lists no usable image ({detail})"
+    files = [s for s in dataset.skipped if s.reason in FILE_REASONS]
+    if not files:
+        return no_image_files(root)
+    reasons = Counter(s.reason for s in files)
+    detail = ", ".join(f"{n} {r}" for r, n in reasons.most_common())
+    return (f"{root} holds {len(files)} image file{'s' if len(files) != 1 else ''} but none can "
+            f"be used ({detail}; first: {files[0].path})")
+
+
+def walk_images(root: Path) -> Iterator[tuple[str, bool]]:
+    """(path relative to the resolved `root` as POSIX, is_file) for every image file name under
+    it, folders and files in sorted order; hidden names and `masks` folders are left out.
+
+    Symlinked folders are not followed; they come back as (path, False), as do folders that
+    cannot be read.
+    """
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            if folder != root:
+                yield folder.relative_to(root).as_posix(), False
+            continue
+        subdirs = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                is_link = entry.is_symlink()
+            except OSError:
+                continue
+            path = Path(entry.path)
+            if is_dir:
+                if name.lower() not in IGNORED_DIRS:
+                    subdirs.append(path)
+            elif is_link and path.is_dir():
+                yield path.relative_to(root).as_posix(), False
+            elif path.suffix.lower() in SUPPORTED_SUFFIXES:
+                yield path.relative_to(root).as_posix(), True
+        stack.extend(reversed(subdirs))
 
 
 def _inside(root: Path, path: Path) -> bool:
@@ -117,10 +219,14 @@ def _inside(root: Path, path: Path) -> bool:
         return False
 
 
+OUTSIDE = "symlink points outside the dataset folder"
+FILE_REASONS = frozenset({OUTSIDE, "not a file", "permission denied", "empty file"})
+
+
 def _check_file(root: Path, path: Path) -> str | None:
     """Reason the file cannot be used, or None."""
-    if not _inside(root, path):
-        return "symlink points outside the dataset folder"
+    if path.is_symlink() and not _inside(root, path):
+        return OUTSIDE
     if not path.is_file():
         return "not a file"
     if not os.access(path, os.R_OK):
@@ -130,34 +236,38 @@ def _check_file(root: Path, path: Path) -> str | None:
     return None
 
 
-def _from_folders(root: Path) -> Dataset:
-    samples: list[Sample] = []
-    skipped: list[Skipped] = []
+def _folder_layout(paths: list[str]) -> str:
+    """"folders" or "kaggle" when every image lies in a class folder (`<L>/<file>` or
+    `<L>/images/<file>`), else UNLABELLED (see the module docstring)."""
     kaggle = False
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not _inside(root, class_dir):
-            skipped.append(Skipped(class_dir.name, "symlink points outside the dataset folder"))
+    for rel in paths:
+        parts = rel.split("/")
+        if len(parts) == 3 and parts[1] == "images":
+            kaggle = True
+        elif len(parts) != 2:
+            return UNLABELLED
+    return "kaggle" if kaggle else "folders"
+
+
+def _from_walk(root: Path) -> Dataset:
+    found: list[str] = []
+    skipped: list[Skipped] = []
+    for rel, is_file in walk_images(root):
+        path = root / rel
+        if not is_file:
+            reason = ("permission denied" if path.is_dir() and not path.is_symlink()
+                      else OUTSIDE if not _inside(root, path) else "symlinked folder (not followed)")
+            skipped.append(Skipped(rel, reason))
             continue
-        if not os.access(class_dir, os.R_OK | os.X_OK):
-            skipped.append(Skipped(class_dir.name, "permission denied"))
-            continue
-        images_dir = class_dir / "images"
-        kaggle = kaggle or images_dir.is_dir()
-        base = images_dir if images_dir.is_dir() else class_dir
-        for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames
-                                 if d.lower() not in IGNORED_DIRS and not d.startswith("."))
-            for name in sorted(filenames):
-                path = Path(dirpath) / name
-                if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                    continue
-                rel = path.relative_to(root).as_posix()
-                reason = _check_file(root, path)
-                if reason:
-                    skipped.append(Skipped(rel, reason))
-                else:
-                    samples.append(Sample(rel, class_dir.name, None))
-    return Dataset(root, tuple(samples), tuple(skipped), "kaggle" if kaggle else "folders")
+        reason = _check_file(root, path)
+        if reason:
+            skipped.append(Skipped(rel, reason))
+        else:
+            found.append(rel)
+    layout = _folder_layout(found + [s.path for s in skipped if s.reason in FILE_REASONS])
+    if layout == UNLABELLED:
+        return Dataset(root, tuple(Sample(p, "", None) for p in found), tuple(skipped), layout)
+    return Dataset(root, tuple(Sample(p, p.split("/")[0], None) for p in found), tuple(skipped), layout)
 
 
 def _from_manifest(root: Path) -> Dataset:
@@ -167,8 +277,8 @@ def _from_manifest(root: Path) -> Dataset:
             rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DatasetError(f"cannot read {path}: {e}") from None
-    if not rows or "file" not in rows[0] or "label" not in rows[0]:
-        raise DatasetError(f"{path} needs the columns file,label[,patient_id]")
+    if not rows or "file" not in rows[0]:
+        raise DatasetError(f"{path} needs the columns file[,label][,patient_id]")
     samples: list[Sample] = []
     skipped: list[Skipped] = []
     seen: set[str] = set()
@@ -178,13 +288,13 @@ def _from_manifest(root: Path) -> Dataset:
         if not rel or rel in seen:
             continue
         seen.add(rel)
-        if not label:
-            skipped.append(Skipped(rel, "no label in manifest"))
-            continue
         if rel.startswith("/") or ".." in Path(rel).parts:
             skipped.append(Skipped(rel, "path leaves the dataset folder"))
             continue
-        reason = _check_file(root, root / rel) if (root / rel).exists() else "listed but missing"
+        if not (root / rel).exists():
+            reason: str | None = "listed but missing"
+        else:  # a listed path may pass through a symlinked folder: check where it leads
+            reason = _check_file(root, root / rel) if _inside(root, root / rel) else OUTSIDE
         if reason:
             skipped.append(Skipped(rel, reason))
             continue

@@ -1,4 +1,8 @@
-"""Deterministic, label-stratified, patient-disjoint train/val/test splits."""
+"""Deterministic, patient-disjoint train/val/test splits, stratified by label where known.
+
+Labels are optional: unlabelled images (label "") form one stratum of their own, so a folder
+without labels gets a random patient-disjoint split with the same shares.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +23,9 @@ def assign_splits(samples: list[Sample] | tuple[Sample, ...], seed: int = 0,
     """Give every sample a split name.
 
     Images of one patient stay in one split (samples without a patient id are their own
-    group). Groups are stratified by their majority label and shuffled with `seed`; val and
-    test are filled up to their share of each label, the rest goes to train.
+    group). Groups are stratified by their majority label ("" for unlabelled images: one
+    stratum of their own) and shuffled with `seed`; val and test are filled up to their share
+    of each label, the rest goes to train.
 
     Args:
         samples: the dataset's samples.

@@ -200,7 +200,7 @@ def dataset_embeddings(run: Path, data: str | Path | None, out: Path, device: st
         return Embeddings.load(run), Path(config.data)
     from core.embed.encoder import Encoder, embed_dataset
 
-    dataset = scan_dataset(data, min_classes=1)
+    dataset = scan_dataset(data)
     cached = RunPaths(out)
     checkpoint = paths.model  # the checkpoint of the served set, which load_run_model uses
     if cached.embeddings.is_file() and cached.items.is_file() and checkpoint.is_file() \

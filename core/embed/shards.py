@@ -1,7 +1,7 @@
 """Embed a large image archive into shards on disk, resumably, and index the shards.
 
 An archive is any folder of images (nested folders, no labels needed). Its files are listed
-in sorted order and embedded `shard_size` at a time; each shard is written as
+by the one listing of a folder (`list_archive`, through `core.data.dataset`) in sorted order and embedded `shard_size` at a time; each shard is written as
 
     OUT/shard-00000.npy           (N_i, D) float32 unit rows, one per readable file
     OUT/shard-00000.csv           header `path`, then the N_i paths (relative to the archive)
@@ -30,14 +30,13 @@ import io
 import itertools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core.data.dataset import IGNORED_DIRS
-from core.data.imageio import SUPPORTED_SUFFIXES
+from core.data.dataset import FILE_REASONS, OUTSIDE, list_folder, no_image_files, walk_images
 from core.device import setup_cpu
 from core.embed.encoder import Encoder, embed_dataset
 from core.errors import UserError
@@ -82,13 +81,18 @@ class ArchiveResult:
 def list_archive(data_dir: str | Path) -> list[str]:
     """Image files under `data_dir`, as sorted POSIX paths relative to it.
 
-    Hidden files and folders, mask folders and symlinks leading outside are left out.
+    The folder's one listing (`core.data.dataset.list_folder`, walking the whole folder even
+    where a manifest.csv lists a dataset in it): hidden files and folders, mask folders and symlinks leading outside are left
+    out; unreadable and empty files stay in, so the shards record them as skipped. Labels
+    play no part here.
 
     Raises:
         ArchiveError: the folder is missing or unreadable.
     """
     root = _archive_folder(data_dir)
-    return sorted(_walk_images(root))
+    listing = list_folder(root, manifest=False)
+    return sorted([s.path for s in listing.samples]
+                  + [s.path for s in listing.skipped if s.reason in FILE_REASONS and s.reason != OUTSIDE])
 
 
 def _archive_folder(data_dir: str | Path) -> Path:
@@ -99,19 +103,6 @@ def _archive_folder(data_dir: str | Path) -> Path:
     if not os.access(root, os.R_OK | os.X_OK):
         raise ArchiveError(f"archive folder is not readable: {root}")
     return root.resolve()
-
-
-def _walk_images(root: Path) -> Iterator[str]:
-    """The image files under the resolved `root` as POSIX paths relative to it, in walk order."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d.lower() not in IGNORED_DIRS]
-        for name in filenames:
-            path = Path(dirpath) / name
-            if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                continue
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
-                continue
-            yield path.relative_to(root).as_posix()
 
 
 def check_archive_root(out_dir: str | Path, data_dir: str | Path) -> Path:
@@ -133,9 +124,8 @@ def check_archive_root(out_dir: str | Path, data_dir: str | Path) -> Path:
             was made from another archive.
     """
     root = _archive_folder(data_dir)
-    if next(_walk_images(root), None) is None:  # stops at the first image
-        raise ArchiveError(f"no images in the archive folder {root} "
-                           f"(expected {', '.join(sorted(SUPPORTED_SUFFIXES))} files)")
+    if next((rel for rel, is_file in walk_images(root) if is_file), None) is None:  # stops at the first
+        raise ArchiveError(no_image_files(root))
     out = Path(out_dir).expanduser()
     recorded = _read_manifest(out).get(ARCHIVE_ROOT)
     if recorded is not None:

@@ -20,7 +20,7 @@ from core.embed.encoder import Encoder, embed_dataset
 from core.files import atomic_write_json, read_json
 from core.model.network import SimCLRModel, build_model, imagenet_weights_available
 from core.model.transforms import eval_view
-from core.retrieval.metrics import RetrievalScores, evaluate_retrieval
+from core.retrieval.metrics import NoRelevantItems, RetrievalScores, evaluate_retrieval
 from core.retrieval.patient_metrics import (
     PatientEvidence,
     reranked_same_patient,
@@ -36,6 +36,7 @@ EXCLUSION = "; the query patient's other films are left out of its gallery"
 SAME_PATIENT = ("same_patient: relevant = another film of the query's patient, for queries "
                 "whose patient has one in the gallery")
 VERIFIED = "; same_patient.verified: the embedding's top {depth} re-ranked by {method}"
+LONE = "no labelled query has another film of its label in the gallery"
 MAX_VERIFIED_QUERIES = 200  # re-ranking costs ~0.3 s a query on 2 cores: a sample beyond this
 
 
@@ -45,7 +46,9 @@ class Evaluation:
 
     `same_patient` (and each baseline's) is the same-patient retrieval block
     (`SamePatientScores.to_dict()`); `excludes_same_patient` says whether the query's own
-    patient's other films were left out of its gallery for the label metrics.
+    patient's other films were left out of its gallery for the label metrics. Label metrics
+    need labels: where no query has one (an unlabelled folder), `scores` is
+    `RetrievalScores.absent` (its metrics None) and `label_metrics_skipped` says why, in one line.
     """
 
     scores: RetrievalScores
@@ -55,9 +58,12 @@ class Evaluation:
     same_patient: dict[str, Any] | None = None
     excludes_same_patient: bool = False
     baseline_same_patient: dict[str, dict[str, Any]] | None = None
+    label_metrics_skipped: str = ""  # why `scores` holds no label metrics ("" when it does)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = self.scores.to_dict()
+        if self.label_metrics_skipped:
+            out["label_metrics_skipped"] = self.label_metrics_skipped
         if self.same_patient is not None:
             out["same_patient"] = self.same_patient
         out["excludes_same_patient"] = self.excludes_same_patient
@@ -78,7 +84,8 @@ class Evaluation:
                           {str(k): RetrievalScores.from_dict(v) for k, v in baselines.items()},
                           d.get("same_patient"), bool(d.get("excludes_same_patient", False)),
                           None if baselines is None else
-                          {str(k): v["same_patient"] for k, v in baselines.items() if "same_patient" in v})
+                          {str(k): v["same_patient"] for k, v in baselines.items() if "same_patient" in v},
+                          str(d.get("label_metrics_skipped") or ""))
 
 
 def load_evaluation(run_dir: str | Path) -> Evaluation | None:
@@ -117,12 +124,19 @@ def _score(vectors: np.ndarray, labels: list[str], queries: np.ndarray, patients
            exclude: bool, evidence: PatientEvidence | None) -> tuple[RetrievalScores, dict[str, Any]]:
     """Label metrics (the query's patient left out when `exclude`) and the same-patient block.
 
-    With `evidence`, the block holds `verified`: the same-patient scores once each query's
-    nearest `evidence.depth` films are re-ranked by it.
+    Only queries with a label ("" = unknown) are scored by label; with none (or none with a
+    relevant film) the label metrics are `RetrievalScores.absent`. With `evidence`, the block
+    holds `verified`: the same-patient scores once each query's nearest `evidence.depth`
+    films are re-ranked by it.
     """
     gallery = np.arange(len(labels))
-    scores = evaluate_retrieval(vectors, labels, queries, gallery,
-                                patients=patients if exclude else None)
+    labelled = np.asarray([i for i in queries if labels[i]], dtype=np.int64)
+    try:
+        scores = (evaluate_retrieval(vectors, labels, labelled, gallery,
+                                     patients=patients if exclude else None)
+                  if labelled.size else RetrievalScores.absent(gallery.size))
+    except NoRelevantItems:
+        scores = RetrievalScores.absent(gallery.size)
     same = same_patient_retrieval(vectors, patients, queries, gallery).to_dict()
     if evidence is not None and same["n_queries"]:
         verified = reranked_same_patient(vectors, patients, queries, gallery, evidence, evidence.depth,
@@ -138,7 +152,9 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines:
     """P@1/5/10, mAP, mAP@R (overall and per class) of a run, beside baselines.
 
     Without `data`: the run's test split queries every other image of its dataset.
-    With `data`: every image of that labelled folder queries all the others.
+    With `data`: every image of that folder queries all the others. Images without a label
+    query no label metric; with none labelled, the label metrics are absent
+    (`Evaluation.label_metrics_skipped` says why) and same-patient retrieval is still scored.
     Where patient ids exist, each query's own patient's other films leave its gallery
     (`include_same_patient=True` keeps them), and a `same_patient` block scores how well those
     films are found. Baselines (raw 32x32 pixels, a random-init encoder, ImageNet weights when
@@ -171,11 +187,20 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines:
     protocol += (EXCLUSION if exclude else "") + "; " + SAME_PATIENT
     if verifier is not None:
         protocol += VERIFIED.format(depth=verifier.depth, method=verifier.method)
+    skipped = "" if scores.measured else _why_no_label_metrics(labels, queries, data)
     result = Evaluation(scores, protocol,
-                        str(data or config.data), base, same, exclude, base_same)
+                        str(data or config.data), base, same, exclude, base_same, skipped)
     if data is None and not include_same_patient:  # the run's record keeps the default protocol
         atomic_write_json(paths.evaluation, result.to_dict())
     return result
+
+
+def _why_no_label_metrics(labels: list[str], queries: np.ndarray, data: str | Path | None) -> str:
+    """The one line saying why an evaluation has no label metrics."""
+    where = "the run's test split" if data is None else str(data)
+    if not any(labels[i] for i in queries):
+        return f"label metrics skipped: {where} has no labels (same-patient retrieval is still scored)"
+    return f"label metrics skipped: {where}: {LONE}"
 
 
 def _dataset_rows(emb: Embeddings, paths: RunPaths) -> Embeddings:

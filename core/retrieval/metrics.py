@@ -30,6 +30,10 @@ _NORM_TOL = 1e-2
 _MAX_BLOCK_ENTRIES = 1 << 22
 
 
+class NoRelevantItems(ValueError):
+    """No query of `evaluate_retrieval` has a relevant (same-label) item in the gallery."""
+
+
 def _as_relevance(relevant: np.ndarray) -> np.ndarray:
     rel = np.asarray(relevant)
     if rel.ndim != 1:
@@ -115,14 +119,15 @@ class RetrievalScores:
 
     `n_queries` counts scored queries (those with at least one relevant gallery item);
     `n_skipped` counts lone queries left out. `per_class` maps a label to the same metric
-    keys plus 'n_queries', for every label with at least one scored query.
+    keys plus 'n_queries', for every label with at least one scored query. The metrics are
+    None when they could not be measured (`absent`: no query has a label).
     """
 
-    precision_at_1: float
-    precision_at_5: float
-    precision_at_10: float
-    map: float
-    map_at_r: float
+    precision_at_1: float | None
+    precision_at_5: float | None
+    precision_at_10: float | None
+    map: float | None
+    map_at_r: float | None
     n_queries: int
     n_gallery: int
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -142,11 +147,22 @@ class RetrievalScores:
         }
 
     @staticmethod
+    def absent(n_gallery: int) -> RetrievalScores:
+        """No label metrics (every metric None, no scored query): the queries have no labels."""
+        return RetrievalScores(None, None, None, None, None, 0, n_gallery)
+
+    @property
+    def measured(self) -> bool:
+        return self.precision_at_1 is not None
+
+    @staticmethod
     def from_dict(d: dict) -> RetrievalScores:
         """Read back what `to_dict` wrote. Raises KeyError, TypeError, ValueError otherwise."""
+        values = [None if d[k] is None else float(d[k]) for k in METRIC_KEYS]
+        if None in values and any(v is not None for v in values):
+            raise ValueError("some label metrics are missing")
         return RetrievalScores(
-            float(d["precision_at_1"]), float(d["precision_at_5"]), float(d["precision_at_10"]),
-            float(d["map"]), float(d["map_at_r"]), int(d["n_queries"]), int(d["n_gallery"]),
+            *values, int(d["n_queries"]), int(d["n_gallery"]),
             {str(k): dict(v) for k, v in (d.get("per_class") or {}).items()})
 
 
@@ -280,7 +296,7 @@ def evaluate_retrieval(
 
     n_scored = sum(len(c) for c in query_class)
     if n_scored == 0:
-        raise ValueError("no query has a relevant (same-label) item in the gallery")
+        raise NoRelevantItems("no query has a relevant (same-label) item in the gallery")
     metrics = np.concatenate(per_query)  # (Q', 5)
     classes = np.concatenate(query_class)  # (Q',)
     means = metrics.mean(axis=0)

@@ -64,7 +64,7 @@ class BaselineGap:
 def baseline_gap(evaluation: Evaluation, metric: str = "precision_at_5") -> BaselineGap | None:
     """The gap to the best baseline when one scores higher than the run on `metric`, else None
     (also None when the evaluation measured no baselines)."""
-    if not evaluation.baselines:
+    if not evaluation.baselines or not evaluation.scores.measured:
         return None
     own = getattr(evaluation.scores, metric)
     best, top = max(((k, getattr(v, metric)) for k, v in evaluation.baselines.items()),

@@ -114,16 +114,6 @@ def test_user_errors_are_one_line(args, needle, trained, tmp_path):
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
 
 
-def test_single_class_folder_is_refused(tmp_path, trained):
-    data, _ = trained
-    only = tmp_path / "one"
-    (only / "Normal").mkdir(parents=True)
-    for f in list((data / "Normal").iterdir())[:3]:
-        (only / "Normal" / f.name).write_bytes(f.read_bytes())
-    proc = cli("train", "--data", str(only), "--run", str(tmp_path / "r"), check=False)
-    assert proc.returncode == 2 and "single class" in proc.stderr
-
-
 def test_demo_workspace_train_starts_the_demo_model_once(tmp_path):
     """`make run` passes --train: the demo model trains without a click, once per workspace."""
     from core.jobs import training as jobs
