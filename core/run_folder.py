@@ -156,7 +156,8 @@ def hold_run_lock(paths: RunPaths, wait: float = 2.0, exists: bool = False) -> I
     paths.root.mkdir(parents=True, exist_ok=True)
     fd = try_lock(paths.lock, wait=wait)
     if fd is None:
-        pid = (read_json(paths.status, default=None) or {}).get("pid")
+        status = read_json(paths.status, default=None)
+        pid = status.get("pid") if isinstance(status, dict) else None
         who = f" (pid {pid})" if pid and pid_alive(pid) else ""
         raise RunError(f"run {paths.root} is in use by another process{who}; wait for it to "
                        "end or stop it")

@@ -173,3 +173,12 @@ def test_add_prints_a_film_named_with_an_escape_sequence_escaped(run, tiny_works
     assert main(["add", "--run", str(run), "--data", str(new)]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\\x1b[31mred.png" in out
+
+
+def test_a_run_in_use_whose_status_json_is_a_list_is_one_line(tmp_path):
+    paths = RunPaths(tmp_path / "r")
+    paths.root.mkdir()
+    paths.status.write_text("[1, 2]")
+    with hold_run_lock(paths), pytest.raises(RunError, match="in use"):  # was AttributeError
+        with hold_run_lock(paths, wait=0.1):
+            pass
