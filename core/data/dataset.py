@@ -18,8 +18,17 @@ Labels are optional. Where they come from, in order of precedence:
    anything deeper than a class folder (a hospital tree `PATIENT/study/series/img.dcm`), make
    the whole folder unlabelled, so patient or study folders never become classes by accident.
 
+In `auto` (the default) a depth-1 tree whose DICOM headers give each top-level folder one
+`PatientID`, a different one per folder, is a folder per patient: unlabelled. `--labels`
+(`ListingOptions.labels`) says it explicitly instead: `folders` (the top-level folder is the
+label at any depth, a manifest ignored), `manifest` (manifest.csv required), `none` (no labels).
+
 A folder with one class or none is a valid dataset (SimCLR learns without labels); only the
 label metrics of an evaluation need labels.
+
+DICOM files bring their header (`core.data.dicom_headers`, read once, cached where the caller
+says): `PatientID` is the patient where no manifest gives one; laterals and non-radiograph
+modalities are moved to `skipped` with the reason unless `views="all"`.
 """
 
 from __future__ import annotations
@@ -28,15 +37,17 @@ import csv
 import os
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from core.data.dicom_headers import VIEWS, DicomHeader, read_headers, view_reason
 from core.data.imageio import SUPPORTED_SUFFIXES
 from core.errors import UserError
 
 MANIFEST = "manifest.csv"
 IGNORED_DIRS = {"masks", "__macosx"}
 UNLABELLED = "unlabelled"  # the layout of a folder that gives no labels
+LABELS = ("auto", "folders", "manifest", "none")  # where labels come from (--labels)
 
 
 class DatasetError(UserError):
@@ -46,11 +57,29 @@ class DatasetError(UserError):
 @dataclass(frozen=True)
 class Sample:
     """One image: path relative to the dataset root (POSIX), its label ("" when unknown), its
-    patient if known."""
+    patient if known, and its DICOM header (None for other files)."""
 
     path: str
     label: str
     patient_id: str | None = None
+    header: DicomHeader | None = None
+
+
+@dataclass(frozen=True)
+class ListingOptions:
+    """How a folder is listed: where labels come from (LABELS), which views are kept (VIEWS:
+    `frontal` leaves laterals and non-radiographs out), where DICOM headers are cached (a
+    file the caller owns, e.g. in the run folder; None: no cache)."""
+
+    labels: str = "auto"
+    views: str = "frontal"
+    header_cache: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.labels not in LABELS:
+            raise DatasetError(f"unknown --labels '{self.labels}' (choose from {', '.join(LABELS)})")
+        if self.views not in VIEWS:
+            raise DatasetError(f"unknown --views '{self.views}' (choose from {', '.join(VIEWS)})")
 
 
 @dataclass(frozen=True)
@@ -114,7 +143,8 @@ def check_dataset_folder(root: str | Path) -> Path:
     return root.resolve()
 
 
-def scan_dataset(root: str | Path, *, min_classes: int = 0) -> Dataset:
+def scan_dataset(root: str | Path, *, min_classes: int = 0,
+                 options: ListingOptions | None = None) -> Dataset:
     """List the images under `root`, with their labels where the folder gives them.
 
     See the module docstring for the layouts and the label rule. Symlinks that leave the root
@@ -123,13 +153,18 @@ def scan_dataset(root: str | Path, *, min_classes: int = 0) -> Dataset:
     Args:
         root: the folder.
         min_classes: refuse a folder with fewer labelled classes (0: labels optional).
+        options: labels, views and the header cache (default: auto, frontal, no cache).
 
     Raises:
         DatasetError: missing folder, no usable image (the message says whether the folder
             holds no image file or only unusable ones), or fewer than `min_classes` labels.
     """
+    options = options or ListingOptions()
     root = check_dataset_folder(root)
-    dataset = list_folder(root)
+    if options.labels == "manifest" and not (root / MANIFEST).is_file():
+        raise DatasetError(f"--labels manifest: {root} has no {MANIFEST}")
+    dataset = list_folder(root, manifest=options.labels != "folders")
+    dataset = _with_headers(dataset, options)
     if not dataset.samples:
         raise DatasetError(_nothing_usable(root, dataset))
     if len(dataset.classes) < min_classes:
@@ -165,7 +200,7 @@ def _nothing_usable(root: Path, dataset: Dataset) -> str:
         reasons = Counter(s.reason for s in dataset.skipped)
         detail = ", ".join(f"{n} {r}" for r, n in reasons.most_common()) or "no rows"
         return f"{root / MANIFEST} lists no usable image ({detail})"
-    files = [s for s in dataset.skipped if s.reason in FILE_REASONS]
+    files = [s for s in dataset.skipped if s.reason in FILE_REASONS or s.reason.startswith(VIEW_REASONS)]
     if not files:
         return no_image_files(root)
     reasons = Counter(s.reason for s in files)
@@ -221,6 +256,7 @@ def _inside(root: Path, path: Path) -> bool:
 
 OUTSIDE = "symlink points outside the dataset folder"
 FILE_REASONS = frozenset({OUTSIDE, "not a file", "permission denied", "empty file"})
+VIEW_REASONS = ("lateral view", "not a radiograph")  # how view_reason's reasons begin
 
 
 def _check_file(root: Path, path: Path) -> str | None:
@@ -301,3 +337,45 @@ def _from_manifest(root: Path) -> Dataset:
         patient = (row.get("patient_id") or "").strip() or None
         samples.append(Sample(rel, label, patient))
     return Dataset(root, tuple(samples), tuple(skipped), "manifest")
+
+
+def _with_headers(dataset: Dataset, options: ListingOptions) -> Dataset:
+    """Headers on the DICOM samples, patients from `PatientID` where none is known, labels as
+    `options.labels` says, and other views moved to `skipped` unless `options.views` is all."""
+    headers = read_headers(dataset.root, [s.path for s in dataset.samples], options.header_cache)
+    samples = [replace(s, header=headers.get(s.path),
+                       patient_id=s.patient_id or (headers[s.path].patient_id
+                                                   if s.path in headers else None) or None)
+               for s in dataset.samples]
+    layout = dataset.layout
+    if options.labels == "none" or (options.labels == "auto" and layout in ("folders", "kaggle")
+                                    and _patient_folders(samples)):
+        samples, layout = [replace(s, label="") for s in samples], UNLABELLED
+    elif options.labels == "folders":
+        samples = [replace(s, label=s.path.split("/")[0] if "/" in s.path else "") for s in samples]
+        layout = "folders"
+    skipped = list(dataset.skipped)
+    if options.views != "all":
+        keep = []
+        for s in samples:
+            reason = view_reason(s.header)
+            if reason:
+                skipped.append(Skipped(s.path, reason))
+            else:
+                keep.append(s)
+        samples = keep
+    return Dataset(dataset.root, tuple(samples), tuple(skipped), layout)
+
+
+def _patient_folders(samples: list[Sample]) -> bool:
+    """True when class folders are really patients: every film has a header PatientID, each
+    top-level folder holds one, and two or more folders hold different ones."""
+    if len(samples) < 2 or any(s.header is None or not s.header.patient_id for s in samples):
+        return False
+    by_folder: dict[str, set[str]] = {}
+    for s in samples:
+        if "/" not in s.path:
+            return False
+        by_folder.setdefault(s.path.split("/")[0], set()).add(s.header.patient_id)  # type: ignore[union-attr]
+    ids = [next(iter(v)) for v in by_folder.values() if len(v) == 1]
+    return len(by_folder) >= 2 and len(ids) == len(by_folder) and len(set(ids)) == len(ids)
