@@ -216,6 +216,15 @@ def atomic_write_csv(path: Path, header: Sequence[str],
     atomic_write_bytes(path, csv_bytes(header, rows))
 
 
+def file_stamp(path: Path) -> float:
+    """A file's mtime, 0.0 when it is missing: part of a cache key, so a rewritten file (a
+    new artifact generation, a new duplicate search) is read again."""
+    try:
+        return Path(path).stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file's bytes, read in 1 MiB blocks (a checkpoint's identity)."""
     h = hashlib.sha256()

@@ -23,7 +23,7 @@ _FILES = {
     "report": "report.json", "evaluation": "evaluation.json", "embeddings": "embeddings.npy",
     "labels": "labels.npy", "items": "items.csv", "test_embeddings": "test_embeddings.npy",
     "test_labels": "test_labels.npy", "index": "index.faiss", "pid": "train.pid",
-    "lock": "run.lock", "added": "added.csv",
+    "lock": "run.lock", "added": "added.csv", "duplicates": "duplicates.json",
 }
 # The served set: written together as one generation under artifacts/ (core.index.artifacts).
 ARTIFACT_FILES = ("embeddings", "labels", "items", "test_embeddings", "test_labels", "index")
@@ -70,6 +70,7 @@ class RunPaths:
     manifest: Path
     lock: Path
     added: Path
+    duplicates: Path  # the last duplicate search (core.duplicates.search), the review queue
 
     config: Path
     status: Path

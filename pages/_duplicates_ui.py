@@ -25,9 +25,10 @@ from core.data import (
 from core.data.image_cache import IMAGE_CACHE
 from core.duplicates import DuplicateResult, Interval, copy_estimate, load_result
 from core.embed import Embeddings
+from core.files import file_stamp
 from core.jobs import search_status, start_search
 from core.review import KIND_LABELS, KINDS, SORTS, STATUSES, QueueFilter, QueueItem, Verdict
-from core.run_folder import RunError
+from core.run_folder import RunError, RunPaths
 from pages._pair_evidence_ui import found_kinds_ui
 
 STATUS_LABELS = {"pending": "pending", "duplicate": "duplicate", "not_duplicate": "not duplicate",
@@ -82,22 +83,13 @@ def _changed_by(history: Sequence[Verdict]) -> str:
     return f" ({last.reviewer} {done} at {time.strftime('%H:%M', time.localtime(last.created))})"
 
 
-def _stamp(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _result(run_dir: str, stamp: float) -> DuplicateResult | str | None:
     try:
         result = load_result(run_dir)
-    except RunError as e:
+    except RunError as e:  # damaged: the page names it
         return str(e)
-    path = Path(run_dir) / "duplicates.json"
-    if result is None and path.exists():  # not JSON, or empty: load_result reads it as absent
-        return f"{path} is damaged; run the duplicate search again"
     return result
 
 
@@ -107,7 +99,7 @@ def cached_result(run_dir: Path) -> DuplicateResult | None:
     Raises:
         RunError: duplicates.json is there but damaged (one line naming it).
     """
-    result = _result(str(run_dir), _stamp(run_dir / "duplicates.json"))
+    result = _result(str(run_dir), file_stamp(RunPaths(run_dir, generation=None).duplicates))
     if isinstance(result, str):
         raise RunError(result)
     return result
@@ -272,8 +264,8 @@ def images_ui(item: QueueItem, data_root: Path, roots: tuple[Path, ...]) -> None
     from core.review import difference_image, overlay_image
 
     p = item.pair
-    a = _image(str(data_root), p.a, _stamp(data_root / p.a), roots)
-    b = _image(str(data_root), p.b, _stamp(data_root / p.b), roots)
+    a = _image(str(data_root), p.a, file_stamp(data_root / p.a), roots)
+    b = _image(str(data_root), p.b, file_stamp(data_root / p.b), roots)
     if isinstance(a, str) or isinstance(b, str):
         st.error("An image of this pair cannot be read:")
         st.code("\n".join(x for x in (a, b) if isinstance(x, str)), language=None)

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.embed import Embeddings, Projection, ProjectionSpec, compute_projection, load_projection
+from core.files import file_stamp
 from core.jobs import projection_status, start_projection
 from core.run_folder import RunPaths
 from pages._images_ui import escape_markdown
@@ -72,12 +73,6 @@ def map_controls_ui(runs: Sequence[Path], active: Path | None,
                       find.strip())
 
 
-def _stamp(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
 
 @st.cache_data(max_entries=16, show_spinner="Computing the PCA preview…")
 def _pca(run_dir: str, split: str, stamp: float) -> Projection:
@@ -92,7 +87,7 @@ def _saved(run_dir: str, spec: ProjectionSpec, stamp: float) -> Projection | Non
 
 def pca_projection(run_dir: Path, split: str) -> Projection:
     """The PCA map of a split (instant; cached per embeddings version)."""
-    return _pca(str(run_dir), split, _stamp(RunPaths(run_dir).embeddings))
+    return _pca(str(run_dir), split, file_stamp(RunPaths(run_dir).embeddings))
 
 
 def saved_projection(run_dir: Path, spec: ProjectionSpec) -> Projection | None:
@@ -100,7 +95,7 @@ def saved_projection(run_dir: Path, spec: ProjectionSpec) -> Projection | None:
     from core.embed.projection import projection_path
 
     path = projection_path(run_dir, spec)
-    return _saved(str(run_dir), spec, _stamp(path) + _stamp(RunPaths(run_dir).embeddings))
+    return _saved(str(run_dir), spec, file_stamp(path) + file_stamp(RunPaths(run_dir).embeddings))
 
 
 @st.fragment(run_every=1.0)

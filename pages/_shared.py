@@ -20,7 +20,7 @@ import streamlit as st
 from core.data import DatasetError, FolderNotAllowed, allowed_roots, check_allowed, scan_dataset
 from core.embed import Embeddings
 from core.errors import UserError, one_line
-from core.files import read_json, read_jsonl
+from core.files import file_stamp, read_json, read_jsonl
 from core.jobs.training import demo_pending, running_job
 from core.run_folder import RunPaths, list_runs, read_status
 from core.runs import RunSummary, Workspace, model_data, run_summary, workspace_root
@@ -34,13 +34,6 @@ if TYPE_CHECKING:
 _WS_KEY = "cxr_workspace"  # the chosen folder (session state + URL), not a widget key
 SYNTHETIC_NOTE = "SYNTHETIC demo data: computer-generated phantoms, not patient images."
 
-
-def _stamp(path: Path) -> float:
-    """A file's mtime (0 when missing): part of cache keys, so a retrained run reloads."""
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
 
 
 # ---- workspace and active run -------------------------------------------------------------
@@ -197,7 +190,7 @@ def get_searcher(run_dir: Path) -> Searcher:
     """
     paths = RunPaths(run_dir)
     with stop_on_error():
-        return _searcher(str(run_dir), _stamp(paths.index) + _stamp(paths.model))
+        return _searcher(str(run_dir), file_stamp(paths.index) + file_stamp(paths.model))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -209,7 +202,7 @@ def load_embeddings(run_dir: Path) -> Embeddings:
     """The run's embeddings (paths, labels, splits, vectors), cached per file version; a
     malformed or missing file stops the page with one line."""
     with stop_on_error():
-        return _embeddings(str(run_dir), _stamp(RunPaths(run_dir).embeddings))
+        return _embeddings(str(run_dir), file_stamp(RunPaths(run_dir).embeddings))
 
 
 @contextmanager
@@ -230,13 +223,13 @@ def _json(path: str, stamp: float) -> Any:
 
 def load_json(path: Path) -> Any:
     """A JSON file (None when missing or unreadable), cached per file version."""
-    return _json(str(path), _stamp(path))
+    return _json(str(path), file_stamp(path))
 
 
 def load_run_summary(run_dir: Path) -> RunSummary:
     """core.runs.workspace.run_summary, recomputed only when the run's report or evaluation changes."""
     paths = RunPaths(run_dir)
-    return _summary(str(run_dir), _stamp(paths.report), _stamp(paths.evaluation), _stamp(paths.status))
+    return _summary(str(run_dir), file_stamp(paths.report), file_stamp(paths.evaluation), file_stamp(paths.status))
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -257,7 +250,7 @@ def _dataset_overview(path: str, stamp: float) -> dict[str, Any]:
 
 def dataset_overview(path: Path) -> dict[str, Any]:
     """Name, layout, image and class counts of a dataset folder, or {"error": one line}."""
-    return _dataset_overview(str(path), _stamp(path) + _stamp(path / "manifest.csv"))
+    return _dataset_overview(str(path), file_stamp(path) + file_stamp(path / "manifest.csv"))
 
 
 def runs_table(ws: Workspace) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import streamlit as st
 
 from core.data import allowed_roots
 from core.embed import Embeddings, Projection, ProjectionSpec
+from core.files import file_stamp
 from core.retrieval import load_evaluation
 from core.run_folder import RunPaths
 from core.runs import class_quality, duplicate_group_of, label_summary, selection_csv
@@ -49,16 +50,10 @@ def _groups(run_dir: str, stamp: float) -> dict[str, int]:
     return duplicate_group_of(run_dir)
 
 
-def _stamp(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
 
 def groups_of(run: Path) -> dict[str, int]:
     """Duplicate group of each grouped image of the run ({} before a duplicate search)."""
-    return _groups(str(run), _stamp(run / "duplicates.json"))
+    return _groups(str(run), file_stamp(RunPaths(run, generation=None).duplicates))
 
 
 def quality_ui(run_dir: Path) -> None:

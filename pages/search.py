@@ -16,6 +16,7 @@ import streamlit as st
 
 from core.data import ImageReadError, Window, allowed_roots, dataset_file, load_image, preview
 from core.duplicates import CopyMatch, copy_rule, find_copy
+from core.files import file_stamp
 from core.retrieval import (
     Familiarity,
     Hit,
@@ -25,6 +26,7 @@ from core.retrieval import (
     same_patient_note,
     score_profile,
 )
+from core.run_folder import RunPaths
 from core.runs import TimedHits, hits_csv, label_vote, timed_prior_search, timed_search
 from pages._images_ui import GridItem, escape_markdown, image_grid
 from pages._search_ui import (
@@ -59,12 +61,6 @@ class Answer:
     familiar: Familiarity | None
 
 
-def _stamp(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
 
 @st.cache_data(max_entries=8, show_spinner="Measuring this dataset's own nearest-neighbour scores…")
 def _profile(run_dir: str, stamp: float) -> ScoreProfile:
@@ -73,14 +69,14 @@ def _profile(run_dir: str, stamp: float) -> ScoreProfile:
 
 def profile_of(run_dir: Path) -> ScoreProfile:
     """The run's best-match distribution (computed once per run, kept in the run folder)."""
-    return _profile(str(run_dir), _stamp(run_dir / "embeddings.npy"))
+    return _profile(str(run_dir), file_stamp(RunPaths(run_dir).embeddings))  # the served set's
 
 
 def search(run_dir: Path, data_root: Path, query: QueryImage, pixels: np.ndarray,
            window: Window | None, k: int, hide_patient: str | None, priors: bool) -> Answer:
     """Results of the query, computed once per (run, image, window, k, hidden patient, ranking)
     in this session. `priors`: rank the nearest films by the landmarks they share with the query."""
-    dup_stamp = _stamp(run_dir / "duplicates.json")
+    dup_stamp = file_stamp(RunPaths(run_dir, generation=None).duplicates)
     key = (str(run_dir), query.digest, query.dataset_path, repr(window), k, hide_patient, priors, dup_stamp)
     cached = st.session_state.get(_RESULTS)
     if cached is None or cached[0] != key:

@@ -80,21 +80,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_archive_duplicates(a: argparse.Namespace) -> int:
-    import csv
-    import io
-
     from core.duplicates.archive_pairs import archive_duplicates
-    from core.files import atomic_write_bytes
+    from core.files import atomic_write_csv
 
     pairs = archive_duplicates(a.out, a.data, threshold=a.threshold, k=a.k, engine=a.engine,
                                address=a.address)
     rows = [p.to_dict() for p in pairs]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, ["a", "b", "score", "kind", "inliers", "agreement"],
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(Path(a.out) / "duplicates.csv", buf.getvalue().encode("utf-8"))
+    atomic_write_csv(Path(a.out) / "duplicates.csv",
+                     ["a", "b", "score", "kind", "inliers", "agreement"], rows)
     kinds = {k: sum(p.kind == k for p in pairs) for k in ("exact", "copy", "similar")}
     print(json.dumps({"n_pairs": len(pairs), **kinds, "pairs_csv": str(Path(a.out) / "duplicates.csv")}
                      | ({"pairs": rows} if a.json else {})))

@@ -23,13 +23,13 @@ def _perplexity(text: str) -> float:
 
 
 def cmd_project(a: argparse.Namespace) -> int:
+    from core.cli.types import require_run
     from core.embed.projection import (
         ProjectionError,
         ProjectionSpec,
         compute_projection,
         load_projection,
     )
-    from core.cli.types import require_run
     from core.jobs.projection import write_progress
     from core.run_folder import RunError
 

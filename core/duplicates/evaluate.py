@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from core.data.imageio import load_image
-from core.duplicates.auto_calibration import AutoCalibration, auto_calibrate
+from core.duplicates.auto_calibration import auto_calibrate
 from core.duplicates.candidates import find_pairs
 from core.duplicates.edits import EDIT_KINDS
 from core.duplicates.evaluate_verified import (
@@ -43,12 +43,6 @@ from core.duplicates.neighbours import connected_groups
 from core.duplicates.rule import Rule
 from core.duplicates.search import dataset_embeddings, output_dir
 from core.embed.embeddings import Embeddings
-
-
-def detector_rules(cal: AutoCalibration) -> dict[str, Rule]:
-    """The three calibrated detectors as rules: cosine only, pHash only, combined."""
-    return {"embedding": Rule(cal.embedding.threshold, -1),
-            "hash": Rule(2.0, int(cal.hash.threshold)), "combined": cal.rule.rule}
 
 
 def flagged_pairs(emb: Embeddings, hashes: HashTable, rule: Rule, k: int = 10) -> set[tuple[int, int]]:

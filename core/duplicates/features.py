@@ -24,6 +24,7 @@ import numpy as np
 
 from core.data.imageio import ImageReadError, load_image, to_uint8
 from core.duplicates.workers import spawn_map
+from core.files import atomic_write_with
 
 SIDE = 256  # longer side the keypoints are found at
 THUMB = 96  # longer side of the thumbnail the overlap is compared at
@@ -172,13 +173,20 @@ def write_cache(path: Path, table: FeatureTable, keys: Sequence[tuple[int, int] 
     feats = [table.items[i] for i in rows]
     kp_off = np.cumsum([0] + [len(f.points) for f in feats])
     th_off = np.cumsum([0] + [f.thumb.size for f in feats])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, format=np.int64(_FORMAT), paths=np.array([table.paths[i] for i in rows], dtype=str),
-             key=np.array([keys[i] for i in rows], np.int64).reshape(-1, 2),
-             kp_offsets=kp_off.astype(np.int64), thumb_offsets=th_off.astype(np.int64),
-             points=np.concatenate([f.points for f in feats] or [np.zeros((0, 2), np.float32)]),
-             desc=np.concatenate([f.desc for f in feats] or [np.zeros((0, DESC_BYTES), np.uint8)]),
-             thumbs=np.concatenate([f.thumb.ravel() for f in feats] or [np.zeros(0, np.uint8)]),
-             thumb_shapes=np.array([f.thumb.shape for f in feats], np.int64).reshape(-1, 2))
-    os.replace(tmp, path)
+    atomic_write_with(path, lambda tmp: _savez(tmp, table, rows, keys, feats, kp_off, th_off))
+
+
+def _savez(tmp: Path, table: FeatureTable, rows: list[int], keys: Sequence[tuple[int, int] | None],
+           feats: list[ImageFeatures], kp_off: np.ndarray, th_off: np.ndarray) -> None:
+    arrays = {
+        "format": np.int64(_FORMAT),
+        "paths": np.array([table.paths[i] for i in rows], dtype=str),
+        "key": np.array([keys[i] for i in rows], np.int64).reshape(-1, 2),
+        "kp_offsets": kp_off.astype(np.int64), "thumb_offsets": th_off.astype(np.int64),
+        "points": np.concatenate([f.points for f in feats] or [np.zeros((0, 2), np.float32)]),
+        "desc": np.concatenate([f.desc for f in feats] or [np.zeros((0, DESC_BYTES), np.uint8)]),
+        "thumbs": np.concatenate([f.thumb.ravel() for f in feats] or [np.zeros(0, np.uint8)]),
+        "thumb_shapes": np.array([f.thumb.shape for f in feats], np.int64).reshape(-1, 2),
+    }
+    with tmp.open("wb") as f:  # a file object: np.savez would add '.npz' to a name
+        np.savez(f, **arrays)

@@ -18,9 +18,9 @@ import numpy as np
 
 from core.duplicates.hashing import hamming, hash_files, hash_pixels
 from core.duplicates.rule import Rule
-from core.duplicates.search import RESULT
-from core.files import read_json
+from core.duplicates.search import load_result
 from core.retrieval.search import Hit
+from core.run_folder import RunError
 
 NEAR_HASH_BITS = 2
 CHECKED_HITS = 10  # the best results are hashed (about 20-40 ms each for a 1,024 px film)
@@ -56,15 +56,13 @@ class CopyMatch:
 
 
 def copy_rule(run_dir: str | Path) -> CopyRule:
-    """The run's calibrated duplicate rule (None unless its last duplicate search was `auto`)."""
-    doc = read_json(Path(run_dir) / RESULT, default=None)
-    if not isinstance(doc, dict) or doc.get("method") != "auto":
-        return CopyRule(None)
+    """The run's calibrated duplicate rule (None unless its last duplicate search was `auto`;
+    a damaged search, which the Duplicates page names, gives no calibrated rule here)."""
     try:
-        fields = {k: v for k, v in doc["rule"].items() if k in Rule.__dataclass_fields__}
-        return CopyRule(Rule(**fields))
-    except (KeyError, TypeError, ValueError, AttributeError):
+        result = load_result(run_dir)
+    except RunError:
         return CopyRule(None)
+    return CopyRule(result.rule if result is not None and result.method == "auto" else None)
 
 
 def find_copy(query_pixels: np.ndarray, hits: Sequence[Hit], data_root: str | Path,

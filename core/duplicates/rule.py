@@ -288,3 +288,22 @@ def calibrate_from_verdicts(scores: np.ndarray, is_duplicate: np.ndarray, thresh
         # Verdicts give no reason to raise a threshold that already meets the target.
         suggested = ThresholdChoice(float(threshold), precision, recall, True)
     return VerdictCalibration(n_dup, n_not, precision, recall, suggested)
+
+
+def parse_threshold(threshold: str | float) -> float | None:
+    """A search's threshold as given: None for 'auto' (calibrate), else a cosine in [-1, 1].
+
+    The one parser, used by the CLI's `--threshold` and by `run_duplicates`.
+
+    Raises:
+        CalibrationError: anything else (one line).
+    """
+    if isinstance(threshold, str) and threshold.strip().lower() == "auto":
+        return None
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise CalibrationError(f"threshold must be 'auto' or a cosine in [-1, 1], got {threshold!r}") from None
+    if not -1.0 <= value <= 1.0:
+        raise CalibrationError(f"threshold must be a cosine in [-1, 1], got {value}")
+    return value

@@ -29,6 +29,7 @@ from core.duplicates.neighbours import mine_pair_arrays
 from core.duplicates.verify import VerifyRule, verify_many
 from core.duplicates.verify_calibration import VerifyCalibration, calibrate_verification
 from core.embed.embeddings import Embeddings
+from core.files import atomic_write_csv
 
 KINDS = ("exact", "copy", "similar", "same_patient")
 PAIR_KINDS = KINDS  # the facade's name for them
@@ -205,10 +206,4 @@ def _read_cache(path: Path) -> dict[tuple[str, str, str, str], tuple[int, float,
 
 
 def _write_cache(path: Path, rows: list[tuple]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(_CACHE_FIELDS)
-        w.writerows(rows)
-    tmp.replace(path)
+    atomic_write_csv(path, _CACHE_FIELDS, rows)

@@ -11,17 +11,17 @@ from pathlib import Path
 
 from core.files import read_json
 from core.jobs.process import JobBusy, JobStatus, core_command, job_status, launch_locked
+from core.run_folder import RunPaths
 
 SEARCH_JOB_FILE = "duplicates.job.json"
 LOG_FILE = "duplicates.log"
 LOCK_FILE = "duplicates.lock"
-RESULT_FILE = "duplicates.json"
 
 
 def search_status(run_dir: str | Path) -> JobStatus:
     """Where the run's last duplicate search stands: 'running', 'done', 'failed' or 'none'."""
     run = Path(run_dir)
-    result = run / RESULT_FILE
+    result = RunPaths(run, generation=None).duplicates
     started = float((read_json(run / SEARCH_JOB_FILE, default=None) or {}).get("started", 0.0))
     done = result.is_file() and result.stat().st_mtime >= started
     status = job_status(run / SEARCH_JOB_FILE, run / LOCK_FILE, done=done, log=run / LOG_FILE)

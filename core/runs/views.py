@@ -12,11 +12,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from core.duplicates.search import RESULT as DUPLICATES_FILE  # noqa: F401  (pages stamp it)
 from core.duplicates.search import DuplicateResult, load_result
 from core.embed.embeddings import Embeddings
 from core.files import csv_bytes
@@ -144,12 +142,3 @@ def label_summary(emb: Embeddings, rows: Sequence[int]) -> list[LabelVote]:
     counts = Counter(emb.labels[r] for r in rows)
     total = max(sum(counts.values()), 1)
     return [LabelVote(label, n, n / total) for label, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
-
-
-def baselines_ahead(evaluation: dict[str, Any], metric: str = "precision_at_5") -> list[str]:
-    """Baselines of an evaluation that score higher than the run on `metric` (by name)."""
-    own = evaluation.get(metric)
-    if own is None:
-        return []
-    return [name for name, scores in (evaluation.get("baselines") or {}).items()
-            if (scores or {}).get(metric) is not None and scores[metric] > own]

@@ -62,8 +62,10 @@ def test_pick_from_dataset_excludes_itself_and_raises_no_copy_warning(tiny_works
 
 def test_calibrated_rule_is_read_from_the_duplicate_search(tiny_workspace, tmp_path, monkeypatch):
     run = copy_workspace(tiny_workspace.root, tiny_workspace.run_dir.name, tmp_path / "ws")
-    atomic_write_json(run / "duplicates.json", {"method": "auto", "groups": [],
-                                                "rule": {"threshold": -1.0, "hash_threshold": -1}})
+    atomic_write_json(run / "duplicates.json", {
+        "method": "auto", "groups": [], "pairs": [], "run": str(run), "data": str(run),
+        "estimated_precision": None, "estimated_recall": None, "n_images": 0,
+        "rule": {"threshold": -1.0, "hash_threshold": -1}})
     monkeypatch.setenv("CXR_WORKSPACE", str(tmp_path / "ws"))
     at = _pick(open_page("pages/search.py"))
     assert "or the calibrated rule (cosine ≥ -1.0000)" in unescape(_all_text(at))
@@ -373,3 +375,26 @@ def test_a_uniform_dicom_is_shown_with_one_line_not_a_slider_error(tiny_workspac
     notes = [unescape(c.value) for c in at.caption if "flat.dcm" in unescape(c.value)]
     assert notes == ["flat.dcm: every pixel is 1000, so there is no window to set; it is shown "
                      "and searched as it is."], [c.value for c in at.caption]
+
+
+def test_the_score_profile_follows_films_added_without_a_restart(tiny_workspace, tmp_path,
+                                                                 monkeypatch):
+    """Percentiles are read against the served set: after `add` they are those of the grown
+    set (the page keyed them on the run's old top-level embeddings.npy, which no longer changes)."""
+    import shutil
+
+    from core.cli.main import main
+
+    run = copy_workspace(tiny_workspace.root, tiny_workspace.run_dir.name, tmp_path / "ws")
+    monkeypatch.setenv("CXR_WORKSPACE", str(tmp_path / "ws"))
+    at = _pick(open_page("pages/search.py"))
+    before = _results(at)
+    new = tmp_path / "ws" / "incoming"
+    new.mkdir()
+    for i, film in enumerate(sorted(tiny_workspace.dataset.rglob("*.png"))):
+        shutil.copy(film, new / f"{i}.png")  # every film arrives again: each best match is 1.0
+    assert main(["add", "--run", str(run), "--data", str(new), "--json"]) == 0
+    at = _pick(open_page("pages/search.py"))  # the same server process: caches kept
+    after = _results(at)
+    assert before != after and all(r.endswith("pct 0") for r in after[1:]), (before, after)
+

@@ -40,7 +40,9 @@ def test_identical_and_near_hash_copies_are_found_a_cosine_alone_is_not(tmp_path
 def test_only_an_auto_calibrated_rule_adds_the_cosine(tmp_path):
     other = _save(tmp_path, "other.png", _film(1))
     hits = [Hit(1, other, "N", 0.9)]
-    doc = {"method": "fixed", "rule": {"threshold": 0.5, "hash_threshold": -1}}
+    doc = {"method": "fixed", "rule": {"threshold": 0.5, "hash_threshold": -1}, "pairs": [],
+           "groups": [], "run": str(tmp_path), "data": str(tmp_path), "n_images": 1,
+           "estimated_precision": None, "estimated_recall": None}  # as save_result writes it
     (tmp_path / "duplicates.json").write_text(json.dumps(doc))
     assert copy_rule(tmp_path).calibrated is None  # a hand-set threshold never warns
     (tmp_path / "duplicates.json").write_text(json.dumps({**doc, "method": "auto"}))
