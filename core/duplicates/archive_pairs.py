@@ -22,7 +22,7 @@ import numpy as np
 from core.duplicates.features import image_features
 from core.duplicates.verified import DEFAULT_FLOOR
 from core.duplicates.verify import VerifyRule, verify_many
-from core.embed.shards import finished_shards, read_archive_paths
+from core.embed.shard_format import finished_shards, read_archive_paths
 from core.files import file_sha256
 from core.index.refine import refine_search
 from core.index.shard_rows import gather_rows
@@ -106,7 +106,8 @@ def archive_duplicates(out_dir: str | Path, data_dir: str | Path, *, threshold: 
         ArchiveError: `out_dir` holds no shards and index, or `data_dir` is missing, holds no
             images, or is not the archive `out_dir` was made from (`check_archive_root`).
     """
-    from core.embed.shards import INDEX_FILE, ArchiveError, check_archive_root
+    from core.embed.shard_format import INDEX_FILE, ArchiveError
+    from core.embed.shards import check_archive_root
 
     rule = rule or VerifyRule()
     out = Path(out_dir)

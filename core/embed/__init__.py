@@ -24,13 +24,13 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "projection_path": "projection",
     "tsne_2d": "projection",
     "start_ray": "ray_engine",
-    "ArchiveError": "shards",
-    "INDEX_FILE": "shards",
-    "ShardInfo": "shards",
+    "ArchiveError": "shard_format",
+    "INDEX_FILE": "shard_format",
+    "ShardInfo": "shard_format",
     "embed_archive": "shards",
-    "finished_shards": "shards",
+    "finished_shards": "shard_format",
     "list_archive": "shards",
-    "read_archive_paths": "shards",
+    "read_archive_paths": "shard_format",
 })
 
 __all__ = [

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.embed.shards import ArchiveError, ShardInfo, write_shard
+from core.embed.shard_format import ArchiveError, ShardInfo, write_shard
 
 DECODE_BATCH = 32  # files per decode task
 DECODE_CPUS = 0.5  # CPU share a decode task asks for

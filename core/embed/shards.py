@@ -1,17 +1,14 @@
-"""Embed a large image archive into shards on disk, resumably, and index the shards.
+"""Embed a large image archive into shards on disk, resumably: the dispatcher of both engines.
 
 An archive is any folder of images (nested folders, no labels needed). Its files are listed
-by the one listing of a folder (`list_archive`, through `core.data.dataset`) in sorted order and embedded `shard_size` at a time; each shard is written as
-
-    OUT/shard-00000.npy           (N_i, D) float32 unit rows, one per readable file
-    OUT/shard-00000.csv           header `path`, then the N_i paths (relative to the archive)
-    OUT/shard-00000.skipped.csv   header `path,reason`: unreadable files (only when any)
-
-and the .npy is renamed into place last, so a shard either exists whole or not at all.
-`OUT/archive.json` records the model (checkpoint hash) and image size the shards were made
-with, and the archive folder they came from (`archive_root`, resolved); a second call with
-another model or another archive is refused rather than mixing two embeddings or two archives
-in one index (`check_archive_root`, which `archive-duplicates` asks too).
+by the one listing of a folder (`list_archive`, through `core.data.dataset`) in sorted order
+and embedded `shard_size` at a time, by this process or on Ray (`core.embed.ray_engine`);
+both write the shard format of `core.embed.shard_format` (one .npy, its .csv of paths and a
+.skipped.csv a shard). `OUT/archive.json` records the model (checkpoint hash) and image size
+the shards were made with, and the archive folder they came from (`archive_root`, resolved);
+a second call with another model or another archive is refused rather than mixing two
+embeddings or two archives in one index (`check_archive_root`, which `archive-duplicates`
+asks too).
 
 Resuming: a call embeds only the files no finished shard holds, in the same sorted order, so
 an interrupted run resumes with exactly the shard boundaries an uninterrupted run would have
@@ -24,45 +21,31 @@ shards (see `VectorIndex.build_from_shards`).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import itertools
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from core.data.dataset import FILE_REASONS, OUTSIDE, list_folder, no_image_files, walk_images
 from core.device import setup_cpu
 from core.embed.encoder import Encoder, embed_dataset
-from core.errors import UserError
-from core.files import atomic_write_bytes, atomic_write_csv, atomic_write_json, read_json
+from core.embed.shard_format import (
+    ARCHIVE_ROOT,
+    MANIFEST,
+    ArchiveError,
+    ShardInfo,
+    finished_shards,
+    read_column,
+    skipped_path,
+    write_shard,
+)
+from core.files import atomic_write_json, read_json
 from core.run_folder import RunPaths
 
 ARCHIVE_FORMAT = 1
-MANIFEST = "archive.json"
-ARCHIVE_ROOT = "archive_root"  # the manifest's key for the archive folder, resolved
-INDEX_FILE = "index.faiss"
 ENGINES = ("local", "ray")
-
-
-class ArchiveError(UserError):
-    """The archive or its output folder cannot be used (one-line message)."""
-
-
-@dataclass(frozen=True)
-class ShardInfo:
-    """One finished shard: its number, files, and how many rows it holds."""
-
-    number: int
-    vectors: Path  # OUT/shard-NNNNN.npy
-    paths: Path  # OUT/shard-NNNNN.csv
-    n_vectors: int
-    n_skipped: int
 
 
 @dataclass(frozen=True)
@@ -142,40 +125,10 @@ def _holds_shard_files(out: Path, root: Path) -> bool:
     """True when `out` has no shards, or `root` holds the first file of one of them."""
     shards = finished_shards(out)
     for shard in shards:
-        first = _read_column(shard.paths, 1) or _read_column(_skipped_path(shard.vectors), 1)
+        first = read_column(shard.paths, 1) or read_column(skipped_path(shard.vectors), 1)
         if first and (root / first[0]).is_file():
             return True
     return not shards
-
-
-def shard_stem(out_dir: Path, number: int) -> Path:
-    """OUT/shard-NNNNN (zero-padded so names sort in shard order)."""
-    return out_dir / f"shard-{number:05d}"
-
-
-def finished_shards(out_dir: str | Path) -> list[ShardInfo]:
-    """The complete shards in `out_dir`, in shard order (a shard without its .npy is not done)."""
-    out = Path(out_dir)
-    shards = []
-    for npy in sorted(out.glob("shard-[0-9][0-9][0-9][0-9][0-9].npy")):
-        paths = npy.with_suffix(".csv")
-        if not paths.is_file():
-            continue
-        rows = np.load(npy, mmap_mode="r").shape[0]  # header only
-        shards.append(ShardInfo(int(npy.stem.split("-")[1]), npy, paths, rows,
-                                len(_read_column(_skipped_path(npy)))))
-    return shards
-
-
-def read_archive_paths(out_dir: str | Path) -> list[str]:
-    """Paths of all shard rows in shard order: entry i is the file behind index id i."""
-    paths: list[str] = []
-    for shard in finished_shards(out_dir):
-        rows = _read_column(shard.paths)
-        if len(rows) != shard.n_vectors:
-            raise ArchiveError(f"{shard.paths} lists {len(rows)} paths for {shard.n_vectors} vectors")
-        paths.extend(rows)
-    return paths
 
 
 def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
@@ -222,7 +175,7 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
     size = encoder.image_size
     _check_manifest(out, _run_identity(run_dir, size, encoder.config.model.feature_dim), root)
     done = finished_shards(out)
-    seen = {p for s in done for p in _read_column(s.paths) + _read_column(_skipped_path(s.vectors))}
+    seen = {p for s in done for p in read_column(s.paths) + read_column(skipped_path(s.vectors))}
     todo = [p for p in files if p not in seen]
     number = done[-1].number + 1 if done else 0
     plan = [(number + i, todo[start:start + shard_size])
@@ -251,34 +204,6 @@ def _result(out: Path, n_files: int, new: list[int], started: float) -> ArchiveR
     return ArchiveResult(out, n_files, sum(s.n_vectors for s in shards),
                          sum(s.n_skipped for s in shards), len(shards), tuple(new),
                          time.time() - started)
-
-
-def write_shard(out: Path, number: int, vectors: np.ndarray, paths: list[str],
-                 skipped: list[tuple[str, str]]) -> ShardInfo:
-    """Write the csv files first and the .npy last: the .npy marks the shard as finished."""
-    stem = shard_stem(out, number)
-    npy, csv_path = stem.with_suffix(".npy"), stem.with_suffix(".csv")
-    if skipped:
-        atomic_write_csv(_skipped_path(npy), ["path", "reason"], skipped)
-    atomic_write_csv(csv_path, ["path"], [(p,) for p in paths])
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)  # (N_i, D)
-    atomic_write_bytes(npy, buf.getvalue())
-    return ShardInfo(number, npy, csv_path, len(paths), len(skipped))
-
-
-def _read_column(path: Path, limit: int | None = None) -> list[str]:
-    """First column of a shard csv (without its header), its first `limit` rows when given;
-    [] when the file is absent."""
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = (r[0] for r in itertools.islice(csv.reader(f), 1, None) if r)
-        return list(itertools.islice(rows, limit))
-
-
-def _skipped_path(npy: Path) -> Path:
-    return npy.with_suffix(".skipped.csv")
 
 
 def _run_identity(run_dir: str | Path, image_size: int, dim: int) -> dict:
@@ -319,5 +244,4 @@ def _check_manifest(out: Path, identity: dict, root: Path) -> None:
         atomic_write_json(path, stored | {ARCHIVE_ROOT: str(root)})
 
 
-__all__ = ["ArchiveError", "ArchiveResult", "ShardInfo", "check_archive_root", "embed_archive",
-           "finished_shards", "list_archive", "read_archive_paths"]
+__all__ = ["ArchiveResult", "check_archive_root", "embed_archive", "list_archive"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.embed.shards import INDEX_FILE, ArchiveError, finished_shards
+from core.embed.shard_format import INDEX_FILE, ArchiveError, finished_shards
 from core.index.recall import sample_recall
 from core.index.vectors import EXACT_BELOW, VectorIndex
 

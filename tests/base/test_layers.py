@@ -69,3 +69,45 @@ def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
     (pkg / "dataset.py").write_text("def f():\n    from core.runs.pipeline import train_run\n")
     assert upward_imports(tmp_path / "core") == [
         "core/data/dataset.py:2 imports core.runs.pipeline (runs is after data)"]
+
+
+def import_circles(root: Path = CORE) -> list[list[str]]:
+    """Circles of imports between core's modules (module- or function-level), each as the
+    modules along it, the first repeated last. Package `__init__`s (lazy facades that name
+    their modules) are left out: a circle through a facade is not a dependency."""
+    modules = {}
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent).with_suffix("")
+        if rel.name != "__init__":
+            modules[".".join(rel.parts)] = path
+    graph = {m: sorted({i for _, i in imports(p) if i in modules and i != m})
+             for m, p in modules.items()}
+    circles, state = [], {}
+
+    def visit(m: str, trail: list[str]) -> None:
+        state[m] = "open"
+        for n in graph[m]:
+            if state.get(n) == "open":
+                circles.append(trail[trail.index(n):] + [n])
+            elif n not in state:
+                visit(n, [*trail, n])
+        state[m] = "done"
+
+    for m in modules:
+        if m not in state:
+            visit(m, [m])
+    return circles
+
+
+def test_no_circle_of_imports_inside_or_across_packages() -> None:
+    assert import_circles() == []
+
+
+def test_the_check_catches_a_planted_circle(tmp_path: Path) -> None:
+    pkg = tmp_path / "core" / "embed"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "shards.py").write_text("def f():\n    from core.embed.ray_engine import g\n")
+    (pkg / "ray_engine.py").write_text("from core.embed.shards import f\n")
+    assert import_circles(tmp_path / "core") == [
+        ["core.embed.ray_engine", "core.embed.shards", "core.embed.ray_engine"]]

@@ -126,7 +126,7 @@ def test_archive_duplicates_checks_an_out_folder_that_records_no_archive(embedde
     """An OUT folder written before its archive was recorded: the shards' files must be there."""
     import json
 
-    from core.embed.shards import ArchiveError
+    from core.embed.shard_format import ArchiveError
 
     data, _, out = embedded
     legacy = tmp_path / "legacy"

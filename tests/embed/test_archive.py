@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 
 from core.config import make_run_config
-from core.embed.shards import (
-    ArchiveError,
-    ShardInfo,
-    embed_archive,
-    finished_shards,
-    list_archive,
-    read_archive_paths,
-)
+from core.embed.shard_format import ArchiveError, ShardInfo, finished_shards, read_archive_paths
+from core.embed.shards import embed_archive, list_archive
 from core.index.from_shards import build_index_from_shards
 from core.model.checkpoint import save_checkpoint
 from core.model.network import build_model

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from core.config import make_run_config
-from core.embed.shards import ArchiveError, embed_archive, finished_shards, read_archive_paths
+from core.embed.shard_format import ArchiveError, finished_shards, read_archive_paths
+from core.embed.shards import embed_archive
 from core.model.checkpoint import save_checkpoint
 from core.model.network import build_model
 from core.run_folder import RunPaths
