@@ -17,6 +17,10 @@ from core.errors import UserError
 ARCHS = ("resnet18", "resnet50")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+# How a run lists its folder (core.data.dataset.ListingOptions): where labels come from, and
+# whether laterals and non-radiograph modalities are kept.
+LABEL_SOURCES = ("auto", "folders", "manifest", "none")
+VIEWS = ("frontal", "all")
 FEATURE_DIMS = {"resnet18": 512, "resnet50": 2048}
 
 
@@ -100,6 +104,8 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    labels: str = "auto"  # --labels: LABEL_SOURCES
+    views: str = "frontal"  # --views: VIEWS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,9 +125,14 @@ class RunConfig:
         model = _build(ModelConfig, d.get("model", {}), "model")
         if model.arch not in ARCHS:
             raise ConfigError(f"unknown model.arch '{model.arch}' (choose from {', '.join(ARCHS)})")
+        labels = _typed("labels", d.get("labels", "auto"), "str")
+        views = _typed("views", d.get("views", "frontal"), "str")
+        if labels not in LABEL_SOURCES or views not in VIEWS:
+            raise ConfigError(f"unknown labels '{labels}' or views '{views}'"[:200])
         return RunConfig(data=data, preset=preset, model=model,
                          augment=_build(AugmentConfig, d.get("augment", {}), "augment"),
-                         train=_build(TrainConfig, d.get("train", {}), "train"))
+                         train=_build(TrainConfig, d.get("train", {}), "train"),
+                         labels=labels, views=views)
 
     @staticmethod
     def load(path: str | Path) -> RunConfig:
@@ -273,7 +284,8 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], Runtime]:
 
 
 def make_run_config(data: str, preset: str = "seed", *, arch: str | None = None,
-                    weights: str | None = None, **train_overrides: Any) -> RunConfig:
+                    weights: str | None = None, labels: str | None = None,
+                    views: str | None = None, **train_overrides: Any) -> RunConfig:
     """Build a RunConfig from a preset plus the options the user set (None = keep preset).
 
     Raises:
@@ -291,7 +303,8 @@ def make_run_config(data: str, preset: str = "seed", *, arch: str | None = None,
         model = replace(model, arch=arch)
     if weights is not None:
         model = replace(model, weights=weights)
-    config = replace(base, data=data, model=model, train=replace(base.train, **overrides))
+    config = replace(base, data=data, model=model, train=replace(base.train, **overrides),
+                     labels=labels or base.labels, views=views or base.views)
     validate(config)
     return config
 
@@ -301,6 +314,10 @@ def validate(config: RunConfig) -> None:
     m, t = config.model, config.train
     if m.arch not in ARCHS:
         raise ConfigError(f"unknown --arch '{m.arch}' (choose from {', '.join(ARCHS)})")
+    if config.labels not in LABEL_SOURCES:
+        raise ConfigError(f"unknown --labels '{config.labels}' (choose from {', '.join(LABEL_SOURCES)})")
+    if config.views not in VIEWS:
+        raise ConfigError(f"unknown --views '{config.views}' (choose from {', '.join(VIEWS)})")
     for name in ("epochs", "batch_size", "image_size"):
         value = getattr(t, name)
         if not isinstance(value, int) or value <= 0:

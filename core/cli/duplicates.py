@@ -17,18 +17,37 @@ from pathlib import Path
 
 from core.cli.printable import printable
 from core.cli.types import positive_int, require_run
+from core.config import LABEL_SOURCES, VIEWS
+
+
+def add_listing_options(parser: argparse.ArgumentParser, default: str = "the run's") -> None:
+    """--labels and --views: how a folder is listed (core.data.dataset.ListingOptions)."""
+    parser.add_argument("--labels", choices=LABEL_SOURCES, default=None,
+                        help=f"where labels come from (default: {default}; auto: manifest.csv, "
+                             "else class folders one level deep, else none)")
+    parser.add_argument("--views", choices=VIEWS, default=None,
+                        help=f"frontal leaves laterals and non-radiograph modalities out, all keeps "
+                             f"them (default: {default})")
+
+
+def listing_options(a: argparse.Namespace, run: str | Path, cache: Path | None = None):
+    """The ListingOptions of the command: its --labels/--views, else the run's."""
+    from core.config import RunConfig
+    from core.data.dataset import ListingOptions
+    from core.run_folder import RunPaths
+
+    config = RunConfig.load(RunPaths(Path(run)).config)
+    return ListingOptions(a.labels or config.labels, a.views or config.views, cache)
 
 
 def _threshold(text: str) -> str | float:
-    if text.strip().lower() == "auto":
-        return "auto"
+    from core.duplicates.rule import CalibrationError, parse_threshold
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a cosine in [-1, 1], got '{text}'") from None
-    if not -1.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a cosine in [-1, 1], got {text}")
-    return value
+        value = parse_threshold(text)
+    except CalibrationError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return "auto" if value is None else value
 
 
 def _cosine(text: str) -> float:
@@ -44,7 +63,7 @@ def cmd_duplicates(a: argparse.Namespace) -> int:
 
     result = run_duplicates(a.run, a.threshold, data=a.data, k=a.k, device=a.device,
                             progress=sys.stderr.isatty(), verify_k=a.verify_k, floor=a.floor,
-                            workers=a.workers or 0)
+                            workers=a.workers or 0, listing=listing_options(a, a.run))
     if a.json:
         print(json.dumps(result.contract()))
         return 0
@@ -95,6 +114,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="processes for features and verification (default: one per core)")
     d.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     d.add_argument("--json", action="store_true", help="print one JSON object")
+    add_listing_options(d, "the run's, for --data")
     d.set_defaults(func=cmd_duplicates)
 
     e = sub.add_parser("duplicates-eval", help="precision/recall/F1 of embedding, hash and both")

@@ -14,6 +14,7 @@ from pathlib import Path
 from core.cli.add import add_parser as add_add_parser
 from core.cli.archive import add_duplicates_parser as add_archive_duplicates_parser
 from core.cli.archive import add_parser as add_archive_parser
+from core.cli.duplicates import add_listing_options, listing_options
 from core.cli.duplicates import add_parser as add_duplicates_parser
 from core.cli.printable import printable
 from core.cli.project import add_parser as add_project_parser
@@ -64,7 +65,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     from core.data.dataset import check_dataset_folder
 
     recipe, runtime = split_options({o.name: getattr(a, o.name) for o in OPTIONS})
-    config = make_run_config(str(check_dataset_folder(a.data)), a.preset, **recipe)
+    config = make_run_config(str(check_dataset_folder(a.data)), a.preset, labels=a.labels,
+                             views=a.views, **recipe)
     from core.runs.pipeline import train_run
 
     report = train_run(config, a.run, runtime=runtime, progress=sys.stderr.isatty())
@@ -97,7 +99,7 @@ def cmd_embed(a: argparse.Namespace) -> int:
         return _embed_out(a)
     paths = require_run(a.run)
     from core.config import RunConfig
-    from core.data.dataset import scan_dataset
+    from core.data.dataset import HEADER_CACHE, scan_dataset
     from core.data.splits import load_splits
     from core.embed.encoder import Encoder
     from core.files import remove_temps
@@ -105,7 +107,7 @@ def cmd_embed(a: argparse.Namespace) -> int:
     from core.runs.pipeline import embed_run
 
     config = RunConfig.load(paths.config)
-    dataset = scan_dataset(config.data)
+    dataset = scan_dataset(config.data, options=listing_options(a, a.run, paths.root / HEADER_CACHE))
     samples, splits = load_splits(paths.splits)
     by_path = {s.path: sp for s, sp in zip(samples, splits, strict=True)}
     with hold_run_lock(paths):
@@ -128,7 +130,10 @@ def _embed_out(a: argparse.Namespace) -> int:
         from core.config import RunConfig
 
         data = RunConfig.load(paths.config).data
-    result = embed_folder(a.run, data, a.out, device=a.device, progress=sys.stderr.isatty())
+    from core.data.dataset import HEADER_CACHE
+
+    result = embed_folder(a.run, data, a.out, device=a.device, progress=sys.stderr.isatty(),
+                          listing=listing_options(a, a.run, paths.root / HEADER_CACHE))
     print(json.dumps({"out": str(result.out), "n_images": result.n_images,
                       "n_skipped": result.n_skipped, "dim": result.dim}))
     return 0
@@ -136,12 +141,14 @@ def _embed_out(a: argparse.Namespace) -> int:
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
     paths = require_run(a.run)
+    from core.data.dataset import HEADER_CACHE
     from core.duplicates.landmarks import LandmarkVerifier
     from core.retrieval.evaluate import evaluate_run
     from core.run_folder import hold_run_lock
 
+    listing = listing_options(a, a.run, paths.root / HEADER_CACHE)
     with hold_run_lock(paths):  # it writes evaluation.json
-        result = evaluate_run(a.run, data=a.data, baselines=not a.no_baselines,
+        result = evaluate_run(a.run, data=a.data, listing=listing, baselines=not a.no_baselines,
                               progress=sys.stderr.isatty(),
                               include_same_patient=a.include_same_patient,
                               evidence=None if a.no_landmarks else LandmarkVerifier)
@@ -216,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         kind = {int: positive_int, float: positive_float}.get(o.kind) if o.positive else o.kind
         t.add_argument(o.flag, type=kind, choices=o.choices or None, help=o.help or None)
     t.add_argument("--json", action="store_true", help="print the run report as JSON")
+    add_listing_options(t, "auto and frontal, remembered by the run")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("embed", help="re-embed a run's dataset and rebuild its index, or "
@@ -225,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="write OUT/embeddings.npy and OUT/items.csv instead of "
                    "touching the run (--data defaults to the run's dataset)")
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_listing_options(e)
     e.set_defaults(func=cmd_embed)
 
     v = sub.add_parser("evaluate", help="retrieval metrics of a run beside baselines")
@@ -236,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--no-baselines", action="store_true")
     v.add_argument("--no-landmarks", action="store_true",
                    help="skip re-ranking same-patient results by shared landmarks (same_patient.verified)")
+    add_listing_options(v, "the run's, for --data")
     v.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("search", help="nearest neighbours of an image")

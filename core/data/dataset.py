@@ -40,14 +40,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.data.dicom_headers import VIEWS, DicomHeader, read_headers, view_reason
+from core.config import LABEL_SOURCES, VIEWS
+from core.data.dicom_headers import DicomHeader, read_headers, view_reason
 from core.data.imageio import SUPPORTED_SUFFIXES
 from core.errors import UserError
 
 MANIFEST = "manifest.csv"
 IGNORED_DIRS = {"masks", "__macosx"}
 UNLABELLED = "unlabelled"  # the layout of a folder that gives no labels
-LABELS = ("auto", "folders", "manifest", "none")  # where labels come from (--labels)
+LABELS = LABEL_SOURCES  # where labels come from (--labels)
+HEADER_CACHE = "dicom-headers.csv"  # a run folder's cache of its datasets' DICOM headers
 
 
 class DatasetError(UserError):

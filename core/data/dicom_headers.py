@@ -31,7 +31,6 @@ _READ = (*TAGS, "SOPClassUID", "Rows")
 NON_FRONTAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL", "LLD", "RLD", "LLO", "RLO",
                                "LATERAL LEFT", "LATERAL RIGHT", "XTABLE LATERAL"})
 RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "DR", "RG", "OT"})
-VIEWS = ("frontal", "all")
 CACHE_HEADER = ("path", "mtime_ns", "size", *TAGS)
 
 

@@ -4,7 +4,8 @@ Pairs come from two independent sources, neither ever comparing all pairs:
 - each image's k nearest neighbours by cosine above a floor (`core.duplicates.neighbours`, blocked or FAISS);
 - pHash neighbours within the rule's hash threshold (`core.duplicates.hashing.near_hash_pairs`).
 Every pair then carries both signals. The rule (`core.duplicates.rule.Rule`) flags duplicates;
-exact pixel copies are always flagged. Pairs a little under the rule are kept, unflagged, so
+exact pixel copies are always flagged, and so are two files of one DICOM instance (one
+`SOPInstanceUID`: the same image exported twice), whatever their pixels or embeddings say. Pairs a little under the rule are kept, unflagged, so
 reviewers also see near misses and their verdicts can move the threshold down as well as up.
 """
 
@@ -85,7 +86,7 @@ def near_miss_floor(threshold: float) -> float:
 
 def find_pairs(emb: Embeddings, hashes: HashTable, rule: Rule, k: int = DEFAULT_K,
                block: int = 4096, index: VectorIndex | None = None,
-               near_misses: bool = True) -> list[CandidatePair]:
+               near_misses: bool = True, instances: list[str] | None = None) -> list[CandidatePair]:
     """Candidate pairs with both signals, flagged by `rule`, best score first.
 
     Args:
@@ -97,6 +98,7 @@ def find_pairs(emb: Embeddings, hashes: HashTable, rule: Rule, k: int = DEFAULT_
         index: FAISS index over `emb.vectors` for very large sets (approximate if HNSW).
         near_misses: keep unflagged pairs down to `near_miss_floor(rule.threshold)` (at most
             MAX_NEAR_MISSES, the highest first).
+        instances: per row its SOPInstanceUID ("" unknown); rows sharing one are exact pairs.
 
     Returns:
         Pairs sorted by score descending, then paths.
@@ -114,8 +116,11 @@ def find_pairs(emb: Embeddings, hashes: HashTable, rule: Rule, k: int = DEFAULT_
         valid[list(hashes.bad)] = False
         hi, hj, _ = near_hash_pairs(hashes.phash, min(rule.hash_threshold, 16), valid)
         codes.append(hi * n + hj)
-    exact_i, exact_j = _exact_pairs(hashes)
+    exact_i, exact_j = _exact_pairs(hashes.digests)
     codes.append(exact_i * n + exact_j)
+    sop_i, sop_j = _exact_pairs(instances or [])
+    codes.append(sop_i * n + sop_j)
+    same_instance = set((sop_i * n + sop_j).tolist())
     code = np.unique(np.concatenate(codes))
     i, j = code // n, code % n
     score = np.einsum("pd,pd->p", emb.vectors[i], emb.vectors[j])  # (P,)
@@ -127,7 +132,7 @@ def find_pairs(emb: Embeddings, hashes: HashTable, rule: Rule, k: int = DEFAULT_
     out = []
     for p in range(code.size):
         a, b = int(i[p]), int(j[p])
-        exact = hashes.exact(a, b)
+        exact = hashes.exact(a, b) or int(code[p]) in same_instance
         sa, sb = emb.splits[a], emb.splits[b]
         pa, pb = emb.patients[a], emb.patients[b]
         out.append(CandidatePair(emb.paths[a], emb.paths[b], a, b, float(score[p]), int(dist[p]),
@@ -148,10 +153,10 @@ def ordered(p: CandidatePair) -> CandidatePair:
     return replace(p, a=p.b, b=p.a, i=p.j, j=p.i)
 
 
-def _exact_pairs(hashes: HashTable) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of images with identical pixels (by digest), i < j."""
+def _exact_pairs(keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of rows with one non-empty key (a pixel digest, a SOPInstanceUID), i < j."""
     by_digest: dict[str, list[int]] = {}
-    for row, digest in enumerate(hashes.digests):
+    for row, digest in enumerate(keys):
         if digest:
             by_digest.setdefault(digest, []).append(row)
     pairs = [(a, b) for rows in by_digest.values() if len(rows) > 1

@@ -6,6 +6,7 @@ Files written to the output folder (the run folder, or `run/other-data/<name>` f
     groups.csv        group,path for the flagged groups
     calibration.json  the `auto` calibration with its known pairs (for the histograms)
     hashes.csv        pHash cache, keyed by path, mtime and size
+    dicom-headers.csv DICOM header cache (SOPInstanceUID: one instance twice is an exact pair)
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from core.config import RunConfig
-from core.data.dataset import scan_dataset
+from core.data.dataset import HEADER_CACHE, ListingOptions, scan_dataset
+from core.data.dicom_headers import read_headers
 from core.duplicates.auto_calibration import AutoCalibration, auto_calibrate
 from core.duplicates.candidates import (
     DEFAULT_HASH_THRESHOLD,
@@ -31,7 +33,13 @@ from core.duplicates.candidates import (
     leakage_report,
 )
 from core.duplicates.hashing import hash_files
-from core.duplicates.rule import DEFAULT_TARGET, CalibrationError, Rule, precision_recall
+from core.duplicates.rule import (
+    DEFAULT_TARGET,
+    CalibrationError,
+    Rule,
+    parse_threshold,
+    precision_recall,
+)
 from core.duplicates.verified import DEFAULT_FLOOR, DEFAULT_VERIFY_K, geometric_stage
 from core.duplicates.verify import VerifyRule
 from core.duplicates.verify_calibration import Interval
@@ -39,7 +47,6 @@ from core.embed.embeddings import Embeddings
 from core.files import atomic_write_csv, atomic_write_json, read_json
 from core.run_folder import RunError, RunPaths, hold_run_lock
 
-RESULT = "duplicates.json"
 CALIBRATION = "calibration.json"
 
 
@@ -95,7 +102,8 @@ def run_duplicates(run_dir: str | Path, threshold: str | float = "auto", *,
                    data: str | Path | None = None, k: int = DEFAULT_K,
                    target: float = DEFAULT_TARGET, n_heldout: int = 60, seed: int = 0,
                    device: str = "cpu", progress: bool = False, verify_k: int = DEFAULT_VERIFY_K,
-                   floor: float = DEFAULT_FLOOR, workers: int = 0) -> DuplicateResult:
+                   floor: float = DEFAULT_FLOOR, workers: int = 0,
+                   listing: ListingOptions | None = None) -> DuplicateResult:
     """Find the near-duplicates of a run's dataset (or of `data`) and save them.
 
     Args:
@@ -111,6 +119,7 @@ def run_duplicates(run_dir: str | Path, threshold: str | float = "auto", *,
         verify_k: neighbours per image checked geometrically (`core.duplicates.verified`).
         floor: lowest cosine of a pair checked geometrically.
         workers: processes for features and verification (0: one per core).
+        listing: labels and views for `data` (its header cache is the output folder's).
 
     Returns:
         The DuplicateResult (also written to the output folder).
@@ -122,25 +131,28 @@ def run_duplicates(run_dir: str | Path, threshold: str | float = "auto", *,
     paths = RunPaths(run)
     if not paths.config.is_file():
         raise RunError(f"not a run folder (no config.json): {run}")
-    fixed = _parse_threshold(threshold)
+    fixed = parse_threshold(threshold)
     if data is not None:  # writes under run/other-data/: the run's own files are only read
         return _search(run, fixed, data, k, target, n_heldout, seed, device, progress,
-                       verify_k, floor, workers)
+                       verify_k, floor, workers, listing)
     # The run's duplicates.json is also written by `add` (and rows move with `embed`): every
     # writer holds the run's lock, so none overwrites another's pairs.
     with hold_run_lock(paths, exists=True):
         return _search(run, fixed, None, k, target, n_heldout, seed, device, progress,
-                       verify_k, floor, workers)
+                       verify_k, floor, workers, listing)
 
 
 def _search(run: Path, fixed: float | None, data: str | Path | None, k: int, target: float,
             n_heldout: int, seed: int, device: str, progress: bool, verify_k: int, floor: float,
-            workers: int) -> DuplicateResult:
+            workers: int, listing: ListingOptions | None = None) -> DuplicateResult:
     out = output_dir(run, data)
-    emb, data_root = dataset_embeddings(run, data, out, device, progress)
+    listing = dataclasses.replace(listing or ListingOptions(), header_cache=out / HEADER_CACHE)
+    emb, data_root = dataset_embeddings(run, data, out, device, progress, listing)
     if len(emb) < 2:
         raise CalibrationError(f"{data_root} has fewer than two readable images")
     hashes = hash_files(data_root, emb.paths, cache=out / "hashes.csv")
+    headers = read_headers(data_root, emb.paths, cache=out / HEADER_CACHE)  # cached: no re-read
+    instances = [headers[p].sop_uid if p in headers else "" for p in emb.paths]
     if fixed is None:
         heldout = [i for i, s in enumerate(emb.splits) if s != "train"] if data is None else None
         cal = auto_calibrate(run, emb, hashes, data_root, heldout, target=target,
@@ -152,7 +164,7 @@ def _search(run: Path, fixed: float | None, data: str | Path | None, k: int, tar
         heldout, calibration = None, None
         rule, method = Rule(fixed, DEFAULT_HASH_THRESHOLD), "fixed"
         precision, recall = _estimate(out / CALIBRATION, rule)
-    pairs = find_pairs(emb, hashes, rule, k=k)
+    pairs = find_pairs(emb, hashes, rule, k=k, instances=instances)
     saved = None if fixed is None else (read_json(out / CALIBRATION, default=None) or {}).get("verification")
     pairs, verify_rule, verification = geometric_stage(
         out, emb, hashes, data_root, pairs, heldout,
@@ -167,20 +179,9 @@ def _search(run: Path, fixed: float | None, data: str | Path | None, k: int, tar
     return result
 
 
-def _parse_threshold(threshold: str | float) -> float | None:
-    if isinstance(threshold, str) and threshold.strip().lower() == "auto":
-        return None
-    try:
-        value = float(threshold)
-    except (TypeError, ValueError):
-        raise CalibrationError(f"threshold must be 'auto' or a cosine in [-1, 1], got {threshold!r}") from None
-    if not -1.0 <= value <= 1.0:
-        raise CalibrationError(f"threshold must be a cosine in [-1, 1], got {value}")
-    return value
-
-
 def dataset_embeddings(run: Path, data: str | Path | None, out: Path, device: str = "cpu",
-                       progress: bool = False) -> tuple[Embeddings, Path]:
+                       progress: bool = False,
+                       listing: ListingOptions | None = None) -> tuple[Embeddings, Path]:
     """The run's own embeddings, or another folder embedded with its model.
 
     Args:
@@ -188,6 +189,7 @@ def dataset_embeddings(run: Path, data: str | Path | None, out: Path, device: st
         data: another image folder, or None for the run's own dataset.
         out: where another folder's embeddings are cached (reused while the checkpoint is older).
         device: for the model; progress: show a progress bar.
+        listing: how `data` is listed (labels, views, header cache).
 
     Returns:
         (embeddings, dataset root).
@@ -200,7 +202,7 @@ def dataset_embeddings(run: Path, data: str | Path | None, out: Path, device: st
         return Embeddings.load(run), Path(config.data)
     from core.embed.encoder import Encoder, embed_dataset
 
-    dataset = scan_dataset(data)
+    dataset = scan_dataset(data, options=listing)
     cached = RunPaths(out)
     checkpoint = paths.model  # the checkpoint of the served set, which load_run_model uses
     if cached.embeddings.is_file() and cached.items.is_file() and checkpoint.is_file() \
@@ -243,7 +245,7 @@ def save_result(result: DuplicateResult) -> None:
         "leakage": {"n_patients_across_splits": leak.n_patients_across_splits,
                     "patient_leaks": [asdict(x) for x in leak.patient_leaks]},
     }
-    atomic_write_json(out / RESULT, doc)
+    atomic_write_json(RunPaths(out, generation=None).duplicates, doc)
     fields = ["a", "b", "score", "hash_distance", "exact", "cross_split", "same_patient", "flagged",
               "kind", "inliers", "agreement"]
     atomic_write_csv(out / "pairs.csv", fields, [p.to_dict() for p in result.pairs])
@@ -279,13 +281,17 @@ def load_result(run_dir: str | Path, data: str | Path | None = None) -> Duplicat
     The one reader of duplicates.json. Raises RunError (one line) for a damaged file.
     """
     out = output_dir(run_dir, data)
-    doc = read_json(out / RESULT, default=None)
-    if not doc:
+    path = RunPaths(out, generation=None).duplicates
+    if not path.exists():
         return None
+    damaged = f"{path} is damaged; run the duplicate search again"
+    doc = read_json(path, default=None)  # None: not JSON, empty, or unreadable
+    if not isinstance(doc, dict):
+        raise RunError(damaged)
     try:
         return _result_from_doc(out, doc)
     except (KeyError, TypeError, ValueError, AttributeError):
-        raise RunError(f"{out / RESULT} is damaged; run the duplicate search again") from None
+        raise RunError(damaged) from None
 
 
 def _result_from_doc(out: Path, doc: dict[str, Any]) -> DuplicateResult:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.dataset import scan_dataset
+from core.data.dataset import ListingOptions, scan_dataset
 from core.data.splits import load_splits
 from core.embed.encoder import Encoder, embed_dataset
 from core.errors import UserError
@@ -38,7 +38,7 @@ class ExportResult:
 
 
 def embed_folder(run_dir: str | Path, data: str | Path, out: str | Path, device: str = "auto",
-                 progress: bool = False) -> ExportResult:
+                 progress: bool = False, listing: ListingOptions | None = None) -> ExportResult:
     """Embed every image of `data` with the run's best checkpoint; write OUT's two files.
 
     The split column holds the run's split for images of the run's own dataset, else "".
@@ -52,7 +52,7 @@ def embed_folder(run_dir: str | Path, data: str | Path, out: str | Path, device:
         raise ExportError(f"--out {out} is a file; give a folder")
     encoder = Encoder.from_run(run_dir, device)
     config = encoder.config
-    dataset = scan_dataset(data)
+    dataset = scan_dataset(data, options=listing)  # labels, views, header cache
     emb, bad = embed_dataset(encoder, dataset, progress=progress)
     splits = _run_splits(RunPaths(Path(run_dir)), Path(config.data), dataset.root)
     rows = [(path, label, splits.get(path, ""), patient)

@@ -12,7 +12,7 @@ import torch
 
 from core.config import ModelConfig
 from core.data.added_films import read_added
-from core.data.dataset import scan_dataset
+from core.data.dataset import ListingOptions, scan_dataset
 from core.data.imageio import ImageReadError, read_gray
 from core.device import resolve_device, resolve_precision
 from core.embed.embeddings import Embeddings, l2_normalize
@@ -148,7 +148,8 @@ def _score(vectors: np.ndarray, labels: list[str], queries: np.ndarray, patients
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines: bool = True,
                  progress: bool = False, include_same_patient: bool = False,
-                 evidence: Callable[[list[Path]], PatientEvidence] | None = None) -> Evaluation:
+                 evidence: Callable[[list[Path]], PatientEvidence] | None = None,
+                 listing: ListingOptions | None = None) -> Evaluation:
     """P@1/5/10, mAP, mAP@R (overall and per class) of a run, beside baselines.
 
     Without `data`: the run's test split queries every other image of its dataset.
@@ -174,7 +175,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines:
             queries = np.arange(len(emb))
             protocol = PROTOCOL_DATA + " (the run has no test split)"
     else:
-        dataset = scan_dataset(data)
+        dataset = scan_dataset(data, options=listing)  # --labels/--views for `data`
         emb, _ = embed_dataset(encoder, dataset, progress=progress)
         files = [dataset.root / p for p in emb.paths]
         queries, protocol = np.arange(len(emb)), PROTOCOL_DATA

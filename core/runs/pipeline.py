@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from core.config import ConfigError, RunConfig, Runtime
 from core.data.added_films import read_added, run_films
-from core.data.dataset import Dataset, DatasetError, scan_dataset
+from core.data.dataset import HEADER_CACHE, Dataset, DatasetError, ListingOptions, scan_dataset
 from core.data.splits import assign_splits, load_splits, save_splits
 from core.device import resolve_device, resolve_precision, setup_cpu
 from core.duplicates.landmarks import LandmarkVerifier
@@ -56,13 +56,16 @@ def _check_resume(paths: RunPaths, config: RunConfig) -> RunConfig:
 
 
 def prepare_data(config: RunConfig, paths: RunPaths) -> tuple[Dataset, list[str]]:
-    """Scan the dataset and make (or reload) the run's split."""
-    dataset = scan_dataset(config.data)
+    """Scan the dataset (labels and views as the run says, headers cached in the run folder)
+    and make (or reload) the run's split."""
+    dataset = scan_dataset(config.data, options=ListingOptions(
+        config.labels, config.views, paths.root / HEADER_CACHE))
     if paths.splits.is_file():
         samples, splits = load_splits(paths.splits)
-        known = {s.path for s in dataset.samples}
+        known = {s.path: s for s in dataset.samples}
         keep = [i for i, s in enumerate(samples) if s.path in known]
-        samples, splits = [samples[i] for i in keep], [splits[i] for i in keep]
+        samples = [replace(samples[i], header=known[samples[i].path].header) for i in keep]
+        splits = [splits[i] for i in keep]
         dataset = Dataset(dataset.root, tuple(samples), dataset.skipped, dataset.layout)
     else:
         splits = assign_splits(dataset.samples, seed=config.train.split_seed)
