@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from core.cli.printable import printable
 from core.embed.projection import METHODS, SPLITS
@@ -23,7 +24,6 @@ def _perplexity(text: str) -> float:
 
 
 def cmd_project(a: argparse.Namespace) -> int:
-    from core.cli.types import require_run
     from core.embed.projection import (
         ProjectionError,
         ProjectionSpec,
@@ -33,7 +33,8 @@ def cmd_project(a: argparse.Namespace) -> int:
     from core.jobs.projection import write_progress
     from core.run_folder import RunError
 
-    require_run(a.run)  # before any progress file: a missing run folder is not created
+    if not Path(a.run).is_dir():  # before any progress file, which would create the folder
+        raise RunError(f"{a.run} has no embeddings yet (no such folder)")
     try:
         spec = ProjectionSpec(a.method, a.perplexity, a.seed, a.split)
     except ProjectionError as e:

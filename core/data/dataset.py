@@ -239,8 +239,12 @@ def walk_images(root: Path) -> Iterator[tuple[str, bool]]:
                 continue
             path = Path(entry.path)
             if is_dir:
-                if name.lower() not in IGNORED_DIRS:
+                if name.lower() in IGNORED_DIRS:
+                    continue
+                if os.access(path, os.R_OK | os.X_OK):
                     subdirs.append(path)
+                else:  # named as skipped, as a user without the right would meet it (root too)
+                    yield path.relative_to(root).as_posix(), False
             elif is_link and path.is_dir():
                 yield path.relative_to(root).as_posix(), False
             elif path.suffix.lower() in SUPPORTED_SUFFIXES:
@@ -290,6 +294,7 @@ def _folder_layout(paths: list[str]) -> str:
 def _from_walk(root: Path) -> Dataset:
     found: list[str] = []
     skipped: list[Skipped] = []
+    skipped_files: list[str] = []  # files (not folders) that count for the layout
     for rel, is_file in walk_images(root):
         path = root / rel
         if not is_file:
@@ -300,9 +305,11 @@ def _from_walk(root: Path) -> Dataset:
         reason = _check_file(root, path)
         if reason:
             skipped.append(Skipped(rel, reason))
+            if reason in FILE_REASONS:
+                skipped_files.append(rel)
         else:
             found.append(rel)
-    layout = _folder_layout(found + [s.path for s in skipped if s.reason in FILE_REASONS])
+    layout = _folder_layout(found + skipped_files)
     if layout == UNLABELLED:
         return Dataset(root, tuple(Sample(p, "", None) for p in found), tuple(skipped), layout)
     return Dataset(root, tuple(Sample(p, p.split("/")[0], None) for p in found), tuple(skipped), layout)

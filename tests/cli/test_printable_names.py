@@ -76,7 +76,9 @@ def test_duplicates_prints_the_pairs_names_escaped(tmp_path, capsys, monkeypatch
 
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text("{}")
+    from core.config import make_run_config
+
+    (run / "config.json").write_text(json.dumps(make_run_config(str(tmp_path), "tiny").to_dict()))
     pair = SimpleNamespace(kind="exact", score=1.0, hash_distance=0, inliers=None,
                            cross_split=False, a=f"{RED}.png", b="Normal/b.png")
     result = SimpleNamespace(
@@ -110,5 +112,5 @@ def test_project_errors_name_the_run_escaped(tmp_path, capsys):
 
 def test_project_of_a_missing_run_creates_no_folder(tmp_path, capsys):
     assert main(["project", "--run", str(tmp_path / "missing"), "--method", "pca"]) == 2
-    assert "not a run folder" in capsys.readouterr().err
+    assert "no embeddings" in capsys.readouterr().err
     assert not (tmp_path / "missing").exists()  # its progress file made the folder
