@@ -31,6 +31,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0 (seconds)."""
+    value = non_negative_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def cmd_embed_archive(a: argparse.Namespace) -> int:
     require_run(a.run, checkpoint_ok=True)
     from core.embed.shards import embed_archive
@@ -39,7 +47,8 @@ def cmd_embed_archive(a: argparse.Namespace) -> int:
     result = embed_archive(a.run, a.data, a.out, a.shard_size, device=a.device,
                            precision=a.precision, batch_size=a.batch_size,
                            workers=a.workers, progress=sys.stderr.isatty(), engine=a.engine,
-                           address=a.address, gpus_per_worker=a.gpus_per_worker)
+                           address=a.address, gpus_per_worker=a.gpus_per_worker,
+                           stall_timeout=a.stall_timeout)
     summary = {"out": str(result.out_dir), "n_files": result.n_files,
                "n_vectors": result.n_vectors, "n_skipped": result.n_skipped,
                "n_shards": result.n_shards, "new_shards": list(result.new_shards),
@@ -75,6 +84,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="Ray cluster to join ('auto' or HOST:PORT); default: start a local Ray")
     p.add_argument("--gpus-per-worker", type=non_negative_float, default=0.0,
                    help="GPUs per embedding actor with --engine ray (0: embed on CPUs)")
+    p.add_argument("--stall-timeout", type=positive_float, default=None,
+                   help="with --engine ray: seconds without a row from the cluster before the "
+                        "run stops in one line, keeping its finished shards (default 300)")
     p.add_argument("--no-index", action="store_true", help="only embed; build the index later")
     p.set_defaults(func=cmd_embed_archive)
 

@@ -20,6 +20,10 @@ from __future__ import annotations
 import io
 import logging
 import os
+import queue
+import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,8 +33,14 @@ import numpy as np
 from core.embed.shard_format import ArchiveError, ShardInfo, write_shard
 
 DECODE_BATCH = 32  # files per decode task
-DECODE_CPUS = 0.5  # CPU share a decode task asks for
-BLOCK_ROWS = 256  # file-list rows per input block (the unit Ray streams)
+DECODE_CPUS = 0.25  # CPU share a decode task asks for (a one-CPU node holds it and an actor)
+ACTOR_CPUS = 2.0  # CPUs an embedding actor asks for, cut to fit the smallest node
+MIN_ACTOR_CPUS = 0.5  # the least an actor is given
+STALL_TIMEOUT = 300.0  # seconds without a row before the run stops (--stall-timeout)
+NO_HOST_GRACE = 30.0  # seconds with no node able to host an actor before the run stops
+WATCH_EVERY = 2.0  # seconds between the watchdog's checks
+PROGRESS_EVERY = 15.0  # seconds between progress lines on stderr
+BLOCK_ROWS = 256  # file-list rows per input block (the unit Ray streams), at most a shard
 
 
 @dataclass(frozen=True)
@@ -39,8 +49,9 @@ class RaySettings:
 
     address: str | None = None
     gpus_per_worker: float = 0.0
-    workers: int = 0  # embedding actors; 0: one per GPU share, or CPUs // 2 (at least 1)
+    workers: int = 0  # most embedding actors; 0: as many as the cluster holds (`fit_pool`)
     batch_size: int = 64
+    stall_timeout: float = STALL_TIMEOUT  # seconds without a row before the run stops
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None):
@@ -136,6 +147,12 @@ def embed_shards_on_ray(model, image_size: int, precision: str, root: Path, out:
     `model_config` (the run's ModelConfig) travels with the weights so each actor rebuilds
     the network and loads the weights with weights_only=True.
 
+    The pool is elastic (one actor up to what the cluster holds now, `fit_pool`); Ray restarts
+    a lost actor and resubmits lost decode tasks on the nodes left. A watchdog stops the run,
+    in one line saying what it waited for, when no row comes back for `stall_timeout` seconds
+    or no node can host an actor for NO_HOST_GRACE seconds; finished shards are kept, so the
+    same command resumes. Progress lines go to stderr.
+
     Args:
         model: the run's SimCLRModel (sent to each actor once).
         image_size: as for the local engine.
@@ -143,17 +160,21 @@ def embed_shards_on_ray(model, image_size: int, precision: str, root: Path, out:
         root: the archive folder (readable at the same path by every Ray worker).
         out: the shard folder (written by this process only).
         plan: (shard number, relative paths) in shard order.
-        settings: cluster address, GPUs per actor, actors, batch size.
+        settings: cluster address, GPUs per actor, actors, batch size, stall timeout.
         on_shard: called after each shard is written.
 
     Returns:
-        Numbers of the shards written, in the order they finished.
+        Numbers of the shards written, in shard order (as the local engine's).
+
+    Raises:
+        ArchiveError: the cluster cannot host an actor, or stalled (the line says how to resume).
     """
     if not plan:
         return []
     import pyarrow as pa
     import torch
 
+    ours = not _initialized()
     ray = start_ray(settings.address)
     import ray.data  # noqa: F811 (the submodule, after start_ray imported the package)
 
@@ -169,37 +190,185 @@ def embed_shards_on_ray(model, image_size: int, precision: str, root: Path, out:
     buf = io.BytesIO()
     torch.save({"model": model.state_dict(), "config": asdict(model_config)}, buf)
     use_gpu = settings.gpus_per_worker > 0
-    actors, threads = _pool(ray, settings)
-    blocks = [table.slice(s, BLOCK_ROWS) for s in range(0, table.num_rows, BLOCK_ROWS)]
+    pool = fit_pool(_alive_nodes(ray), settings)
+    step = max(1, min(BLOCK_ROWS, len(plan[0][1])))  # a block no larger than a shard
+    blocks = [table.slice(s, step) for s in range(0, table.num_rows, step)]
     ds = ray.data.from_arrow(blocks)
     # Decode needs a different CPU share from the actors, or Ray fuses it into them.
     ds = ds.map_batches(decode_batch, fn_kwargs={"root": str(root), "size": image_size},
                         batch_size=DECODE_BATCH, batch_format="numpy", num_cpus=DECODE_CPUS)
     ds = ds.map_batches(Embedder, fn_constructor_kwargs={
         "model_bytes": buf.getvalue(), "precision": precision, "use_gpu": use_gpu,
-        "threads": threads}, batch_size=settings.batch_size, batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=0 if use_gpu else threads,
-        num_gpus=settings.gpus_per_worker if use_gpu else None)
+        "threads": pool.threads}, batch_size=settings.batch_size, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool.actors,
+                                           initial_size=pool.actors),
+        num_cpus=pool.actor_cpus, num_gpus=settings.gpus_per_worker if use_gpu else None)
     sizes = {number: len(paths) for number, paths in plan}
     names = dict(plan)
     pending: dict[int, dict] = {}
     written: list[int] = []
-    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-        for shard, pos, vector, error in zip(batch["shard"], batch["pos"], batch["vector"],
-                                             batch["error"], strict=True):
-            entry = pending.setdefault(int(shard), {"vectors": {}, "errors": {}})
-            entry["vectors"][int(pos)] = vector
-            if error:
-                entry["errors"][int(pos)] = str(error)
-        for number in [n for n, e in pending.items() if len(e["vectors"]) == sizes[n]]:
-            entry = pending.pop(number)
-            info = _write(out, number, names[number], entry)
-            written.append(number)
-            if on_shard is not None:
-                on_shard(info)
+    watch = _Watchdog(ray, settings, pool, len(plan), table.num_rows)
+    try:
+        for batch in _batches(ds, watch):
+            for shard, pos, vector, error in zip(batch["shard"], batch["pos"], batch["vector"],
+                                                 batch["error"], strict=True):
+                entry = pending.setdefault(int(shard), {"vectors": {}, "errors": {}})
+                entry["vectors"][int(pos)] = vector
+                if error:
+                    entry["errors"][int(pos)] = str(error)
+            watch.rows += len(batch["shard"])
+            for number in [n for n, e in pending.items() if len(e["vectors"]) == sizes[n]]:
+                entry = pending.pop(number)
+                info = _write(out, number, names[number], entry)
+                written.append(number)
+                watch.shards += 1
+                if on_shard is not None:
+                    on_shard(info)
+            watch.report()
+    except ArchiveError:
+        if ours:  # ends the actors and tasks of this run; a caller's Ray is left to the caller
+            ray.shutdown()
+        raise
+    watch.report(final=True)
     if pending:  # every row comes back exactly once; anything else is a Ray fault
         raise ArchiveError(f"Ray returned incomplete shards {sorted(pending)}; run again to resume")
-    return written
+    return sorted(written)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The embedding actors a cluster can hold now: each asks `actor_cpus` CPUs (and
+    `gpus_per_worker` GPUs), runs `threads` torch threads; at most `actors` of them."""
+
+    actors: int
+    actor_cpus: float
+    threads: int
+    hosts: int  # alive nodes that can hold an actor beside a decode task
+
+
+def fit_pool(nodes: Sequence[dict[str, float]], settings: RaySettings) -> Pool:
+    """Size the elastic pool for the alive nodes' resources ({'CPU': n, 'GPU': m} each).
+
+    A CPU actor asks ACTOR_CPUS, cut down to what the smallest node able to embed holds beside
+    one decode task, so a one-CPU node runs an actor and its decoding; each node holds one
+    actor per ACTOR_CPUS of half its CPUs (at least one), the other half decodes. A GPU actor
+    asks `gpus_per_worker` GPUs and no CPU. `settings.workers` caps the pool.
+
+    Raises:
+        ArchiveError: no node can host an actor (the line names what one needs).
+    """
+    if settings.gpus_per_worker > 0:
+        share = settings.gpus_per_worker
+        gpus = sum(n.get("GPU", 0.0) for n in nodes)
+        per_node = [int(n.get("GPU", 0.0) // share) for n in nodes]
+        if not any(per_node):
+            raise ArchiveError(f"the Ray cluster has {gpus:g} GPUs; --gpus-per-worker {share:g} "
+                               "needs a node with at least that many (add one and run the same "
+                               "command again: finished shards are kept)")
+        return _capped(Pool(sum(per_node), 0.0, 1, sum(1 for k in per_node if k)), settings)
+    usable = [c for c in (n.get("CPU", 0.0) for n in nodes) if c >= MIN_ACTOR_CPUS + DECODE_CPUS]
+    if not usable:
+        cpus = ", ".join(f"{n.get('CPU', 0.0):g}" for n in nodes) or "none"
+        raise ArchiveError(f"no node of the Ray cluster can host an embedding actor: one needs "
+                           f"{MIN_ACTOR_CPUS + DECODE_CPUS:g} CPUs (alive nodes' CPUs: {cpus}); "
+                           "add a node and run the same command again (finished shards are kept)")
+    actor_cpus = min(ACTOR_CPUS, min(usable) - DECODE_CPUS)
+    actors = sum(max(1, int((c / 2) // actor_cpus)) for c in usable)
+    return _capped(Pool(actors, actor_cpus, max(1, int(actor_cpus)), len(usable)), settings)
+
+
+def _capped(pool: Pool, settings: RaySettings) -> Pool:
+    if settings.workers > 0:
+        return Pool(min(pool.actors, settings.workers), pool.actor_cpus, pool.threads, pool.hosts)
+    return pool
+
+
+def _initialized() -> bool:
+    try:
+        import ray
+    except ImportError:
+        return False
+    return ray.is_initialized()
+
+
+def _alive_nodes(ray) -> list[dict[str, float]]:
+    """Total resources of each alive node of the connected cluster."""
+    return [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
+
+
+class _Watchdog:
+    """Counts rows and shards, prints progress to stderr, and stops a run that cannot go on."""
+
+    def __init__(self, ray, settings: RaySettings, pool: Pool, n_shards: int, n_rows: int) -> None:
+        self.ray, self.settings, self.pool = ray, settings, pool
+        self.n_shards, self.n_rows = n_shards, n_rows
+        self.rows = self.shards = 0
+        self.started = self.last_row = self.last_report = time.monotonic()
+        self.seen_rows = 0
+        self.no_host_since: float | None = None
+        self.nodes = len(_alive_nodes(ray))
+
+    def check(self) -> None:
+        """Raise ArchiveError when the run stalled or the cluster cannot host an actor."""
+        now = time.monotonic()
+        if self.rows != self.seen_rows:
+            self.seen_rows, self.last_row = self.rows, now
+        nodes = _alive_nodes(self.ray)
+        self.nodes = len(nodes)
+        try:
+            fit_pool(nodes, self.settings)
+            self.no_host_since = None
+        except ArchiveError as err:
+            self.no_host_since = self.no_host_since or now
+            if now - self.no_host_since >= min(NO_HOST_GRACE, self.settings.stall_timeout):
+                raise ArchiveError(f"stopped after {self.shards}/{self.n_shards} shards: {err}"
+                                   ) from None
+        if now - self.last_row >= self.settings.stall_timeout:
+            raise ArchiveError(
+                f"stopped after {self.shards}/{self.n_shards} shards: no row came back from the "
+                f"Ray cluster for {self.settings.stall_timeout:g} s (waiting for an embedding "
+                f"actor, {self.pool.actor_cpus:g} CPUs each, and decode tasks; {self.nodes} "
+                "nodes alive); run the same command again to resume (finished shards are kept)")
+        self.report()
+
+    def report(self, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self.last_report < PROGRESS_EVERY:
+            return
+        self.last_report = now
+        rate = self.rows / max(now - self.started, 1e-9)
+        sys.stderr.write(f"embed-archive (ray): {self.shards}/{self.n_shards} shards, "
+                         f"{self.rows}/{self.n_rows} rows, {rate:.1f} rows/s, "
+                         f"{self.nodes} nodes alive\n")
+        sys.stderr.flush()
+
+
+def _batches(ds, watch: _Watchdog):
+    """`ds`'s output batches, read by a helper thread so the watchdog can check on each wait."""
+    box: queue.Queue = queue.Queue(maxsize=4)
+    done = object()
+
+    def pump() -> None:
+        try:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                box.put(batch)
+        except BaseException as err:  # noqa: BLE001 (handed to the caller's thread)
+            box.put(err)
+        box.put(done)
+
+    threading.Thread(target=pump, name="ray-embed-reader", daemon=True).start()
+    while True:
+        try:
+            item = box.get(timeout=WATCH_EVERY)
+        except queue.Empty:
+            watch.check()
+            continue
+        if item is done:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+        watch.check()
 
 
 def _write(out: Path, number: int, paths: list[str], entry: dict) -> ShardInfo:
@@ -209,19 +378,3 @@ def _write(out: Path, number: int, paths: list[str], entry: dict) -> ShardInfo:
     vectors = np.array([entry["vectors"][i] for i in keep], np.float32).reshape(len(keep), dim)
     return write_shard(out, number, vectors, [paths[i] for i in keep],
                        [(paths[i], bad[i]) for i in sorted(bad)])
-
-
-def _pool(ray, settings: RaySettings) -> tuple[int, int]:
-    """(embedding actors, torch threads per actor) for the cluster's resources."""
-    resources = ray.cluster_resources()
-    cpus = int(resources.get("CPU", 1))
-    if settings.gpus_per_worker > 0:
-        gpus = resources.get("GPU", 0)
-        if gpus < settings.gpus_per_worker:
-            raise ArchiveError(f"the Ray cluster has {gpus:g} GPUs; --gpus-per-worker "
-                               f"{settings.gpus_per_worker:g} needs at least that many")
-        actors = settings.workers or max(1, int(gpus // settings.gpus_per_worker))
-        return actors, 1
-    actors = settings.workers or max(1, cpus // 4)
-    threads = max(1, (cpus // 2) // actors)  # the other half decodes
-    return actors, threads

@@ -25,7 +25,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.data.dataset import FILE_REASONS, OUTSIDE, list_folder, no_image_files, walk_images
@@ -135,7 +135,8 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
                   shard_size: int = 10_000, *, device: str = "auto", precision: str = "auto",
                   batch_size: int = 64, workers: int = -1, progress: bool = False,
                   on_shard: Callable[[ShardInfo], None] | None = None, engine: str = "local",
-                  address: str | None = None, gpus_per_worker: float = 0.0) -> ArchiveResult:
+                  address: str | None = None, gpus_per_worker: float = 0.0,
+                  stall_timeout: float | None = None) -> ArchiveResult:
     """Embed every archive file not yet in a finished shard, one shard at a time.
 
     Args:
@@ -151,6 +152,8 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
             write the same shards with the same vectors, and either resumes the other's.
         address: Ray cluster ('auto' or HOST:PORT); None starts a local Ray (engine 'ray').
         gpus_per_worker: GPUs per embedding actor (engine 'ray'; 0 embeds on CPUs).
+        stall_timeout: seconds without a row from Ray before the run stops, in one line,
+            keeping its finished shards (engine 'ray'; None: the engine's default, 300).
 
     Returns:
         ArchiveResult for the whole output folder.
@@ -184,6 +187,10 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
         from core.embed.ray_engine import RaySettings, embed_shards_on_ray
 
         settings = RaySettings(address, gpus_per_worker, batch_size=batch_size)
+        if stall_timeout is not None:
+            if not stall_timeout > 0:
+                raise ArchiveError(f"stall timeout must be > 0 seconds, got {stall_timeout}")
+            settings = replace(settings, stall_timeout=float(stall_timeout))
         new = embed_shards_on_ray(encoder.model, size, precision, root, out, plan, settings,
                                   on_shard, model_config=encoder.config.model)
         return _result(out, len(files), new, started)
