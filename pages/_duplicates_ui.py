@@ -23,6 +23,7 @@ from core.data import (
     windowed_pixels,
 )
 from core.data.image_cache import IMAGE_CACHE
+from core.data.patient_ids import display_patient
 from core.duplicates import DuplicateResult, Interval, copy_estimate, load_result
 from core.embed import Embeddings
 from core.files import file_stamp
@@ -212,15 +213,15 @@ def filters_ui(result: DuplicateResult, box, switch) -> tuple[QueueFilter, bool]
     return QueueFilter(status, lo, hi, tuple(kinds), cross, flagged, found, sort), grid
 
 
-def pair_table(item: QueueItem, emb: Embeddings) -> None:
-    """The two images' labels, splits and patient ids."""
+def pair_table(item: QueueItem, emb: Embeddings, key: bytes) -> None:
+    """The two images' labels, splits and patients (their keyed names, `display_patient`)."""
     p = item.pair
     rows = []
     for name, row in (("A", p.i), ("B", p.j)):
         ok = 0 <= row < len(emb)
         rows.append({"image": name, "file": p.a if name == "A" else p.b,
                      "label": emb.labels[row] if ok else "", "split": emb.splits[row] if ok else "",
-                     "patient": emb.patients[row] if ok else ""})
+                     "patient": display_patient(emb.patients[row], key) if ok else ""})
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="dup_pair_table")
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.data.overview import NONE, OTHER
 from core.embed import Embeddings, Projection, ProjectionSpec, compute_projection, load_projection
 from core.files import file_stamp
 from core.jobs import projection_status, start_projection
@@ -19,7 +20,8 @@ from core.run_folder import RunPaths
 from pages._images_ui import escape_markdown
 
 SPLIT_NAMES = {"all": "All images", "train": "Train", "val": "Validation", "test": "Test"}
-COLOUR_BY = ("label", "split", "duplicate group")
+# every colouring, in the order offered; a run is offered only those it has (map_controls_ui)
+COLOUR_BY = ("label", "patient", "view", "folder", "study year", "split", "duplicate group")
 PERPLEXITIES = (5, 10, 20, 30, 50, 100)
 MAX_GROUP_COLOURS = 20  # more duplicate groups than this share one colour
 # Okabe-Ito: distinct for every class, also for colour-blind readers; grey is kept for "none".
@@ -28,7 +30,7 @@ GROUP_PALETTE = ("#E6194B", "#3CB44B", "#4363D8", "#F58231", "#911EB4", "#42D4F4
                  "#469990", "#9A6324", "#800000", "#808000", "#000075", "#FFE119", "#DCBEFF", "#AAFFC3",
                  "#FABED4", "#FFD8B1", "#E6BEFF", "#000000", "#5A5A5A")
 NONE_GREY = "#C8C8C8"
-NONE_VALUES = ("no group", "(none)")
+NONE_VALUES = ("no group", NONE, OTHER)
 
 
 @dataclass(frozen=True)
@@ -45,13 +47,14 @@ class MapChoices:
 
 
 def map_controls_ui(runs: Sequence[Path], active: Path | None,
-                    has_groups: Callable[[Path], bool]) -> MapChoices:
+                    colourings: Callable[[Path], Sequence[str]]) -> MapChoices:
     """Run, split, view, colouring and the find box, in one row; t-SNE settings in an expander.
 
     Args:
         runs: finished runs, newest first.
         active: the workspace's active run (the default).
-        has_groups: whether a run has duplicate groups (offers 'colour by duplicate group').
+        colourings: what a run's films can be coloured by (COLOUR_BY names it has: no
+            'label' for an unlabelled run, no 'duplicate group' before a duplicate search).
     """
     names = [r.name for r in runs]
     default = names.index(active.name) if active is not None and active.name in names else 0
@@ -62,7 +65,8 @@ def map_controls_ui(runs: Sequence[Path], active: Path | None,
     view = c3.radio("Map", ("t-SNE", "PCA"), key="map_view", horizontal=True,
                     help="PCA is instant; t-SNE is computed once in the background and kept with the run.")
     run = runs[names.index(run_name)]
-    colours = COLOUR_BY if has_groups(run) else COLOUR_BY[:2]
+    have = set(colourings(run))
+    colours = [c for c in COLOUR_BY if c in have]
     colour_by = c4.selectbox("Colour by", colours, key="map_colour")
     find = c5.text_input("Find a file by name", key="map_find", placeholder="part of a file name")
     with st.expander("t-SNE settings"):
@@ -164,8 +168,16 @@ def find_rows(paths: Sequence[str], rows: np.ndarray, text: str, limit: int = 50
 
 
 def colour_values(emb: Embeddings, rows: np.ndarray, colour_by: str,
-                  group_of: Mapping[str, int]) -> list[str]:
-    """The legend entry of each point for the chosen colouring."""
+                  group_of: Mapping[str, int],
+                  films: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """The legend entry of each point for the chosen colouring.
+
+    `films`: core.data.overview.film_colourings of the run (label, patient, view, folder,
+    study year: one value per embedding row); patients in it are already keyed names.
+    """
+    if films is not None and colour_by in films:
+        values = films[colour_by]
+        return [values[r] for r in rows]
     if colour_by == "split":
         return [emb.splits[r] or "(none)" for r in rows]
     if colour_by == "duplicate group":
@@ -194,7 +206,8 @@ def legend_colours(values: Sequence[str]) -> list[tuple[str, str]]:
     """
     order = sorted(set(values), key=_natural)
     grouped = any(v.startswith("group") or v == "no group" for v in order)
-    palette = GROUP_PALETTE if grouped else CLASS_PALETTE
+    many = sum(v not in NONE_VALUES for v in order) > len(CLASS_PALETTE)
+    palette = GROUP_PALETTE if grouped or many else CLASS_PALETTE
     out, i = [], 0
     for v in order:
         if v in NONE_VALUES:
@@ -206,13 +219,22 @@ def legend_colours(values: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def map_figure(projection: Projection, emb: Embeddings, colours: Sequence[str],
-               highlight: Sequence[int] = ()) -> go.Figure:
-    """Scatter of the map, one trace per colour; hover shows file name and label.
+               highlight: Sequence[int] = (), colour_by: str = "label") -> go.Figure:
+    """Scatter of the map, one trace per colour; hover shows file name and label (and the
+    colouring's value when it is not the label: a patient's keyed name, a view, ...).
 
-    Each point's customdata is [row, name, label] (name and label HTML-escaped, since Plotly
-    reads tags in hover text). `highlight` rows get a ring on top.
+    Each point's customdata is [row, name, hover line] (HTML-escaped, since Plotly reads tags
+    in hover text). `highlight` rows get a ring on top.
     """
     xy, rows = projection.xy, projection.rows
+    shown = {int(r): c for r, c in zip(rows, colours, strict=True)}
+
+    def line(r: int) -> str:
+        if colour_by == "label":
+            return html.escape(emb.labels[r])
+        parts = [emb.labels[r]] if emb.labels[r] else []
+        return html.escape(" · ".join([*parts, f"{colour_by}: {shown.get(int(r), '')}"]))
+
     n = rows.size
     size = 9 if n <= 500 else 6 if n <= 5000 else 4
     fig = go.Figure()
@@ -224,7 +246,7 @@ def map_figure(projection: Projection, emb: Embeddings, colours: Sequence[str],
         fig.add_trace(go.Scattergl(
             x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=html.escape(str(value)),
             marker={"size": size - 2 if none else size, "opacity": 0.5 if none else 0.85, "color": colour},
-            customdata=[[int(r), html.escape(Path(emb.paths[r]).name), html.escape(emb.labels[r])]
+            customdata=[[int(r), html.escape(Path(emb.paths[r]).name), line(r)]
                         for r in sel],
             hovertemplate="%{customdata[1]}<br>%{customdata[2]}<extra></extra>"))
     where = {int(r): i for i, r in enumerate(rows)}
@@ -234,7 +256,7 @@ def map_figure(projection: Projection, emb: Embeddings, colours: Sequence[str],
         fig.add_trace(go.Scattergl(
             x=xy[idx, 0], y=xy[idx, 1], mode="markers", name="found",
             marker={"size": size + 12, "symbol": "circle-open", "color": "#d62728", "line": {"width": 3}},
-            customdata=[[r, html.escape(Path(emb.paths[r]).name), html.escape(emb.labels[r])]
+            customdata=[[r, html.escape(Path(emb.paths[r]).name), line(r)]
                         for r in marked],
             hovertemplate="%{customdata[1]}<br>%{customdata[2]}<extra>found</extra>"))
     # No equal aspect: t-SNE distances between clusters mean little, and the plot fills its box.

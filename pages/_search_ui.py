@@ -118,9 +118,12 @@ def query_source_ui(emb: Embeddings, data_root: Path, roots: tuple[Path, ...] = 
         if upload is None:
             return None
         return _read_upload(upload.getvalue(), upload.name)
-    labels = sorted(set(emb.labels))
+    labels = sorted({lab for lab in emb.labels if lab})
     c1, c2 = st.columns([1, 3])
-    label = c1.selectbox("Class", ["(all)", *labels], key="search_pick_label")
+    if labels:  # an unlabelled run has no class to pick from
+        label = c1.selectbox("Class", ["(all)", *labels], key="search_pick_label")
+    else:
+        label = "(all)"
     paths = [p for p, lab in zip(emb.paths, emb.labels, strict=True) if label in ("(all)", lab)]
     rel = c2.selectbox("Image", paths, key="search_pick_path")
     if rel is None:
@@ -220,7 +223,8 @@ NEAR_IDENTICAL = 0.999
 
 
 def patients_caption_text(prior: SamePatientPrior, hidden: str | None) -> str:
-    """What the patient lines of the results mean: the hidden patient, where the hint comes from."""
+    """What the patient lines of the results mean: the hidden patient (`hidden`: its keyed
+    name, core.data.patient_ids.display_patient, never the id), where the hint comes from."""
     parts = []
     if hidden:
         parts.append(f"Films of the query's patient ({hidden}) hidden.")

@@ -18,6 +18,9 @@ import pandas as pd
 import streamlit as st
 
 from core.data import DatasetError, FolderNotAllowed, allowed_roots, check_allowed, scan_dataset
+from core.data.dataset import HEADER_CACHE, ListingOptions
+from core.data.overview import describe_dataset
+from core.data.patient_ids import patient_key
 from core.embed import Embeddings
 from core.errors import UserError, one_line
 from core.files import file_stamp, read_json, read_jsonl
@@ -238,19 +241,32 @@ def _summary(run_dir: str, *stamps: float) -> RunSummary:
 
 
 @st.cache_data(max_entries=8, ttl=30, show_spinner="Reading the dataset folder…")
-def _dataset_overview(path: str, stamp: float) -> dict[str, Any]:
+def _dataset_overview(path: str, cache: str | None, stamp: float) -> dict[str, Any]:
     try:
-        d = scan_dataset(path)
+        d = scan_dataset(path, options=ListingOptions(header_cache=Path(cache) if cache else None))
     except DatasetError as e:
         return {"error": str(e)}
-    return {"name": d.root.name, "path": str(d.root), "layout": d.layout, "n_images": len(d.samples),
-            "class_counts": d.class_counts(), "n_skipped": len(d.skipped),
-            "skipped": [(s.path, s.reason) for s in d.skipped[:200]], "has_patients": d.has_patients()}
+    o = describe_dataset(d)
+    return {"name": o.name, "path": o.path, "layout": o.layout, "n_images": o.n_images,
+            "class_counts": o.class_counts, "n_skipped": o.n_skipped, "skipped": o.skipped,
+            "has_patients": o.has_patients, "overview": o}
 
 
-def dataset_overview(path: Path) -> dict[str, Any]:
-    """Name, layout, image and class counts of a dataset folder, or {"error": one line}."""
-    return _dataset_overview(str(path), file_stamp(path) + file_stamp(path / "manifest.csv"))
+def dataset_overview(path: Path, workspace: Path | None = None) -> dict[str, Any]:
+    """Name, layout, image and class counts of a dataset folder (and, under "overview", its
+    core.data.overview.DatasetOverview: patients, views, study years), or {"error": one line}.
+
+    `workspace`: where the DICOM headers read for it are cached (an existing workspace
+    folder; None: not cached).
+    """
+    cache = str(workspace / HEADER_CACHE) if workspace is not None and workspace.is_dir() else None
+    return _dataset_overview(str(path), cache, file_stamp(path) + file_stamp(path / "manifest.csv"))
+
+
+def patient_names_key(ws: Workspace) -> bytes:
+    """The workspace's key for showing patients (core.data.patient_ids): every page and
+    download shows `display_patient(id, key)`, never the id."""
+    return patient_key(ws.root)
 
 
 def runs_table(ws: Workspace) -> pd.DataFrame:

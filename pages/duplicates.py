@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from core.data import allowed_roots
+from core.data.patient_ids import display_patient
 from core.duplicates import DuplicateResult, load_calibration
 from core.embed import Embeddings
 from core.review import (
@@ -51,7 +52,14 @@ from pages._duplicates_ui import (
 from pages._images_ui import escape_markdown
 from pages._pair_evidence_ui import bulk_copies_ui, evidence_ui
 from pages._review_grid_ui import grid_ui
-from pages._shared import compact_banners, flash, load_embeddings, synthetic_banner, workspace_ui
+from pages._shared import (
+    compact_banners,
+    flash,
+    load_embeddings,
+    patient_names_key,
+    synthetic_banner,
+    workspace_ui,
+)
 
 SECTIONS = ["Review", "Calibration", "Leakage", "Export"]
 _SHOWN = "dup_shown"  # what the review desk showed last: pair and state, bulk list, last action
@@ -134,7 +142,7 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
     with films:
         images_ui(item, result.data_root, roots)
     evidence_ui(item, result.data_root, roots)
-    pair_table(item, load_embeddings(run))
+    pair_table(item, load_embeddings(run), patient_names_key(ws))
     with st.expander("History of this pair"):
         rows = verdict_rows(store.history(item.pair.a, item.pair.b))
         cols = ["time", "verdict", "kind", "note", "reviewer", "run", "threshold"]
@@ -214,8 +222,9 @@ def calibration_ui(result: DuplicateResult, store: ReviewStore, run: Path) -> No
         st.rerun()
 
 
-def leakage_ui(result: DuplicateResult, emb: Embeddings) -> None:
-    """Duplicates across splits (with the split of each side) and patients in more than one split."""
+def leakage_ui(result: DuplicateResult, emb: Embeddings, key: bytes) -> None:
+    """Duplicates across splits (with the split of each side) and patients in more than one
+    split (by their keyed names, `display_patient`, never their ids)."""
     leak = result.leakage
     st.metric("Flagged pairs across splits", len(leak.cross_split_pairs))
     if leak.cross_split_pairs:
@@ -228,7 +237,8 @@ def leakage_ui(result: DuplicateResult, emb: Embeddings) -> None:
                      hide_index=True, key="dup_leak_pairs")
     st.metric("Patients in more than one split", leak.n_patients_across_splits)
     if leak.patient_leaks:
-        st.dataframe(pd.DataFrame([vars(x) for x in leak.patient_leaks]), hide_index=True,
+        st.dataframe(pd.DataFrame([{**vars(x), "patient": display_patient(x.patient, key)}
+                                   for x in leak.patient_leaks]), hide_index=True,
                      key="dup_leak_patients")
 
 
@@ -289,6 +299,6 @@ if section == "Review":
 elif section == "Calibration":
     calibration_ui(result, store, run)
 elif section == "Leakage":
-    leakage_ui(result, load_embeddings(run))
+    leakage_ui(result, load_embeddings(run), patient_names_key(ws))
 else:
     export_ui(result, store, roots)

@@ -22,6 +22,7 @@ from core.data import (
     extract_dataset_zip,
     scan_dataset,
 )
+from core.data.overview import NONE, DatasetOverview
 from core.errors import one_line
 from core.jobs import training as jobs
 from core.retrieval import RetrievalScores, baseline_gap, baseline_words, load_evaluation
@@ -88,24 +89,67 @@ def dataset_section(ws: Workspace) -> None:
         st.info("No dataset yet: use one of the ways in below.")
         return
     synthetic_banner(ws)
-    info = dataset_overview(ws.dataset_path)
+    info = dataset_overview(ws.dataset_path, ws.root)
     if "error" in info:
         st.error(escape_markdown(info["error"]))
         return
+    o: DatasetOverview = info["overview"]
+    if o.has_labels:
+        classes_ui(ws, o)
+    else:
+        archive_ui(ws, o)
+    st.caption(f"{escape_markdown(o.path)} · layout: {o.layout} · patient ids: "
+               f"{'yes (splits keep each patient in one split)' if o.has_patients else 'no'}")
+    if o.skipped:
+        with st.expander(f"{o.n_skipped} files skipped"):
+            st.dataframe(pd.DataFrame(o.skipped, columns=["file", "reason"]), hide_index=True,
+                         key="home_skipped")
+            if o.n_skipped > len(o.skipped):
+                st.caption(f"The first {len(o.skipped)} of {o.n_skipped} are listed.")
+
+
+def classes_ui(ws: Workspace, o: DatasetOverview) -> None:
+    """A labelled dataset: its classes, counted and charted."""
     cols = st.columns([2.2, 1, 1, 1])  # the name needs room; SYNTHETIC goes in its label
-    cols[0].metric("Dataset (SYNTHETIC)" if dataset_is_synthetic(ws) else "Dataset", info["name"])
-    cols[1].metric("Images", f"{info['n_images']:,}")
-    cols[2].metric("Classes", len(info["class_counts"]))
-    cols[3].metric("Files skipped", info["n_skipped"])
-    counts = pd.DataFrame({"class": list(info["class_counts"]), "images": list(info["class_counts"].values())})
+    cols[0].metric("Dataset (SYNTHETIC)" if dataset_is_synthetic(ws) else "Dataset", o.name)
+    cols[1].metric("Images", f"{o.n_images:,}")
+    cols[2].metric("Classes", len(o.class_counts))
+    cols[3].metric("Files skipped", o.n_skipped)
+    counts = pd.DataFrame({"class": list(o.class_counts), "images": list(o.class_counts.values())})
     left, right = st.columns([2, 3])
     left.dataframe(counts, hide_index=True)
     right.bar_chart(counts, x="class", y="images", height=220)
-    st.caption(f"{escape_markdown(info['path'])} · layout: {info['layout']} · patient ids: "
-               f"{'yes (splits keep each patient in one split)' if info['has_patients'] else 'no'}")
-    if info["skipped"]:
-        with st.expander(f"{info['n_skipped']} files skipped"):
-            st.dataframe(pd.DataFrame(info["skipped"], columns=["file", "reason"]), hide_index=True)
+
+
+def archive_ui(ws: Workspace, o: DatasetOverview) -> None:
+    """An unlabelled archive: what it holds (films, patients, views, study years), no classes."""
+    cols = st.columns([2.2, 1, 1, 1, 1])
+    cols[0].metric("Dataset (SYNTHETIC)" if dataset_is_synthetic(ws) else "Dataset", o.name)
+    cols[1].metric("Films", f"{o.n_images:,}")
+    cols[2].metric("Patients", f"{o.n_patients:,}" if o.has_patients else "—",
+                   help="Distinct patient ids (manifest or DICOM PatientID); "
+                        f"{o.n_without_patient:,} films have none.")
+    known_views = [v for v in o.views if v != NONE]
+    cols[3].metric("Views", len(known_views) if known_views else "—",
+                   help="Distinct DICOM ViewPosition values among the films kept.")
+    cols[4].metric("Files skipped", o.n_skipped)
+    st.caption("No labels: the model learns, searches and finds duplicates without them; "
+               "scoring it by class needs a labelled folder (evaluate --data LABELLED_DIR).")
+    left, right = st.columns(2)
+    if known_views:
+        left.dataframe(pd.DataFrame({"view": list(o.views), "films": list(o.views.values())}),
+                       hide_index=True, key="home_views")
+    else:
+        left.caption("No view positions: no film carries a DICOM ViewPosition.")
+    if o.study_years:
+        years = pd.DataFrame({"study year": list(o.study_years), "films": list(o.study_years.values())})
+        right.bar_chart(years, x="study year", y="films", height=220)
+        right.caption("Study years: " + ", ".join(f"{y} ({n:,})" for y, n in o.study_years.items()))
+    else:
+        right.caption("No study dates: no film carries a DICOM StudyDate.")
+    if o.has_patients and o.n_without_patient:
+        st.caption(f"{o.n_without_patient:,} films have no patient id: each counts as its own "
+                   "patient when the splits are made.")
 
 
 def active_model_section(ws: Workspace) -> None:

@@ -8,15 +8,20 @@ route_through_entry_point()  # before the imports below, which load torch (secon
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core.data import allowed_roots
+from core.data.dataset import HEADER_CACHE
+from core.data.overview import film_colourings, film_headers
+from core.data.patient_ids import display_patient
 from core.embed import Embeddings, Projection, ProjectionSpec
 from core.files import file_stamp
 from core.retrieval import load_evaluation
 from core.run_folder import RunPaths
-from core.runs import class_quality, duplicate_group_of, label_summary, selection_csv
+from core.runs import class_quality, duplicate_group_of, selection_csv
+from core.runs.views import value_summary
 from pages._images_ui import GridItem, cached_thumbnail, image_grid
 from pages._map_ui import (
     colour_values,
@@ -36,6 +41,7 @@ from pages._shared import (
     load_embeddings,
     load_json,
     no_model_note,
+    patient_names_key,
     synthetic_banner,
     workspace_ui,
 )
@@ -56,8 +62,33 @@ def groups_of(run: Path) -> dict[str, int]:
     return _groups(str(run), file_stamp(RunPaths(run, generation=None).duplicates))
 
 
-def quality_ui(run_dir: Path) -> None:
-    """Per-class P@5 and mAP of the run's test queries."""
+@st.cache_data(max_entries=8, show_spinner="Reading the films' DICOM headers…")
+def _films(run_dir: str, data_root: str, key: bytes, stamp: float) -> dict[str, list[str]]:
+    emb = load_embeddings(Path(run_dir))
+    root = Path(data_root)
+    headers = film_headers(root, emb.paths, Path(run_dir) / HEADER_CACHE) if data_root and root.is_dir() else {}
+    return film_colourings(emb.paths, emb.labels, emb.patients, headers, key)
+
+
+def films_of(run: Path, key: bytes) -> dict[str, list[str]]:
+    """The run's colourings from its films (label, patient, view, folder, study year): only
+    those it has, patients as keyed names."""
+    saved = load_json(RunPaths(run).config)
+    root = saved.get("data", "") if isinstance(saved, dict) and isinstance(saved.get("data"), str) else ""
+    return _films(str(run), root, key, file_stamp(RunPaths(run).embeddings))
+
+
+def colourings_of(run: Path, key: bytes) -> list[str]:
+    """What the Map offers to colour a run by: what its films have, its split, its groups."""
+    return [*films_of(run, key), "split", *(["duplicate group"] if groups_of(run) else [])]
+
+
+def quality_ui(run_dir: Path, emb: Embeddings) -> None:
+    """Per-class P@5 and mAP of the run's test queries (a run without labels says it has none)."""
+    if not any(emb.labels):
+        st.caption("No labels in this run, so no retrieval quality by class: score the model on "
+                   "a labelled folder with `python -m core evaluate --run RUN --data DIR`.")
+        return
     st.markdown("**Retrieval quality by class**")  # a side column: a subheader would wrap
     rows = class_quality(run_dir)
     if not rows:
@@ -77,13 +108,19 @@ def quality_ui(run_dir: Path) -> None:
         st.caption(f"Protocol: {protocol}.")
 
 
-def point_ui(run_dir: Path, emb: Embeddings, row: int, data_root: Path, roots: tuple[Path, ...]) -> None:
+def point_ui(run_dir: Path, emb: Embeddings, row: int, data_root: Path, roots: tuple[Path, ...],
+             key: bytes) -> None:
     """One image, large, with its nearest neighbours in the whole index (each opens on click);
     `roots`: the allowed roots a film added from outside the dataset may lie in."""
     st.subheader("Selected image")
     cache_dir = str(run_dir / "thumbnails")
     st.image(cached_thumbnail(str(data_root), emb.paths[row], cache_dir, 256, roots), width=256)
-    st.text(f"{emb.paths[row]}\nlabel: {emb.labels[row]}\nsplit: {emb.splits[row] or '—'}")
+    lines = [emb.paths[row]]
+    if emb.labels[row]:
+        lines.append(f"label: {emb.labels[row]}")
+    if emb.patients[row]:
+        lines.append(f"patient: {display_patient(emb.patients[row], key)}")
+    st.text("\n".join([*lines, f"split: {emb.splits[row] or '—'}"]))
     hits = [h for h in get_searcher(run_dir).search_vector(emb.vectors[row], NEIGHBOURS + 1)
             if h.index != row][:NEIGHBOURS]
     st.markdown(f"**{len(hits)} nearest neighbours** (open one to see its own)")
@@ -98,16 +135,18 @@ def point_ui(run_dir: Path, emb: Embeddings, row: int, data_root: Path, roots: t
 
 
 def selection_ui(run_dir: Path, emb: Embeddings, chosen: list[int], data_root: Path,
-                 roots: tuple[Path, ...]) -> None:
-    """A box or lasso selection: a per-class summary, a CSV of it, and its images a page at a time."""
+                 roots: tuple[Path, ...], colour_by: str, values: list[str], key: bytes) -> None:
+    """A box or lasso selection: a summary by the map's colouring (`values`: one per
+    embedding row), a CSV of it, and its images a page at a time."""
     st.subheader(f"{len(chosen)} selected images")
     left, right = st.columns([2, 3])
-    summary = label_summary(emb, chosen)
-    left.dataframe(pd.DataFrame([{"class": v.label, "images": v.count, "share": v.fraction} for v in summary]),
+    summary = value_summary(values, chosen)
+    name = "class" if colour_by == "label" else colour_by
+    left.dataframe(pd.DataFrame([{name: v.label, "images": v.count, "share": v.fraction} for v in summary]),
                    hide_index=True, key="map_sel_summary",
                    column_config={"share": st.column_config.ProgressColumn(format="percent", min_value=0,
                                                                            max_value=1)})
-    right.download_button("Download the selection (CSV)", selection_csv(emb, chosen),
+    right.download_button("Download the selection (CSV)", selection_csv(emb, chosen, key),
                           file_name="map-selection.csv", mime="text/csv", on_click="ignore",
                           key="map_sel_csv")
     pages = max(1, -(-len(chosen) // MAX_GRID))
@@ -137,12 +176,14 @@ if not runs:
     st.info(no_model_note(ws))
     st.stop()
 
-choices = map_controls_ui(runs, ws.active_run, lambda run: bool(groups_of(run)))
+key = patient_names_key(ws)
+choices = map_controls_ui(runs, ws.active_run, lambda run: colourings_of(run, key))
 run_dir = choices.run
 with notes:
     compact_banners(ws, run_dir)  # one caption: the plot starts higher on a laptop screen
 emb = load_embeddings(run_dir)
 group_of = groups_of(run_dir)
+films = films_of(run_dir, key)
 saved = load_json(RunPaths(run_dir).config)  # a damaged one is named by the banner above
 data_root = Path(saved.get("data", "") if isinstance(saved, dict) else "")
 roots = allowed_roots(ws.root)  # films `add` took from other folders are opened inside these only
@@ -155,11 +196,11 @@ with map_col:
         st.stop()
     projection = choose_projection(run_dir, choices.view, spec)
     found = find_rows(emb.paths, projection.rows, choices.find) if choices.find else []
-    colours = colour_values(emb, projection.rows, choices.colour_by, group_of)
+    colours = colour_values(emb, projection.rows, choices.colour_by, group_of, films)
     method = "t-SNE" if projection.spec.method == "tsne" else "PCA"
     st.caption(f"{projection.rows.size} images · {method} · split: {choices.split} · "
                "click a point to open it; box or lasso select (toolbar) for a group")
-    event = st.plotly_chart(map_figure(projection, emb, colours, found[:1]), key="map_chart",
+    event = st.plotly_chart(map_figure(projection, emb, colours, found[:1], choices.colour_by), key="map_chart",
                             on_select="rerun", selection_mode=("points", "box", "lasso"),
                             config={"displaylogo": False})
     if choices.find:
@@ -175,12 +216,13 @@ st.session_state["map_last_selection"] = tuple(chosen)
 with side_col:
     focus = st.session_state.get(FOCUS)
     if isinstance(focus, int) and 0 <= focus < len(emb):
-        point_ui(run_dir, emb, focus, data_root, roots)
+        point_ui(run_dir, emb, focus, data_root, roots, key)
     elif len(chosen) == 1 and not is_area_selection(event):
-        point_ui(run_dir, emb, chosen[0], data_root, roots)
+        point_ui(run_dir, emb, chosen[0], data_root, roots, key)
     elif not chosen and found:
-        point_ui(run_dir, emb, found[0], data_root, roots)
-    quality_ui(run_dir)
+        point_ui(run_dir, emb, found[0], data_root, roots, key)
+    quality_ui(run_dir, emb)
 
 if len(chosen) > 1 or (chosen and is_area_selection(event)):
-    selection_ui(run_dir, emb, chosen, data_root, roots)
+    selection_ui(run_dir, emb, chosen, data_root, roots, choices.colour_by,
+                 colour_values(emb, np.arange(len(emb)), choices.colour_by, group_of, films), key)

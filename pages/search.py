@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from core.data import ImageReadError, Window, allowed_roots, dataset_file, load_image, preview
+from core.data.patient_ids import display_patient
 from core.duplicates import CopyMatch, copy_rule, find_copy
 from core.files import file_stamp
 from core.retrieval import (
@@ -44,6 +45,7 @@ from pages._shared import (
     load_embeddings,
     model_banner,
     no_model_note,
+    patient_names_key,
     synthetic_banner,
     workspace_ui,
 )
@@ -113,10 +115,11 @@ def warnings_ui(query: QueryImage, answer: Answer, run_dir: Path) -> None:
 
 
 def result_cell(hit: Hit, profile: ScoreProfile, prior: SamePatientPrior, query: QueryImage,
-                shared: int | None = None) -> GridItem:
-    """A result's thumbnail lines: rank, cosine and percentile; label; patient and the
-    "same patient?" note where there is one; shared landmarks when ranked by them; file name."""
-    details = [f"patient {hit.patient_id}"] if hit.patient_id else []
+                key: bytes, shared: int | None = None) -> GridItem:
+    """A result's thumbnail lines: rank, cosine and percentile; label; patient (its keyed
+    name, `display_patient`) and the "same patient?" note where there is one; shared
+    landmarks when ranked by them; file name."""
+    details = [f"patient {display_patient(hit.patient_id, key)}"] if hit.patient_id else []
     note = same_patient_note(prior, hit.score, hit.patient_id, query.patient_id)
     if note:
         details.append(note)
@@ -136,7 +139,7 @@ def patients_caption(prior: SamePatientPrior, hidden: str | None) -> None:
 def vote_ui(result: TimedHits) -> None:
     """The labels of the top-k, most frequent first."""
     votes = label_vote(result.hits)
-    if not votes:
+    if not votes or not any(v.label for v in votes):  # an unlabelled run has no vote to show
         return
     st.markdown(f"**Label vote of the top {len(result.hits)}**")
     st.dataframe(pd.DataFrame([{"label": v.label, "votes": v.count, "share": v.fraction}
@@ -170,7 +173,8 @@ def compare_ui(query: QueryImage, pixels: np.ndarray, result: TimedHits, data_ro
             st.image(preview(shown), width=COMPARE_PX)
         except ImageReadError as e:
             st.error(escape_markdown(str(e)))
-        st.text(f"shown: #{hit.rank} · {Path(hit.path).name} · cosine {hit.score:.3f} · {hit.label}\n"
+        label = f" · {hit.label}" if hit.label else ""
+        st.text(f"shown: #{hit.rank} · {Path(hit.path).name} · cosine {hit.score:.3f}{label}\n"
                 f"{hit.path}")
 
 
@@ -185,6 +189,7 @@ model_banner(ws, run_dir)
 emb = load_embeddings(run_dir)
 data_root = get_searcher(run_dir).data_root
 roots = allowed_roots(ws.root)  # films `add` took from other folders are opened inside these only
+key = patient_names_key(ws)  # patients are shown by their keyed names, never their ids
 
 query = query_source_ui(emb, data_root, roots)
 if query is None:
@@ -215,7 +220,7 @@ with results_col:
                + (" + landmarks)" if result.shared is not None else ")"))
     warnings_ui(query, answer, run_dir)
     shared = result.shared or (None,) * len(result.hits)
-    image_grid([result_cell(h, profile, prior, query, n) for h, n in zip(result.hits, shared, strict=True)],
+    image_grid([result_cell(h, profile, prior, query, key, n) for h, n in zip(result.hits, shared, strict=True)],
                data_root, run_dir, columns=5, roots=roots)
     if result.shared is not None and not any(result.shared):
         st.caption("Ranked by shared landmarks: no film shares any with this query (too small, "
@@ -225,9 +230,9 @@ with results_col:
                    "keypoints they share with the query under one shift, rotation and magnification. "
                    "A patient's other films share the most; on the development set this put one "
                    "first for 0.60 of queries, against 0.32 for the embedding alone.")
-    patients_caption(prior, hidden)
+    patients_caption(prior, display_patient(hidden, key) if hidden else None)
     vote_ui(result)
-    st.download_button("Download results (CSV)", hits_csv(result.hits, query.name),
+    st.download_button("Download results (CSV)", hits_csv(result.hits, query.name, key),
                        file_name="search-results.csv", mime="text/csv", key="search_csv",
                        on_click="ignore")
 

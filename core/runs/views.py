@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.data.patient_ids import display_patient
 from core.duplicates.search import DuplicateResult, load_result
 from core.embed.embeddings import Embeddings
 from core.files import csv_bytes
@@ -101,11 +102,15 @@ def label_vote(hits: Sequence[Hit]) -> list[LabelVote]:
     return [LabelVote(label, counts[label], counts[label] / len(hits)) for label in order]
 
 
-def hits_csv(hits: Sequence[Hit], query: str) -> bytes:
-    """The results as CSV: query, rank, path, label, split, patient_id ("" unknown), cosine (UTF-8)."""
-    return csv_bytes(["query", "rank", "path", "label", "split", "patient_id", "cosine"],
-                     [(query, h.rank, h.path, h.label, h.split, h.patient_id, f"{h.score:.6f}")
-                      for h in hits])
+def hits_csv(hits: Sequence[Hit], query: str, key: bytes) -> bytes:
+    """The results as CSV: query, rank, path, label, split, patient, cosine (UTF-8).
+
+    `patient` is the keyed name of the patient (`display_patient` with the workspace's `key`,
+    "" unknown), never the id itself: a download leaves the workspace.
+    """
+    return csv_bytes(["query", "rank", "path", "label", "split", "patient", "cosine"],
+                     [(query, h.rank, h.path, h.label, h.split, display_patient(h.patient_id, key),
+                       f"{h.score:.6f}") for h in hits])
 
 
 def timed_search(searcher: Searcher, pixels: np.ndarray, k: int,
@@ -131,14 +136,22 @@ def timed_search(searcher: Searcher, pixels: np.ndarray, k: int,
     return TimedHits(hits, time.perf_counter() - start)
 
 
-def selection_csv(emb: Embeddings, rows: Sequence[int]) -> bytes:
-    """Selected images of a run as CSV: path, label, split, patient_id (UTF-8)."""
-    return csv_bytes(["path", "label", "split", "patient_id"],
-                     [(emb.paths[r], emb.labels[r], emb.splits[r], emb.patients[r]) for r in rows])
+def selection_csv(emb: Embeddings, rows: Sequence[int], key: bytes) -> bytes:
+    """Selected images of a run as CSV: path, label, split, patient (UTF-8; the patient's
+    keyed name, `display_patient` with the workspace's `key`, never the id)."""
+    return csv_bytes(["path", "label", "split", "patient"],
+                     [(emb.paths[r], emb.labels[r], emb.splits[r], display_patient(emb.patients[r], key))
+                      for r in rows])
 
 
 def label_summary(emb: Embeddings, rows: Sequence[int]) -> list[LabelVote]:
     """Labels among the selected rows, most frequent first (ties by label), with their share."""
-    counts = Counter(emb.labels[r] for r in rows)
+    return value_summary(emb.labels, rows)
+
+
+def value_summary(values: Sequence[str], rows: Sequence[int]) -> list[LabelVote]:
+    """Values (one per film: labels, or a Map colouring) among the selected rows, most frequent
+    first (ties by value), with their share."""
+    counts = Counter(values[r] for r in rows)
     total = max(sum(counts.values()), 1)
     return [LabelVote(label, n, n / total) for label, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]

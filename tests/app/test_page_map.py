@@ -61,7 +61,9 @@ def test_map_shows_every_image_and_per_class_quality(tsne_ready):
         assert row["P@5"] == pytest.approx(expected["precision_at_5"])
         assert row["mAP"] == pytest.approx(expected["map"])
         assert row["queries"] == expected["n_queries"]
-    assert at.selectbox(key="map_colour").options == ["label", "split"]  # no duplicate search yet
+    # the demo set's manifest gives patients; no duplicate search yet; class folders are not
+    # offered again as 'folder'
+    assert at.selectbox(key="map_colour").options == ["label", "patient", "split"]
 
 
 def test_pca_view_of_one_split(tsne_ready):

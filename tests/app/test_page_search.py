@@ -13,6 +13,7 @@ from PIL import Image
 
 from core.data.display import CT_PRESETS, FILE_DEFAULT, key_tags, window_presets, windowed_pixels
 from core.data.imageio import Window, load_image
+from core.data.patient_ids import display_patient, patient_key
 from core.embed.embeddings import Embeddings
 from core.files import atomic_write_json
 from core.retrieval.search import Hit
@@ -83,12 +84,14 @@ def _follow_up(emb: Embeddings) -> int:
     return next(i for i, p in enumerate(emb.patients) if p and counts[p] > 1)
 
 
-def test_results_show_patient_ids_and_hide_the_query_patient(tiny_workspace):
+def test_results_show_patients_by_keyed_name_and_hide_the_query_patient(tiny_workspace):
     emb = Embeddings.load(tiny_workspace.run_dir)
-    patient_of = {Path(p).name: pid for p, pid in zip(emb.paths, emb.patients, strict=True)}
+    key = patient_key(tiny_workspace.root)  # patients show as keyed names, never the ids
+    patient_of = {Path(p).name: display_patient(pid, key)
+                  for p, pid in zip(emb.paths, emb.patients, strict=True)}
     q = _follow_up(emb)
-    own = emb.patients[q]
-    others = {Path(p).name for i, p in enumerate(emb.paths) if emb.patients[i] == own and i != q}
+    own = display_patient(emb.patients[q], key)
+    others = {Path(p).name for i, p in enumerate(emb.paths) if emb.patients[i] == emb.patients[q] and i != q}
     at = _pick(open_page("pages/search.py"))
     at.selectbox(key="search_pick_path").set_value(emb.paths[q]).run()
     at.slider(key="search_k").set_value(len(emb) - 1).run()  # every other image
@@ -334,11 +337,12 @@ def test_label_vote_counts_and_breaks_ties_by_rank():
 
 def test_hits_csv_round_trips():
     hits = [Hit(1, "x/a,b.png", "N", 0.123456789, "test", 3)]
-    rows = list(csv.DictReader(io.StringIO(hits_csv(hits, "q.dcm").decode())))
+    rows = list(csv.DictReader(io.StringIO(hits_csv(hits, "q.dcm", b"k" * 32).decode())))
     assert rows == [{"query": "q.dcm", "rank": "1", "path": "x/a,b.png", "label": "N", "split": "test",
-                     "patient_id": "", "cosine": "0.123457"}]
+                     "patient": "", "cosine": "0.123457"}]
     with_id = [Hit(1, "a.png", "N", 0.5, patient_id="P7")]
-    assert next(csv.DictReader(io.StringIO(hits_csv(with_id, "q").decode())))["patient_id"] == "P7"
+    shown = next(csv.DictReader(io.StringIO(hits_csv(with_id, "q", b"k" * 32).decode())))["patient"]
+    assert shown == display_patient("P7", b"k" * 32) and "P7" not in shown  # the keyed name
 
 
 @pytest.mark.parametrize("damage", ["truncated_index", "deleted_checkpoints", "malformed_embeddings"])
