@@ -147,17 +147,22 @@ def verify_chunk(root: str, pairs: list[tuple[str, str]]) -> list[tuple[int, flo
 
 def verify_on_ray(root: Path, paths: list[str], todo: list[tuple[int, int]],
                   address: str | None = None) -> dict[tuple[int, int], tuple[int, float]]:
-    """Verify row pairs as Ray tasks of VERIFY_CHUNK pairs (the embedding cluster's Ray)."""
+    """Verify row pairs as Ray tasks of VERIFY_CHUNK pairs (the embedding cluster's Ray).
+
+    Raises:
+        ArchiveError: in one line, when the cluster can no longer run the tasks (`gather`).
+    """
     if not todo:
         return {}
-    from core.embed.ray_engine import start_ray
+    from core.embed.ray_engine import gather, start_ray
 
     ray = start_ray(address)
-    task = ray.remote(num_cpus=1)(verify_chunk)
+    task = ray.remote(num_cpus=1)(verify_chunk)  # Ray reruns a task lost with its node
     chunks = [todo[s:s + VERIFY_CHUNK] for s in range(0, len(todo), VERIFY_CHUNK)]
     refs = [task.remote(str(root), [(paths[i], paths[j]) for i, j in c]) for c in chunks]
     out = {}
-    for chunk, found in zip(chunks, ray.get(refs), strict=True):
+    found_all = gather(ray, refs, cpus=1, what="verification tasks")  # never waits for ever
+    for chunk, found in zip(chunks, found_all, strict=True):
         out.update(zip(chunk, found, strict=True))
     return out
 

@@ -2,15 +2,25 @@
 
 Pipeline (Ray Data, streaming):
 
-    file list (driver) -> read + decode to uint8 (CPU tasks) -> embed (a pool of actors, one
-    model each; a GPU each with `gpus_per_worker`) -> vectors back to the driver, which writes
-    each shard as soon as all its rows have arrived, through the local engine's shard writer.
+    file list (driver) -> read + decode to uint8 (CPU tasks) -> embed (an elastic pool of
+    actors, one model each; a GPU each with `gpus_per_worker`) -> vectors back to the driver,
+    which writes each shard as soon as all its rows have arrived, through the local engine's
+    shard writer (input blocks are no larger than a shard, so rows stream shard by shard).
 
 So a shard still exists whole or not at all, and a re-run (either engine) embeds only the files
 no finished shard holds: killing the driver loses the shards in flight, nothing else. Decoded
 images travel as uint8 (a quarter of the float bytes); the actor normalises them exactly as the
 local engine does (`eval_view` = `normalize(to_uint8_tensor(...))`), folds BatchNorm the same
 way and calls the same `embed_tensor`, so both engines give the same vectors.
+
+A lost node: the actor pool is elastic (one actor up to what the alive nodes hold, `fit_pool`;
+a decode task asks DECODE_CPUS and a CPU actor at most what the smallest node has left beside
+one, so a one-CPU node runs both). Ray Data restarts a lost actor on a node left (its actor
+pools default to max_restarts=-1, max_task_retries=-1), Ray reruns a decode task lost with its
+node (max_retries 3) and rebuilds lost objects from lineage. A watchdog stops the run in one line
+(ArchiveError) when no row comes back for `stall_timeout` seconds or no node can host an actor
+for NO_HOST_GRACE seconds: the finished shards stay, and the same command resumes with the pool
+fitted to the cluster it then finds. `gather` is the same watchdog for plain Ray tasks.
 
 Ray is imported only here, and this module only when `--engine ray` is asked for.
 """
@@ -378,3 +388,38 @@ def _write(out: Path, number: int, paths: list[str], entry: dict) -> ShardInfo:
     vectors = np.array([entry["vectors"][i] for i in keep], np.float32).reshape(len(keep), dim)
     return write_shard(out, number, vectors, [paths[i] for i in keep],
                        [(paths[i], bad[i]) for i in sorted(bad)])
+
+
+def gather(ray, refs: Sequence, *, cpus: float, what: str,
+           stall_timeout: float = STALL_TIMEOUT) -> list:
+    """`ray.get(refs)`, but stopped in one line instead of waiting for ever.
+
+    Ray retries a task lost with its node on the nodes left; this stops the wait when no task
+    finishes for `stall_timeout` seconds, or when no alive node has `cpus` CPUs for
+    NO_HOST_GRACE seconds (the line names what it waited for and how to resume).
+
+    Raises:
+        ArchiveError: the cluster stalled or cannot run the tasks.
+    """
+    pending, done = list(refs), 0
+    last = time.monotonic()
+    no_host_since: float | None = None
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=len(pending), timeout=WATCH_EVERY)
+        now = time.monotonic()
+        if ready:
+            done, last = done + len(ready), now
+        nodes = _alive_nodes(ray)
+        if any(n.get("CPU", 0.0) >= cpus for n in nodes):
+            no_host_since = None
+        else:
+            no_host_since = no_host_since or now
+        if no_host_since is not None and now - no_host_since >= min(NO_HOST_GRACE, stall_timeout):
+            cause = f"no node of the Ray cluster has the {cpus:g} CPU a task needs ({len(nodes)} alive)"
+        elif now - last >= stall_timeout:
+            cause = f"no task finished for {stall_timeout:g} s ({len(nodes)} nodes alive)"
+        else:
+            continue
+        raise ArchiveError(f"stopped after {done}/{len(refs)} {what}: {cause}; add a node and run "
+                           "the same command again")
+    return ray.get(list(refs))

@@ -239,3 +239,25 @@ def test_a_cluster_that_cannot_host_an_actor_stops_in_one_line_and_resumes(
     code, err = _finish(_embed(cluster, data, run, out), 120)
     assert code == 0, err[-2000:]
     _same_as_local(out, local)
+
+
+def test_archive_duplicates_on_a_cluster_without_cpus_stops_in_one_line(archive, cluster,
+                                                                         tmp_path):
+    import shutil
+
+    from core.index.from_shards import build_index_from_shards
+
+    data, _, local = archive
+    out = tmp_path / "out"
+    shutil.copytree(local, out)
+    build_index_from_shards(out, "exact")
+    cluster.add(cpus=0)  # a head that only schedules, its workers gone
+    cmd = [sys.executable, "-m", "core", "archive-duplicates", "--out", str(out), "--data",
+           str(data), "-k", "3", "--engine", "ray", "--address", cluster.address]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=cluster.env | {MARK: f"{cluster.id}-driver"})
+    code, err = _finish(proc, 100)
+    assert code not in (None, 0), f"{'hung' if code is None else 'finished'}: {err[-2000:]}"
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error:") and "verification tasks" in last, err[-2000:]
+    assert "run the same command again" in last
