@@ -1,4 +1,4 @@
-"""Geometric verification of candidate pairs (core.duplicates.features + verify): throughput.
+"""Geometric verification of candidate pairs (core.geometry.features + verify): throughput.
 
 The wall-clock figures depend on what else the machine runs; beside them, the CPU seconds the
 worker processes used (counted when they are joined) give the rate on `workers` otherwise idle
@@ -47,8 +47,8 @@ def sift_loop(files: list[Path], pairs: np.ndarray) -> float:
 
 
 def run(quick: bool) -> None:
-    from core.duplicates.features import image_features
-    from core.duplicates.verify import verify_many
+    from core.geometry.features import image_features
+    from core.geometry.verify import verify_many
 
     n = 500 if quick else 10_000
     n_ref = 100 if quick else 400

@@ -41,7 +41,7 @@ def listing_options(a: argparse.Namespace, run: str | Path, cache: Path | None =
 
 
 def _threshold(text: str) -> str | float:
-    from core.duplicates.rule import CalibrationError, parse_threshold
+    from core.duplicates.rules import CalibrationError, parse_threshold
 
     try:
         value = parse_threshold(text)
@@ -88,7 +88,7 @@ def cmd_duplicates(a: argparse.Namespace) -> int:
 def cmd_duplicates_eval(a: argparse.Namespace) -> int:
     require_run(a.run, checkpoint_ok=True)
     from core.demo.dataset import write_demo_dataset
-    from core.duplicates.evaluate import evaluate_duplicates, format_table
+    from core.duplicates.evaluation.report import evaluate_duplicates, format_table
 
     demo = Path(a.demo) if a.demo else Path(tempfile.gettempdir()) / "cxr-similar-demo-eval"
     if not (demo / "duplicates.csv").is_file():

@@ -142,7 +142,7 @@ def _embed_out(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     paths = require_run(a.run)
     from core.data.dataset import HEADER_CACHE
-    from core.duplicates.landmarks import LandmarkVerifier
+    from core.geometry.landmarks import LandmarkVerifier
     from core.retrieval.evaluate import evaluate_run
     from core.run_folder import hold_run_lock
 

@@ -28,7 +28,7 @@ import numpy as np
 from core.demo.anatomy import sample_anatomy
 from core.demo.lesions import CLASSES
 from core.demo.phantom import render_phantom, sample_acquisition
-from core.duplicates.edits import EDIT_KINDS, encode_png, make_copy
+from core.duplicates.calibration.edits import EDIT_KINDS, encode_png, make_copy
 from core.errors import UserError
 from core.files import atomic_write_csv
 

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from core.demo.anatomy import Anatomy, render_chest
 from core.demo.geometry import make_frame
 from core.demo.lesions import add_lesions
-from core.duplicates.edits import text_font
+from core.duplicates.calibration.edits import text_font
 
 MIN_RENDER = 128  # pixels; finer structures (ribs, vessels) alias below this
 _LUT_SIZE = 4096  # grey levels before gamma, fine enough to leave no banding

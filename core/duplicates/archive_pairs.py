@@ -5,7 +5,7 @@ IVF-PQ), `block` rows at a time read from the memory-mapped shards, re-scored ex
 (`core.index.refine`) and kept at or above `floor`; memory is one block of queries, its
 candidates and the pairs found, never all vectors. Stage two, verification: identical files
 (same bytes) are 'exact'; every other candidate is verified geometrically with the duplicate
-search's own check (`core.duplicates.verify`: ORB + RANSAC similarity + aligned agreement) and
+search's own check (`core.geometry.verify`: ORB + RANSAC similarity + aligned agreement) and
 a verified one is a 'copy'; a pair at or above `threshold` that is not a copy is 'similar'.
 With engine 'ray' the verification runs as Ray tasks on the embedding cluster, `chunk` pairs a
 task, each task reading only the images its pairs name.
@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.duplicates.features import image_features
-from core.duplicates.verified import DEFAULT_FLOOR
-from core.duplicates.verify import VerifyRule, verify_many
+from core.duplicates.proof import DEFAULT_FLOOR
+from core.duplicates.rules import VerifyRule
 from core.embed.shard_format import finished_shards, read_archive_paths
 from core.files import file_sha256
+from core.geometry.features import image_features
+from core.geometry.verify import verify_many
 from core.index.refine import refine_search
 from core.index.shard_rows import gather_rows
 from core.index.vectors import VectorIndex

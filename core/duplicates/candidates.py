@@ -3,7 +3,7 @@
 Pairs come from two independent sources, neither ever comparing all pairs:
 - each image's k nearest neighbours by cosine above a floor (`core.duplicates.neighbours`, blocked or FAISS);
 - pHash neighbours within the rule's hash threshold (`core.duplicates.hashing.near_hash_pairs`).
-Every pair then carries both signals. The rule (`core.duplicates.rule.Rule`) flags duplicates;
+Every pair then carries both signals. The rule (`core.duplicates.calibration.thresholds.Rule`) flags duplicates;
 exact pixel copies are always flagged, and so are two files of one DICOM instance (one
 `SOPInstanceUID`: the same image exported twice), whatever their pixels or embeddings say. Pairs a little under the rule are kept, unflagged, so
 reviewers also see near misses and their verdicts can move the threshold down as well as up.
@@ -17,7 +17,7 @@ import numpy as np
 
 from core.duplicates.hashing import HashTable, hamming_many, near_hash_pairs
 from core.duplicates.neighbours import connected_groups, mine_pair_arrays
-from core.duplicates.rule import Rule
+from core.duplicates.rules import Rule
 from core.embed.embeddings import Embeddings
 from core.index.vectors import VectorIndex
 
@@ -25,7 +25,6 @@ DEFAULT_K = 10
 DEFAULT_HASH_THRESHOLD = 4  # with a fixed cosine threshold; 'auto' calibrates it
 NEAR_MISS_MARGIN = 0.5  # near misses reach down to t - margin * (1 - t)
 MAX_NEAR_MISSES = 5_000  # the best ones; enough to calibrate on, small enough to page through
-MAX_PATIENT_PAIRS = 10_000
 
 
 @dataclass(frozen=True)
@@ -56,27 +55,6 @@ class CandidatePair:
                 "cross_split": self.cross_split, "same_patient": self.same_patient,
                 "flagged": self.flagged, "kind": self.kind, "inliers": self.inliers,
                 "agreement": None if self.agreement is None else round(self.agreement, 4)}
-
-
-@dataclass(frozen=True)
-class PatientLeak:
-    """Two images of one patient in different splits, with their cosine."""
-
-    patient: str
-    a: str
-    b: str
-    split_a: str
-    split_b: str
-    score: float
-
-
-@dataclass(frozen=True)
-class LeakageReport:
-    """What could inflate test metrics: duplicates and patients shared across splits."""
-
-    cross_split_pairs: list[CandidatePair]  # flagged pairs only
-    patient_leaks: list[PatientLeak]
-    n_patients_across_splits: int
 
 
 def near_miss_floor(threshold: float) -> float:
@@ -178,33 +156,3 @@ def duplicate_groups(n: int, pairs: list[CandidatePair]) -> list[list[int]]:
     return connected_groups(n, [(p.i, p.j) for p in pairs if p.flagged])
 
 
-def leakage_report(emb: Embeddings, pairs: list[CandidatePair]) -> LeakageReport:
-    """Flagged cross-split pairs, and images of one patient that sit in different splits.
-
-    Args:
-        emb: embeddings with splits and patient ids.
-        pairs: candidate pairs from `find_pairs`.
-
-    Returns:
-        LeakageReport; patient pairs are capped at MAX_PATIENT_PAIRS, highest cosine first.
-    """
-    by_patient: dict[str, list[int]] = {}
-    for row, patient in enumerate(emb.patients):
-        if patient and emb.splits[row]:
-            by_patient.setdefault(patient, []).append(row)
-    leaks: list[PatientLeak] = []
-    n_patients = 0
-    for patient, rows in sorted(by_patient.items()):
-        if len({emb.splits[r] for r in rows}) < 2:
-            continue
-        n_patients += 1
-        for x, a in enumerate(rows):
-            for b in rows[x + 1:]:
-                if emb.splits[a] != emb.splits[b]:
-                    a2, b2 = (a, b) if emb.paths[a] < emb.paths[b] else (b, a)
-                    leaks.append(PatientLeak(patient, emb.paths[a2], emb.paths[b2],
-                                             emb.splits[a2], emb.splits[b2],
-                                             float(emb.vectors[a] @ emb.vectors[b])))
-    leaks.sort(key=lambda leak: (-leak.score, leak.a, leak.b))
-    return LeakageReport([p for p in pairs if p.flagged and p.cross_split],
-                         leaks[:MAX_PATIENT_PAIRS], n_patients)

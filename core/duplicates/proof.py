@@ -4,7 +4,7 @@ Candidates are every image's k nearest neighbours above a low cosine floor, the 
 pairs and the exact-digest pairs (stage one, `core.duplicates.candidates`). Each is settled
 by the cheapest signal that can settle it:
 - exact: identical pixels (digest); never verified, nothing could change the answer;
-- copy: geometrically verified (`core.duplicates.verify`): the same film, transformed;
+- copy: geometrically verified (`core.geometry.verify`): the same film, transformed;
 - same_patient / similar: flagged by the embedding or hash rule but not the same film (a
   serial film of one patient, or a look-alike): a reviewer still wants to see it.
 Unflagged candidates keep kind "" (near misses). Verification results are cached in
@@ -21,15 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
+from core.duplicates.calibration.known_pairs import singletons
+from core.duplicates.calibration.verification import VerifyCalibration, calibrate_verification
 from core.duplicates.candidates import CandidatePair, ordered
-from core.duplicates.features import FeatureTable, image_features
 from core.duplicates.hashing import HashTable, hamming_many
-from core.duplicates.known_pairs import singletons
 from core.duplicates.neighbours import mine_pair_arrays
-from core.duplicates.verify import VerifyRule, verify_many
-from core.duplicates.verify_calibration import VerifyCalibration, calibrate_verification
+from core.duplicates.rules import VerifyRule
 from core.embed.embeddings import Embeddings
 from core.files import atomic_write_csv
+from core.geometry.features import FeatureTable, image_features
+from core.geometry.verify import verify_many
 
 KINDS = ("exact", "copy", "similar", "same_patient")
 PAIR_KINDS = KINDS  # the facade's name for them

@@ -17,34 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from core.duplicates.hashing import hamming, hash_files, hash_pixels
-from core.duplicates.rule import Rule
+from core.duplicates.rules import NEAR_HASH_BITS, CopyRule
 from core.duplicates.search import load_result
 from core.retrieval.search import Hit
 from core.run_folder import RunError
 
-NEAR_HASH_BITS = 2
 CHECKED_HITS = 10  # the best results are hashed (about 20-40 ms each for a 1,024 px film)
-
-
-@dataclass(frozen=True)
-class CopyRule:
-    """The evidence in force for a run: always pixels and near-hash, and a calibrated rule if any."""
-
-    calibrated: Rule | None
-
-    def describe(self) -> str:
-        """One line for the page: what makes a result count as the same radiograph."""
-        base = f"identical pixels or a pHash within {NEAR_HASH_BITS}/64 bits"
-        if self.calibrated is None:
-            return (f"Copy check: {base}. A cosine alone never counts until a duplicate search "
-                    "with the 'auto' threshold has calibrated this run.")
-        r = self.calibrated
-        rule = f"cosine ≥ {r.threshold:.4f}" if r.threshold <= 1 else "no cosine-only term"
-        if r.hash_threshold >= 0:
-            rule += f", or pHash ≤ {r.hash_threshold}"
-            if r.hash_floor > -1:
-                rule += f" with cosine ≥ {r.hash_floor:.4f}"
-        return f"Copy check: {base}, or the calibrated rule ({rule})."
 
 
 @dataclass(frozen=True)

@@ -21,28 +21,26 @@ from typing import Any
 from core.config import RunConfig
 from core.data.dataset import HEADER_CACHE, ListingOptions, scan_dataset
 from core.data.dicom_headers import read_headers
-from core.duplicates.auto_calibration import AutoCalibration, auto_calibrate
+from core.duplicates.calibration.auto import AutoCalibration, auto_calibrate
+from core.duplicates.calibration.thresholds import precision_recall
+from core.duplicates.calibration.verification import Interval
 from core.duplicates.candidates import (
     DEFAULT_HASH_THRESHOLD,
     DEFAULT_K,
     CandidatePair,
-    LeakageReport,
-    PatientLeak,
     duplicate_groups,
     find_pairs,
-    leakage_report,
 )
 from core.duplicates.hashing import hash_files
-from core.duplicates.rule import (
+from core.duplicates.leakage import LeakageReport, PatientLeak, leakage_report
+from core.duplicates.proof import DEFAULT_FLOOR, DEFAULT_VERIFY_K, geometric_stage
+from core.duplicates.rules import (
     DEFAULT_TARGET,
     CalibrationError,
     Rule,
+    VerifyRule,
     parse_threshold,
-    precision_recall,
 )
-from core.duplicates.verified import DEFAULT_FLOOR, DEFAULT_VERIFY_K, geometric_stage
-from core.duplicates.verify import VerifyRule
-from core.duplicates.verify_calibration import Interval
 from core.embed.embeddings import Embeddings
 from core.files import atomic_write_csv, atomic_write_json, read_json
 from core.run_folder import RunError, RunPaths, hold_run_lock
@@ -116,7 +114,7 @@ def run_duplicates(run_dir: str | Path, threshold: str | float = "auto", *,
         seed: seeds the choice of held-out images and the copies.
         device: 'cpu', 'cuda' or 'auto' for the model.
         progress: show progress bars.
-        verify_k: neighbours per image checked geometrically (`core.duplicates.verified`).
+        verify_k: neighbours per image checked geometrically (`core.duplicates.proof`).
         floor: lowest cosine of a pair checked geometrically.
         workers: processes for features and verification (0: one per core).
         listing: labels and views for `data` (its header cache is the output folder's).

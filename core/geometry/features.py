@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from core.data.imageio import ImageReadError, load_image, to_uint8
-from core.duplicates.workers import spawn_map
 from core.files import atomic_write_with
+from core.geometry.workers import spawn_map
 
 SIDE = 256  # longer side the keypoints are found at
 THUMB = 96  # longer side of the thumbnail the overlap is compared at

@@ -14,7 +14,7 @@ The recipe, chosen on the dev set (README lists what else was tried):
   are low-contrast), described with RootSIFT (Arandjelovic & Zisserman, CVPR 2012: L1-normalise,
   square root; Euclidean distance then compares like the Hellinger kernel);
 - Lowe's ratio test and a RANSAC similarity, shared with the copy verifier
-  (`core.duplicates.verify`): the number of inliers is the evidence.
+  (`core.geometry.verify`): the number of inliers is the evidence.
 
 ORB, which the copy verifier uses, finds the same film under edits well but few landmarks
 between two different films of one patient (dev test P@1 0.35 against 0.60 for RootSIFT).
@@ -31,9 +31,9 @@ import cv2
 import numpy as np
 
 from core.data.imageio import ImageReadError, load_image, to_uint8
-from core.duplicates.features import SIDE, normalise
-from core.duplicates.verify import fit_similarity, ratio_matches
-from core.duplicates.workers import spawn_map
+from core.geometry.features import SIDE, normalise
+from core.geometry.verify import fit_similarity, ratio_matches
+from core.geometry.workers import spawn_map
 
 N_KEYPOINTS = 1000
 CONTRAST_THRESHOLD = 0.01  # OpenCV's default 0.04 finds few keypoints on a radiograph

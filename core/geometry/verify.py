@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core.duplicates.features import SIDE, FeatureTable, ImageFeatures
-from core.duplicates.workers import spawn_map
+from core.geometry.features import SIDE, FeatureTable, ImageFeatures
+from core.geometry.workers import spawn_map
 
 RATIO = 0.8  # Lowe's ratio test (Lowe, IJCV 2004)
 REPROJ_PX = 4.0  # RANSAC inlier distance at SIDE pixels
@@ -50,22 +50,6 @@ class Verification:
 
 
 NOT_VERIFIED = Verification(0, 0.0, 0.0, None)
-
-
-@dataclass(frozen=True)
-class VerifyRule:
-    """A pair is the same film when inliers >= min_inliers and agreement >= min_agreement."""
-
-    min_inliers: int = 20
-    min_agreement: float = 0.85
-
-    def describe(self) -> str:
-        """The rule in words."""
-        return f"same film when >= {self.min_inliers} RANSAC inliers and agreement >= {self.min_agreement:.2f}"
-
-    def passes(self, inliers: np.ndarray, agreement: np.ndarray) -> np.ndarray:
-        """(P,) bool: which verified pairs are copies."""
-        return (np.asarray(inliers) >= self.min_inliers) & (np.asarray(agreement) >= self.min_agreement - 1e-9)
 
 
 def match_points(a: ImageFeatures, b: ImageFeatures) -> tuple[np.ndarray, np.ndarray]:
@@ -198,7 +182,7 @@ def _payloads(table: FeatureTable, pairs: np.ndarray, chunk: int):
 
 def verify_many(table: FeatureTable, pairs: Sequence[tuple[int, int]] | np.ndarray,
                 workers: int = 0, chunk: int = 256) -> list[tuple[int, float, float]]:
-    """Verify pairs of rows of `table` in parallel processes (`core.duplicates.workers`).
+    """Verify pairs of rows of `table` in parallel processes (`core.geometry.workers`).
 
     Each task carries the features of its own pairs only (pairs come sorted by row, so
     neighbours share images).

@@ -160,7 +160,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, baselines:
     (`include_same_patient=True` keeps them), and a `same_patient` block scores how well those
     films are found. Baselines (raw 32x32 pixels, a random-init encoder, ImageNet weights when
     cached) are measured the same way. `evidence`, given the dataset's files, makes the
-    evidence that two films are one patient (e.g. `core.duplicates.landmarks.LandmarkVerifier`);
+    evidence that two films are one patient (e.g. `core.geometry.landmarks.LandmarkVerifier`);
     with it, each same-patient block also holds `verified` (see `_score`).
     """
     paths = RunPaths(Path(run_dir))

@@ -1,7 +1,7 @@
 """Why a pair was flagged, as pictures: the second image aligned onto the first, their
 difference, and the matched keypoints that agree on one transform (pure numpy/OpenCV arrays).
 
-The alignment is the geometric check's own (`core.duplicates.verify`): ORB matches and a
+The alignment is the geometric check's own (`core.geometry.verify`): ORB matches and a
 RANSAC similarity, recomputed here at display size so the pictures show what was decided.
 """
 
@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from core.data.imageio import to_uint8
-from core.duplicates.features import SIDE, features_of, normalise
-from core.duplicates.verify import agreement, fit_similarity, match_points, thumb_matrix
+from core.geometry.features import SIDE, features_of, normalise
+from core.geometry.verify import agreement, fit_similarity, match_points, thumb_matrix
 
 DISPLAY = 512  # longer side of the pictures
 

@@ -18,7 +18,7 @@ from PIL import Image
 from core.data.access import dataset_file
 from core.data.imageio import PIL_FORMATS, ImageReadError, load_image
 from core.duplicates.neighbours import connected_groups
-from core.duplicates.verified import SAME_FILM_KINDS  # noqa: F401  (the page's export filter)
+from core.duplicates.proof import SAME_FILM_KINDS  # noqa: F401  (the page's export filter)
 from core.files import csv_bytes
 from core.review.store import Verdict
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.duplicates.candidates import CandidatePair
-from core.duplicates.rule import (
-    DEFAULT_TARGET,
+from core.duplicates.calibration.thresholds import (
     ThresholdChoice,
     VerdictCalibration,
     calibrate_from_verdicts,
     threshold_for_precision,
 )
+from core.duplicates.candidates import CandidatePair
+from core.duplicates.rules import DEFAULT_TARGET
 from core.review.store import Verdict, pair_key
 
 STATUSES = ("pending", "duplicate", "not_duplicate", "skip", "any")

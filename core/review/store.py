@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.duplicates.verified import KINDS as PAIR_KINDS
+from core.duplicates.proof import KINDS as PAIR_KINDS
 from core.errors import UserError
 
 VERDICTS = ("duplicate", "not_duplicate", "skip")

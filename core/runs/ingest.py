@@ -11,7 +11,7 @@
 4. checks each new file against everything indexed (the archive and the other new files) the
    way the duplicate search does: its k nearest by the index (re-scored exactly) above the
    verification floor are candidates; identical pixels are 'exact'; the others are verified
-   geometrically (`core.duplicates.verify`, ORB + RANSAC) and a verified one is a 'copy'; the
+   geometrically (`core.geometry.verify`, ORB + RANSAC) and a verified one is a 'copy'; the
    rest are flagged 'similar' when the embedding/hash rule flags them. Both rules are those of
    the run's last duplicate search (`duplicates.json`), or the defaults when there is none;
 5. appends the flagged pairs to the run's `duplicates.json`, so they join the review queue.
@@ -32,21 +32,17 @@ import numpy as np
 
 from core.config import RunConfig
 from core.data.added_films import mark_checked, read_added, record_added
-from core.duplicates.candidates import (
-    DEFAULT_HASH_THRESHOLD,
-    DEFAULT_K,
-    CandidatePair,
-    LeakageReport,
-)
-from core.duplicates.features import image_features
+from core.duplicates.candidates import DEFAULT_HASH_THRESHOLD, DEFAULT_K, CandidatePair
 from core.duplicates.hashing import hamming_many, hash_files
-from core.duplicates.rule import Rule
+from core.duplicates.leakage import LeakageReport
+from core.duplicates.proof import DEFAULT_FLOOR, kind_of
+from core.duplicates.rules import Rule, VerifyRule
 from core.duplicates.search import DuplicateResult, follow_rows, load_result, save_result
-from core.duplicates.verified import DEFAULT_FLOOR, kind_of
-from core.duplicates.verify import VerifyRule, verify_many
 from core.embed.embeddings import Embeddings
 from core.embed.encoder import Encoder, embed_dataset
 from core.embed.shards import list_archive
+from core.geometry.features import image_features
+from core.geometry.verify import verify_many
 from core.index.artifacts import open_artifact_set, write_artifact_set
 from core.index.refine import refine_search
 from core.index.vectors import VectorIndex

@@ -20,11 +20,11 @@ from core.data.added_films import read_added, run_films
 from core.data.dataset import HEADER_CACHE, Dataset, DatasetError, ListingOptions, scan_dataset
 from core.data.splits import assign_splits, load_splits, save_splits
 from core.device import resolve_device, resolve_precision, setup_cpu
-from core.duplicates.landmarks import LandmarkVerifier
 from core.duplicates.search import resave_rows
 from core.embed.embeddings import Embeddings
 from core.embed.encoder import Encoder, embed_dataset
 from core.files import atomic_write_json, read_json, read_jsonl, remove_temps, write_jsonl
+from core.geometry.landmarks import LandmarkVerifier
 from core.index.artifacts import write_artifact_set
 from core.index.vectors import VectorIndex
 from core.model.checkpoint import load_checkpoint

@@ -1,7 +1,7 @@
 """Find a film's priors and follow-ups: its nearest films re-ranked by shared landmarks.
 
 The embedding ranks by what a film looks like; a patient's other films are better found by the
-anatomy they share (`core.duplicates.landmarks`): on the dev set, re-ranking the 30 nearest
+anatomy they share (`core.geometry.landmarks`): on the dev set, re-ranking the 30 nearest
 films this way put another film of the query's patient first for 0.60 of test queries, against
 0.32 for the embedding alone (README "Results").
 """
@@ -15,7 +15,7 @@ import numpy as np
 
 from core.data.imageio import ImageReadError
 from core.data.thumbnails import dataset_file
-from core.duplicates.landmarks import (
+from core.geometry.landmarks import (
     DEPTH,
     NO_LANDMARKS,
     Landmarks,

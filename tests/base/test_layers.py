@@ -11,7 +11,7 @@ from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "core"
 BASE = {"errors", "facade", "files", "run_folder", "config", "device"}
-LAYERS = ["base", "data", "model", "train", "embed", "index", "retrieval", "duplicates",
+LAYERS = ["base", "data", "model", "train", "embed", "index", "geometry", "retrieval", "duplicates",
           "review", "demo", "runs", "jobs", "cli"]
 
 

@@ -40,7 +40,7 @@ def test_every_facade_name_resolves() -> None:
     out = subprocess.run([sys.executable, "-c", """
 import importlib, core
 for pkg in ["core"] + ["core." + p for p in ("data", "model", "train", "embed", "index",
-            "retrieval", "duplicates", "review", "demo", "runs", "jobs", "cli")]:
+            "geometry", "retrieval", "duplicates", "review", "demo", "runs", "jobs", "cli")]:
     m = importlib.import_module(pkg)
     for name in m.__all__:
         getattr(m, name)

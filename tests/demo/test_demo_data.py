@@ -15,7 +15,7 @@ from core.demo.anatomy import sample_anatomy
 from core.demo.dataset import DemoDataError, DemoSummary, write_demo_dataset
 from core.demo.lesions import CLASSES
 from core.demo.phantom import render_phantom, sample_acquisition
-from core.duplicates.edits import EDIT_KINDS
+from core.duplicates.calibration.edits import EDIT_KINDS
 
 PER_CLASS, SIZE, SEED, FRACTION = 10, 64, 3, 0.5
 

@@ -7,19 +7,18 @@ import pytest
 from PIL import Image
 from sklearn.metrics import precision_score, recall_score
 
-from core.duplicates.auto_calibration import calibrate_known
-from core.duplicates.edits import EDIT_KINDS
-from core.duplicates.hashing import hash_files
-from core.duplicates.known_pairs import build_synthetic_set, make_copies, singletons
-from core.duplicates.rule import (
-    CalibrationError,
-    Rule,
+from core.duplicates.calibration.auto import calibrate_known
+from core.duplicates.calibration.edits import EDIT_KINDS
+from core.duplicates.calibration.known_pairs import build_synthetic_set, make_copies, singletons
+from core.duplicates.calibration.thresholds import (
     calibrate_from_verdicts,
     calibrate_rule,
     hash_threshold_for_precision,
     precision_recall,
     threshold_for_precision,
 )
+from core.duplicates.hashing import hash_files
+from core.duplicates.rules import CalibrationError, Rule
 
 
 def test_threshold_hand_computed():

@@ -6,10 +6,9 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from core.duplicates.candidates import LeakageReport
-from core.duplicates.rule import Rule
+from core.duplicates.leakage import LeakageReport
+from core.duplicates.rules import Rule, VerifyRule
 from core.duplicates.search import CALIBRATION, DuplicateResult, copy_estimate
-from core.duplicates.verify import VerifyRule
 
 
 def _result(out: Path, rule: VerifyRule) -> DuplicateResult:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.duplicates.candidates import duplicate_groups, find_pairs, leakage_report
+from core.duplicates.candidates import duplicate_groups, find_pairs
 from core.duplicates.hashing import (
     HashTable,
     hamming,
@@ -22,7 +22,8 @@ from core.duplicates.hashing import (
     hash_pixels,
     near_hash_pairs,
 )
-from core.duplicates.rule import Rule
+from core.duplicates.leakage import leakage_report
+from core.duplicates.rules import Rule
 from core.duplicates.search import load_result, run_duplicates
 from core.embed.embeddings import Embeddings
 from core.review.export import (

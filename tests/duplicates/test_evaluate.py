@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from core.duplicates.evaluate import DuplicateEvaluation, evaluate_duplicates, format_table
-from core.duplicates.evaluate_verified import ScoreRow, pair_scores
+from core.duplicates.evaluation.pair_scores import ScoreRow, pair_scores
+from core.duplicates.evaluation.report import DuplicateEvaluation, evaluate_duplicates, format_table
 
 
 def test_pair_scores_by_hand():

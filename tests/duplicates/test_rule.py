@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.duplicates.auto_calibration import AutoCalibration
-from core.duplicates.evaluate import pair_scores
-from core.duplicates.known_pairs import SyntheticSet
-from core.duplicates.rule import (
-    Rule,
+from core.duplicates.calibration.auto import AutoCalibration
+from core.duplicates.calibration.known_pairs import SyntheticSet
+from core.duplicates.calibration.thresholds import (
     RuleChoice,
     ThresholdChoice,
     pair_precision_recall,
     precision_recall,
 )
+from core.duplicates.evaluation.report import pair_scores
+from core.duplicates.rules import Rule
 
 
 @pytest.mark.parametrize(("rule", "ascii_text", "screen_text"), [

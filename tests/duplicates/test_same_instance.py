@@ -9,7 +9,7 @@ from core.data.dataset import scan_dataset
 from core.data.dicom_headers import read_headers
 from core.duplicates.candidates import find_pairs
 from core.duplicates.hashing import hash_files
-from core.duplicates.rule import Rule
+from core.duplicates.rules import Rule
 from core.embed.embeddings import Embeddings
 from tests.archives import film, write_dicom
 

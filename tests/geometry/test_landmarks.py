@@ -12,7 +12,7 @@ from core.data.imageio import load_image
 from core.demo.anatomy import sample_anatomy
 from core.demo.dataset import CLASSES
 from core.demo.phantom import render_phantom, sample_acquisition
-from core.duplicates.landmarks import NO_LANDMARKS, LandmarkVerifier, landmarks_of, shared_landmarks
+from core.geometry.landmarks import NO_LANDMARKS, LandmarkVerifier, landmarks_of, shared_landmarks
 
 REAL = Path("/work/shared/data/cxr")
 

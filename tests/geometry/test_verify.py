@@ -12,17 +12,17 @@ from PIL import Image
 from core.demo.anatomy import sample_anatomy
 from core.demo.dataset import CLASSES
 from core.demo.phantom import render_phantom, sample_acquisition
-from core.duplicates import features as features_mod
-from core.duplicates import verified as verified_mod
+from core.duplicates import proof as verified_mod
+from core.duplicates.calibration.edits import EDITS, edit_image, make_copy
+from core.duplicates.calibration.verification import bootstrap, choose_rule, precision_at
 from core.duplicates.candidates import find_pairs
-from core.duplicates.edits import EDITS, edit_image, make_copy
-from core.duplicates.features import features_of, image_features
 from core.duplicates.hashing import hash_files
-from core.duplicates.rule import Rule
-from core.duplicates.verified import verify_candidates
-from core.duplicates.verify import VerifyRule, verify_pair
-from core.duplicates.verify_calibration import bootstrap, choose_rule, precision_at
+from core.duplicates.proof import verify_candidates
+from core.duplicates.rules import Rule, VerifyRule
 from core.embed.embeddings import Embeddings
+from core.geometry import features as features_mod
+from core.geometry.features import features_of, image_features
+from core.geometry.verify import verify_pair
 from core.review.compare import difference, pair_evidence
 
 REAL = Path("/work/shared/data/cxr")
@@ -169,7 +169,7 @@ def test_real_films_copy_found_and_two_childrens_look_alike_films_are_not_copies
 
 
 def test_hamming_table_by_hand():
-    from core.duplicates.verify import hamming_table
+    from core.geometry.verify import hamming_table
 
     a = np.zeros((2, 32), np.uint8)
     a[1, 0] = 0b1011  # 3 bits
@@ -180,8 +180,8 @@ def test_hamming_table_by_hand():
 
 
 def test_ratio_test_keeps_clear_matches_and_drops_ambiguous_ones():
-    from core.duplicates.features import ImageFeatures
-    from core.duplicates.verify import match_points
+    from core.geometry.features import ImageFeatures
+    from core.geometry.verify import match_points
 
     rng = np.random.default_rng(0)
     desc = rng.integers(0, 256, (6, 32), np.uint8)

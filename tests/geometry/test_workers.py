@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.duplicates.workers import spawn_map
+from core.geometry.workers import spawn_map
 
 
 def test_results_come_back_in_the_order_of_the_jobs():

@@ -4,7 +4,7 @@ Held-out images are ones the model did not train on (the run's val and test spli
 image of another folder) that have no near copy already in the dataset. Each is copied
 once per edit (crop, rescale, gamma, noise, JPEG, rotation, burned-in text); the rules are
 chosen on those known duplicates against each query's nearest non-duplicates
-(`core.duplicates.known_pairs`, `core.duplicates.rule`).
+(`core.duplicates.calibration.known_pairs`, `core.duplicates.calibration.thresholds`).
 """
 
 from __future__ import annotations
@@ -16,18 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from core.duplicates.hashing import HashTable
-from core.duplicates.known_pairs import SyntheticSet, build_synthetic_set, singletons
-from core.duplicates.rule import (
-    DEFAULT_TARGET,
-    CalibrationError,
-    Rule,
+from core.duplicates.calibration.known_pairs import SyntheticSet, build_synthetic_set, singletons
+from core.duplicates.calibration.thresholds import (
     RuleChoice,
     ThresholdChoice,
     calibrate_rule,
     hash_threshold_for_precision,
     threshold_for_precision,
 )
+from core.duplicates.hashing import HashTable
+from core.duplicates.rules import DEFAULT_TARGET, CalibrationError, Rule
 from core.embed.embeddings import Embeddings
 
 MIN_HELDOUT = 5

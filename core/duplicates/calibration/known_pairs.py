@@ -1,6 +1,6 @@
 """Known near-duplicates for calibration: copies of held-out images and their nearest impostors.
 
-Each held-out image gets one copy per edit in `core.duplicates.edits.EDIT_KINDS` (crop, rescale,
+Each held-out image gets one copy per edit in `core.duplicates.calibration.edits.EDIT_KINDS` (crop, rescale,
 gamma, noise, JPEG re-encode, small rotation, burned-in text). A copy and its original form a
 positive pair. Negatives are the hardest non-duplicates a miner would meet: for the original,
 every copy and a sample of other images ("bystanders", most images have no duplicate), its
@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from core.data.imageio import ImageReadError, load_image, to_uint8
-from core.duplicates.edits import EDIT_KINDS, make_copy
+from core.duplicates.calibration.edits import EDIT_KINDS, make_copy
 from core.duplicates.hashing import HashTable, hamming_many, hash_pixels, near_hash_pairs
 from core.embed.encoder import Encoder
 

@@ -20,15 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import UserError
+from core.duplicates.rules import DEFAULT_TARGET, CalibrationError, Rule
 
-DEFAULT_TARGET = 0.99
 MAX_HASH = 16
 _FLOOR_QUANTILES = np.linspace(0.0, 0.9, 19)  # candidate floors m: quantiles of the copies' cosine
-
-
-class CalibrationError(UserError):
-    """Not enough known pairs to choose a threshold (one line)."""
 
 
 @dataclass(frozen=True)
@@ -39,49 +34,6 @@ class ThresholdChoice:
     precision: float
     recall: float
     reached: bool  # precision >= target
-
-
-@dataclass(frozen=True)
-class Rule:
-    """The combined detector: score >= threshold, or hash <= hash_threshold and score >= hash_floor.
-
-    hash_threshold -1 turns the hash term off; threshold > 1 turns the score-only term off;
-    hash_floor -1 trusts the hash alone.
-    """
-
-    threshold: float
-    hash_threshold: int
-    hash_floor: float = -1.0
-
-    def flags(self, score: np.ndarray, hash_distance: np.ndarray) -> np.ndarray:
-        """Which pairs the rule calls duplicates.
-
-        Args:
-            score: (P,) cosine similarities; hash_distance: (P,) pHash distances.
-
-        Returns:
-            (P,) bool.
-        """
-        s = np.asarray(score, dtype=np.float64)
-        d = np.asarray(hash_distance, dtype=np.float64)
-        return (s >= self.threshold - 1e-9) | ((d <= self.hash_threshold) & (s >= self.hash_floor - 1e-9))
-
-    def describe(self, symbols: bool = False) -> str:
-        """The rule in words, the one wording used by the CLI, the pages and the evaluation table.
-
-        Terms that are off are left out: Rule(0.9, 4, 0.8) -> "cosine >= 0.9000 or (pHash <= 4
-        and cosine >= 0.8000)", Rule(2.0, 3) -> "pHash <= 3". `symbols` writes ≥ and ≤ (for screens).
-        """
-        ge, le = ("≥", "≤") if symbols else (">=", "<=")
-        parts = []
-        if self.threshold <= 1.0:
-            parts.append(f"cosine {ge} {self.threshold:.4f}")
-        if self.hash_threshold >= 0:
-            if self.hash_floor > -1:
-                parts.append(f"(pHash {le} {self.hash_threshold} and cosine {ge} {self.hash_floor:.4f})")
-            else:
-                parts.append(f"pHash {le} {self.hash_threshold}")
-        return " or ".join(parts) or "nothing (every term is off)"
 
 
 @dataclass(frozen=True)
@@ -290,20 +242,3 @@ def calibrate_from_verdicts(scores: np.ndarray, is_duplicate: np.ndarray, thresh
     return VerdictCalibration(n_dup, n_not, precision, recall, suggested)
 
 
-def parse_threshold(threshold: str | float) -> float | None:
-    """A search's threshold as given: None for 'auto' (calibrate), else a cosine in [-1, 1].
-
-    The one parser, used by the CLI's `--threshold` and by `run_duplicates`.
-
-    Raises:
-        CalibrationError: anything else (one line).
-    """
-    if isinstance(threshold, str) and threshold.strip().lower() == "auto":
-        return None
-    try:
-        value = float(threshold)
-    except (TypeError, ValueError):
-        raise CalibrationError(f"threshold must be 'auto' or a cosine in [-1, 1], got {threshold!r}") from None
-    if not -1.0 <= value <= 1.0:
-        raise CalibrationError(f"threshold must be a cosine in [-1, 1], got {value}")
-    return value

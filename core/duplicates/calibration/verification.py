@@ -1,6 +1,6 @@
 """Thresholds of the geometric check, chosen on known copies at a realistic prevalence.
 
-Positives: copies of held-out images made with every edit (`core.duplicates.edits.EDITS`,
+Positives: copies of held-out images made with every edit (`core.duplicates.calibration.edits.EDITS`,
 "combo" three times), each verified against its original. Negatives: each original's and
 each bystander's k nearest other images by embedding (the candidates a search would verify),
 verified the same way. Copies are rare in a real archive, so precision is estimated at a
@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from core.data.imageio import ImageReadError, load_image
-from core.duplicates.edits import EDITS
-from core.duplicates.features import FeatureTable, features_of
-from core.duplicates.known_pairs import make_copies
-from core.duplicates.verify import VerifyRule, verify_many, verify_pair
+from core.duplicates.calibration.edits import EDITS
+from core.duplicates.calibration.known_pairs import make_copies
+from core.duplicates.rules import VerifyRule
+from core.geometry.features import FeatureTable, features_of
+from core.geometry.verify import verify_many, verify_pair
 
 DEFAULT_PREVALENCE = 0.01
 INLIER_GRID = (10, 15, 20, 25, 30, 40)  # starts at verify.MIN_INLIERS_COMPARED

@@ -1,6 +1,6 @@
 """Scores of the two-stage detector (candidates, then geometry) per kind and per edit.
 
-Used by `core.duplicates.evaluate` (`python -m core duplicates-eval`): the same sets as the
+Used by `core.duplicates.evaluation.report` (`python -m core duplicates-eval`): the same sets as the
 one-stage detectors, plus rows per kind (exact, copy, similar, same_patient: precision is the
 share of that kind's pairs that are true duplicates, recall the share of true pairs found with
 that kind) and per edit on the synthetic copies (a copy counts as found when it lands in its
@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from core.duplicates.calibration.verification import VerifyCalibration
 from core.duplicates.candidates import CandidatePair, find_pairs
-from core.duplicates.features import FeatureTable, features_of, image_features
 from core.duplicates.hashing import HashTable
 from core.duplicates.neighbours import connected_groups
-from core.duplicates.rule import Rule
-from core.duplicates.verified import (
+from core.duplicates.proof import (
     DEFAULT_VERIFY_K,
     FEATURES,
     KINDS,
@@ -30,9 +29,9 @@ from core.duplicates.verified import (
     file_stamps,
     verify_candidates,
 )
-from core.duplicates.verify import VerifyRule
-from core.duplicates.verify_calibration import VerifyCalibration
+from core.duplicates.rules import Rule, VerifyRule
 from core.embed.embeddings import Embeddings
+from core.geometry.features import FeatureTable, features_of, image_features
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """How well the embedding, the pHash and both together find known duplicates.
 
-`python -m core.duplicates.evaluate --run RUN` (or `python -m core duplicates-eval`) prints
+`python -m core.duplicates.evaluation.report --run RUN` (or `python -m core duplicates-eval`) prints
 precision, recall and F1 of the three detectors, each calibrated the way `auto` does it on
 the run's val-split images (target precision 0.99), on three sets:
 - cxr real pairs: the dataset's near_duplicates.csv (pairs in one connected component count
@@ -11,7 +11,7 @@ the run's val-split images (target precision 0.99), on three sets:
 - demo: the synthetic demo set against its duplicates.csv, embedded with the run's model.
 The two-stage detector (the combined rule's candidates and every image's nearest neighbours,
 checked geometrically) is scored per kind and, on the synthetic copies, per edit
-(`core.duplicates.evaluate_verified`).
+(`core.duplicates.evaluation.pair_scores`).
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 
 from core.data.imageio import load_image
-from core.duplicates.auto_calibration import auto_calibrate
+from core.duplicates.calibration.auto import auto_calibrate
+from core.duplicates.calibration.edits import EDIT_KINDS
+from core.duplicates.calibration.known_pairs import make_copies, singletons
 from core.duplicates.candidates import find_pairs
-from core.duplicates.edits import EDIT_KINDS
-from core.duplicates.evaluate_verified import (
+from core.duplicates.evaluation.pair_scores import (
     ScoreRow,
     SyntheticCopies,
     _row,
@@ -38,9 +39,8 @@ from core.duplicates.evaluate_verified import (
     verify_rule_for,
 )
 from core.duplicates.hashing import HashTable, hash_files, hash_pixels
-from core.duplicates.known_pairs import make_copies, singletons
 from core.duplicates.neighbours import connected_groups
-from core.duplicates.rule import Rule
+from core.duplicates.rules import Rule
 from core.duplicates.search import dataset_embeddings, output_dir
 from core.embed.embeddings import Embeddings
 
