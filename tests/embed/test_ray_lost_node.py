@@ -10,6 +10,7 @@ kills exactly those.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -71,12 +72,14 @@ class Cluster:
         self.env = os.environ | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex,
                                  "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT)}
         self.nodes: list[subprocess.Popen] = []
+        self.temps: list[Path] = []
         self.address = ""
 
     def add(self, cpus: int) -> str:
         """Start a node (the first is the head); returns its marker."""
         name = f"n{len(self.nodes)}"
         temp = Path(f"/tmp/rt-{self.id}-{name}")  # short: Ray's socket paths have a length limit
+        self.temps.append(temp)
         ports = ["--node-manager-port", "--object-manager-port", "--metrics-export-port",
                  "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
                  "--runtime-env-agent-port"]
@@ -122,6 +125,8 @@ class Cluster:
             time.sleep(0.5)
         for node in self.nodes:
             node.wait(timeout=30)
+        for temp in self.temps:
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -243,8 +248,6 @@ def test_a_cluster_that_cannot_host_an_actor_stops_in_one_line_and_resumes(
 
 def test_archive_duplicates_on_a_cluster_without_cpus_stops_in_one_line(archive, cluster,
                                                                          tmp_path):
-    import shutil
-
     from core.index.from_shards import build_index_from_shards
 
     data, _, local = archive
