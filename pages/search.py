@@ -23,12 +23,15 @@ from core.retrieval import (
     Hit,
     SamePatientPrior,
     ScoreProfile,
+    TimedHits,
     familiarity_of,
     same_patient_note,
     score_profile,
+    timed_prior_search,
+    timed_search,
 )
 from core.run_folder import RunPaths
-from core.runs import TimedHits, hits_csv, label_vote, timed_prior_search, timed_search
+from core.runs import hits_csv, label_vote
 from pages._images_ui import GridItem, escape_markdown, image_grid
 from pages._search_ui import (
     QueryError,

@@ -30,6 +30,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "without_patient": "patients",
     "Hit": "search",
     "Searcher": "search",
+    "timed_prior_search": "priors",
+    "TimedHits": "timed",
+    "timed_search": "timed",
 })
 
 __all__ = [
@@ -60,4 +63,7 @@ __all__ = [
     "without_patient",
     "Hit",
     "Searcher",
+    "timed_prior_search",
+    "TimedHits",
+    "timed_search",
 ]

@@ -24,7 +24,7 @@ from core.geometry.landmarks import (
     shared_landmarks,
 )
 from core.retrieval.search import Searcher
-from core.runs.views import TimedHits, timed_search
+from core.retrieval.timed import TimedHits, timed_search
 
 
 def timed_prior_search(searcher: Searcher, pixels: np.ndarray, k: int, exclude_path: str | None = None,

@@ -7,20 +7,17 @@ CSV, and a timed query (a dataset image picked as the query left out of its own 
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from core.data.patient_ids import display_patient
 from core.duplicates.search import DuplicateResult, load_result
 from core.embed.embeddings import Embeddings
 from core.files import csv_bytes
 from core.retrieval.evaluate import load_evaluation
-from core.retrieval.search import Hit, Searcher
+from core.retrieval.search import Hit
 from core.run_folder import RunError
 
 
@@ -42,15 +39,6 @@ class LabelVote:
     label: str
     count: int
     fraction: float
-
-
-@dataclass(frozen=True)
-class TimedHits:
-    """Results of one query with the time it took (embedding plus index search)."""
-
-    hits: list[Hit]
-    seconds: float
-    shared: tuple[int, ...] | None = None  # landmarks each hit shares with the query, when ranked by them
 
 
 def class_quality(run_dir: str | Path) -> list[ClassQuality]:
@@ -111,29 +99,6 @@ def hits_csv(hits: Sequence[Hit], query: str, key: bytes) -> bytes:
     return csv_bytes(["query", "rank", "path", "label", "split", "patient", "cosine"],
                      [(query, h.rank, h.path, h.label, h.split, display_patient(h.patient_id, key),
                        f"{h.score:.6f}") for h in hits])
-
-
-def timed_search(searcher: Searcher, pixels: np.ndarray, k: int,
-                 exclude_path: str | None = None, hide_patient: str | None = None) -> TimedHits:
-    """Embed an image and search the index, timing both.
-
-    Args:
-        searcher: the run's loaded Searcher.
-        pixels: (H, W) float image in [0, 1].
-        k: number of results.
-        exclude_path: a dataset image picked as the query: left out of its own results
-            (ranks renumbered), since finding itself says nothing.
-        hide_patient: leave this patient's films out (None or "": hide nothing).
-    """
-    start = time.perf_counter()
-    vector = searcher.embed_pixels(pixels)
-    if exclude_path is None:
-        hits = searcher.search_vector(vector, k, hide_patient)
-    else:
-        found = [h for h in searcher.search_vector(vector, k + 1, hide_patient)
-                 if h.path != exclude_path][:k]
-        hits = [replace(h, rank=r) for r, h in enumerate(found, 1)]
-    return TimedHits(hits, time.perf_counter() - start)
 
 
 def selection_csv(emb: Embeddings, rows: Sequence[int], key: bytes) -> bytes:
