@@ -55,7 +55,8 @@ def exact(n: int, dim: int, n_queries: int) -> None:
     ours = _latencies_ms(lambda q: index.search(q, K), queries)
     ref = _latencies_ms(lambda q: numpy_top_k(vectors, q), queries)
     _emit_latency("query.exact", ours, ref, "numpy brute force (matvec + argpartition)", n=n,
-                  dim=dim, queries=n_queries, index="core.index.vectors exact: FAISS IndexFlatIP rows, one BLAS product below 20 queries",
+                  dim=dim, queries=n_queries, index=("core.index.vectors exact: FAISS IndexFlatIP rows, "
+                         "one BLAS product below 20 queries"),
                   faiss_threads=faiss.omp_get_max_threads(),
                   target="p50 < 20 ms" if n == 100_000 else None,
                   bytes_per_vector=4 * dim)

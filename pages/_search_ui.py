@@ -203,7 +203,8 @@ def hide_patient_ui(query: QueryImage) -> str | None:
     """
     known = bool(query.patient_id)
     hide = st.toggle("Hide same patient", key="search_hide_patient", disabled=not known,
-                     help="Leave the query patient's other films out: similar cases in other patients only." if known else
+                     help=("Leave the query patient's other films out: similar cases in other "
+                           "patients only.") if known else
                           "The query's patient is known only for a dataset image whose dataset "
                           "gives patient ids.")
     return query.patient_id if hide and known else None

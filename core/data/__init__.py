@@ -1,4 +1,5 @@
-"""Images in: read (PNG/JPEG/WebP/DICOM), scan a folder into labelled samples, split by patient, unpack uploads, thumbnails."""
+"""Images in: read (PNG/JPEG/WebP/DICOM), list a folder (labels optional), split by patient, unpack
+uploads, thumbnails."""
 
 from core.facade import lazy_exports
 

@@ -3,10 +3,11 @@
 Pairs come from two independent sources, neither ever comparing all pairs:
 - each image's k nearest neighbours by cosine above a floor (`core.duplicates.neighbours`, blocked or FAISS);
 - pHash neighbours within the rule's hash threshold (`core.duplicates.hashing.near_hash_pairs`).
-Every pair then carries both signals. The rule (`core.duplicates.calibration.thresholds.Rule`) flags duplicates;
+Every pair then carries both signals. The rule (`core.duplicates.rules.Rule`) flags duplicates;
 exact pixel copies are always flagged, and so are two files of one DICOM instance (one
-`SOPInstanceUID`: the same image exported twice), whatever their pixels or embeddings say. Pairs a little under the rule are kept, unflagged, so
-reviewers also see near misses and their verdicts can move the threshold down as well as up.
+`SOPInstanceUID`: the same image exported twice), whatever their pixels or embeddings say.
+Pairs a little under the rule are kept, unflagged, so reviewers also see near misses and
+their verdicts can move the threshold down as well as up.
 """
 
 from __future__ import annotations

@@ -65,9 +65,9 @@ def list_archive(data_dir: str | Path) -> list[str]:
     """Image files under `data_dir`, as sorted POSIX paths relative to it.
 
     The folder's one listing (`core.data.dataset.list_folder`, walking the whole folder even
-    where a manifest.csv lists a dataset in it): hidden files and folders, mask folders and symlinks leading outside are left
-    out; unreadable and empty files stay in, so the shards record them as skipped. Labels
-    play no part here.
+    where a manifest.csv lists a dataset in it): hidden files and folders, mask folders and
+    symlinks leading outside are left out; unreadable and empty files stay in, so the shards
+    record them as skipped. Labels play no part here.
 
     Raises:
         ArchiveError: the folder is missing or unreadable.

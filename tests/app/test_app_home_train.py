@@ -127,7 +127,8 @@ def test_train_shows_the_finished_run_and_past_runs(tiny_workspace) -> None:
     table = at.dataframe[0].value
     row = table[table["run"] == "tiny"].iloc[0]
     assert row["epochs_done"] == 2 and row["preset"] == "tiny"
-    assert row["map_at_r"] == pytest.approx(json.loads((tiny_workspace.run_dir / "evaluation.json").read_text())["map_at_r"])
+    saved = json.loads((tiny_workspace.run_dir / "evaluation.json").read_text())
+    assert row["map_at_r"] == pytest.approx(saved["map_at_r"])
     assert "pixels_32_p@5" in table.columns
     assert sorted(d.proto.label for d in at.get("download_button")) == ["best.pt", "test_embeddings.npy"]
     assert not any(b.label == "Stop" for b in at.button)

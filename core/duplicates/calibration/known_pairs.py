@@ -4,8 +4,9 @@ Each held-out image gets one copy per edit in `core.duplicates.calibration.edits
 gamma, noise, JPEG re-encode, small rotation, burned-in text). A copy and its original form a
 positive pair. Negatives are the hardest non-duplicates a miner would meet: for the original,
 every copy and a sample of other images ("bystanders", most images have no duplicate), its
-nearest images in the dataset (other than the original, or itself) by embedding and by pHash. Both kinds of pair carry both signals, so any rule over (score, hash distance) can
-be scored on the same sample.
+nearest images in the dataset (other than the original, or itself) by embedding and by pHash.
+Both kinds of pair carry both signals, so any rule over (score, hash distance) can be scored
+on the same sample.
 """
 
 from __future__ import annotations
