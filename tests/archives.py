@@ -26,19 +26,26 @@ SIZE = 64
 DUPLICATE_SOP = f"{UID_ROOT}.7.1"
 
 
+# The special files of `dicom_tree`, by what is special about them (paths relative to root).
+SPECIAL = {"lateral": "HOSP00001/study0/series2/img0.dcm", "ct": "HOSP00003/study0/series2/img0.dcm",
+           "monochrome1": "HOSP00002/study0/series1/img0.dcm", "no_patient": "NOID/study0/series1/img0.dcm",
+           "original": "HOSP00000/study0/series1/img0.dcm", "reexport": "HOSP00000/study0/series9/img0.dcm",
+           "corrupt": "HOSP00005/study0/series1/img0.dcm"}
+
+
 @dataclass(frozen=True)
 class DicomTree:
-    """Where the special files of `dicom_tree` are (paths relative to root)."""
+    """A written `dicom_tree`: its root, how many files, and its special files by name
+    (`tree.lateral`, `tree.reexport`, ...: the keys of SPECIAL)."""
 
     root: Path
     n_files: int  # every .dcm written, the corrupt one included
-    lateral: str = "HOSP00001/study0/series2/img0.dcm"
-    ct: str = "HOSP00003/study0/series2/img0.dcm"
-    monochrome1: str = "HOSP00002/study0/series1/img0.dcm"
-    no_patient: str = "NOID/study0/series1/img0.dcm"
-    original: str = "HOSP00000/study0/series1/img0.dcm"
-    reexport: str = "HOSP00000/study0/series9/img0.dcm"
-    corrupt: str = "HOSP00005/study0/series1/img0.dcm"
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return SPECIAL[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def film(seed: int, size: int = SIZE) -> np.ndarray:

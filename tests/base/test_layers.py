@@ -63,11 +63,18 @@ def test_no_package_imports_a_later_one() -> None:
     assert upward_imports() == []
 
 
+def _plant(tmp_path: Path, files: dict[str, str]) -> Path:
+    """A core tree under tmp_path holding `files` (path under core -> source)."""
+    for rel, source in files.items():
+        path = tmp_path / "core" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+    return tmp_path / "core"
+
+
 def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
-    pkg = tmp_path / "core" / "data"
-    pkg.mkdir(parents=True)
-    (pkg / "dataset.py").write_text("def f():\n    from core.runs.pipeline import train_run\n")
-    assert upward_imports(tmp_path / "core") == [
+    core = _plant(tmp_path, {"data/dataset.py": "def f():\n    from core.runs.pipeline import train_run\n"})
+    assert upward_imports(core) == [
         "core/data/dataset.py:2 imports core.runs.pipeline (runs is after data)"]
 
 
@@ -104,10 +111,8 @@ def test_no_circle_of_imports_inside_or_across_packages() -> None:
 
 
 def test_the_check_catches_a_planted_circle(tmp_path: Path) -> None:
-    pkg = tmp_path / "core" / "embed"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "shards.py").write_text("def f():\n    from core.embed.ray_engine import g\n")
-    (pkg / "ray_engine.py").write_text("from core.embed.shards import f\n")
-    assert import_circles(tmp_path / "core") == [
+    core = _plant(tmp_path, {"embed/__init__.py": "",
+                             "embed/shards.py": "def f():\n    from core.embed.ray_engine import g\n",
+                             "embed/ray_engine.py": "from core.embed.shards import f\n"})
+    assert import_circles(core) == [
         ["core.embed.ray_engine", "core.embed.shards", "core.embed.ray_engine"]]

@@ -129,6 +129,15 @@ def test_sigkill_of_a_real_training_then_resume(tmp_path):
     _check(run, data, 2)
 
 
+def _trained(tmp_path: Path, seed: int) -> tuple[Path, Path]:
+    """A demo set of 8 films and a tiny run trained on it for one epoch."""
+    data, run = tmp_path / "data", tmp_path / "trained"
+    assert main(["demo-data", str(data), "--per-class", "2", "--size", "32", "--seed", str(seed)]) == 0
+    assert main(["train", "--data", str(data), "--run", str(run), "--preset", "tiny",
+                 "--workers", "0", "--epochs", "1"]) == 0
+    return data, run
+
+
 def _new_films(tmp_path: Path, data: Path) -> tuple[Path, str, str]:
     """A folder outside the dataset: a copy of one of its films and one film it does not hold."""
     new = tmp_path / "new"
@@ -160,11 +169,7 @@ def _check_added(run: Path, new: Path, original: str, copy: str) -> None:
 def test_add_killed_at_every_durable_write_loses_no_film_and_no_flag(tmp_path, monkeypatch):
     import shutil
 
-    data = tmp_path / "data"
-    assert main(["demo-data", str(data), "--per-class", "2", "--size", "32", "--seed", "4"]) == 0
-    trained = tmp_path / "trained"
-    assert main(["train", "--data", str(data), "--run", str(trained), "--preset", "tiny",
-                 "--workers", "0", "--epochs", "1"]) == 0
+    data, trained = _trained(tmp_path, seed=4)
     new, original, copy = _new_films(tmp_path, data)
     add = ["add", "--run", None, "--data", str(new)]
     inject = Injector(monkeypatch)
@@ -191,11 +196,7 @@ def test_add_killed_at_every_durable_write_loses_no_film_and_no_flag(tmp_path, m
 
 
 def test_add_duplicates_and_embed_against_each_other_keep_every_film_and_flag(tmp_path):
-    data = tmp_path / "data"
-    assert main(["demo-data", str(data), "--per-class", "2", "--size", "32", "--seed", "5"]) == 0
-    run = tmp_path / "run"
-    assert main(["train", "--data", str(data), "--run", str(run), "--preset", "tiny",
-                 "--workers", "0", "--epochs", "1"]) == 0
+    data, run = _trained(tmp_path, seed=5)
     new, original, copy = _new_films(tmp_path, data)
     commands = [["add", "--run", str(run), "--data", str(new)],
                 ["duplicates", "--run", str(run), "--threshold", "0.99"],
