@@ -143,7 +143,7 @@ def recipe_ui(ws: Workspace, n_images: int) -> tuple[str, dict, str] | None:
                          "longer on a busy machine). Not while a training runs."):
         with st.spinner("Timing a few training steps of this recipe…"):
             measure_warmup(ws.runs_dir, arch, int(size), device_choice, int(batch), float(temp),
-                           augment=PRESETS[preset][1])
+                           augment=PRESETS[preset].augment)
         st.rerun()
     auto = st.session_state.get("train_auto_name")
     if st.session_state.get("train_run_name") in (None, auto) and (auto or "").split("-")[0] != preset:
