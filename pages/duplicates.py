@@ -71,17 +71,19 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
 
     One row of controls (filters, grid switch, bulk confirms, undo), then the films with the
     scores and verdicts beside them: at 1280 x 720 both films and the cosine show without
-    scrolling. The last action's message shows beside the films, so the desk does not move.
+    scrolling. The last action's message shows beside the films, so the desk does not move; a
+    refused verdict shows at the top of the desk (and as a toast), where the reviewer looks.
 
     A click acts on what the last run of this page showed (kept in session state), bound to
     the state it was in: if another reviewer moved it on since, the store refuses with one
     line and the page shows the pair as it is now. Films are opened inside the dataset folder
     and, for films added from elsewhere, the allowed `roots` only.
     """
+    notice = st.container()  # a refusal goes here: above the films, never below the fold
     shown = st.session_state.get(_SHOWN) or {}
     states = store.states()  # read first: a change after it makes a click stale, never unseen
     current = store.current()
-    save_bulk = _bulk_saver(store)
+    save_bulk = _bulk_saver(store, notice)
     box, switch, c1, c2, c3 = st.columns([2.1, 1.0, 1.4, 1.4, 1.3], vertical_alignment="center")
     f, grid = filters_ui(result, box, switch)
     queue = review_queue(result.pairs, current, f, groups=result.groups)
@@ -97,7 +99,7 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
         copies = bulk_copies_ui(result, store, reviewer, run, current, shown, save_bulk)
     if c3.button("Undo my last", key="dup_undo", shortcut="U", width="stretch"):
         _save(lambda: store.undo_last(reviewer, seen=shown.get("undo")), "Undone.",
-              empty="Nothing of yours to undo.")
+              empty="Nothing of yours to undo.", where=notice)
     st.session_state[_SHOWN] = {"exact": exact, "copies": copies, "undo": store.last_action(reviewer),
                                 "bulk": {pair_key(a, b): states.get(pair_key(a, b), 0)
                                          for a, b in [*exact, *copies]}}
@@ -138,7 +140,8 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
                                    run=run.name, threshold=result.rule.threshold, seen=seen_state),
               f"Saved: {verdict.replace('_', ' ')}.",
               stale=lambda e: stale_pair_message(store.history(*seen_pair), tuple(seen_pair),
-                                               tuple(seen_pair) == (item.pair.a, item.pair.b)))
+                                               tuple(seen_pair) == (item.pair.a, item.pair.b)),
+              where=notice)
     with films:
         images_ui(item, result.data_root, roots)
     evidence_ui(item, result.data_root, roots)
@@ -149,27 +152,36 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
         st.dataframe(pd.DataFrame(rows, columns=cols), hide_index=True, key="dup_history")
 
 
-def _save(action, message: str, empty: str | None = None, stale=None) -> None:
+def _save(action, message: str, empty: str | None = None, stale=None, where=None) -> None:
     """Run a store action; flash `message` (or `empty` when it wrote nothing) and rerun. A
-    refusal is one line: `stale(e)`'s account of what changed, where given, for a stale verdict."""
+    refusal is one line: `stale(e)`'s account of what changed, where given, for a stale verdict;
+    it is drawn in `where` (the top of the desk) and shown as a toast too."""
     try:
         done = action()
     except StaleVerdict as e:
-        st.error(escape_markdown(stale(e) if stale is not None else str(e)))
+        _refuse(stale(e) if stale is not None else str(e), where)
         return
     except ReviewError as e:
-        st.error(escape_markdown(str(e)))
+        _refuse(str(e), where)
         return
     flash(empty if empty is not None and not done else message)
     st.rerun()
 
 
-def _bulk_saver(store: ReviewStore):
+def _refuse(message: str, where=None) -> None:
+    """A refusal in `where` (the top of the desk; else here) and as a toast: a keyboard
+    reviewer sees that the verdict was dropped while the desk moves on."""
+    text = escape_markdown(message)
+    (where if where is not None else st).error(text, icon=":material/block:")
+    st.toast(text, icon=":material/block:")
+
+
+def _bulk_saver(store: ReviewStore, where=None):
     """`save(action, message, pairs)` for a bulk verdict on `pairs` (as shown): a refusal names
-    the shown pairs that changed since, and who changed each."""
+    the shown pairs that changed since, and who changed each (drawn in `where`)."""
     def save(action, message: str, pairs) -> None:
         _save(action, message, stale=lambda e: stale_pairs_message(
-            {key: store.history(*key) for key in e.changed}, len(pairs)))
+            {key: store.history(*key) for key in e.changed}, len(pairs)), where=where)
     return save
 
 
