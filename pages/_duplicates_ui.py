@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,8 +35,9 @@ from pages._pair_evidence_ui import found_kinds_ui
 
 STATUS_LABELS = {"pending": "pending", "duplicate": "duplicate", "not_duplicate": "not duplicate",
                  "skip": "skipped", "any": "any status"}
-SHORTCUTS = ("Coloured: duplicate, by kind. Keys: 1-4 duplicate (by kind), N not duplicate, S skip, "
-             "U undo, ← / → previous / next.")
+SHORTCUTS = ("Coloured: duplicate, by kind (exact copy, copy: same film transformed, similar: not the "
+             "same film, same patient: another film). Keys: 1-4 duplicate (by kind), N not duplicate, "
+             "S skip, U undo, ← / → previous / next.")
 FILM_HEIGHT = 340  # px: both films and the scores fit a 1280 x 720 screen
 NAMED = 5  # pairs a refused bulk verdict names (the rest are counted)
 
@@ -325,22 +327,30 @@ def _window_ui(img: LoadedImage) -> None:
         c2.number_input("Window (width)", value=float(base.width), min_value=1e-3, key="dup_wl_w")
 
 
+def short_kind(kind: str) -> str:
+    """A kind's label as a button shows it ('Copy' for 'copy (same film, transformed)'): the
+    words before the explanation, which the button's help gives in full."""
+    label = re.split(r" \(|,", KIND_LABELS[kind])[0]
+    return label[0].upper() + label[1:]
+
+
 def verdict_ui(key: str) -> tuple[str, str, str] | None:
-    """Verdict buttons in a fixed order, one a line, with keyboard shortcuts, and an optional note.
+    """Verdict buttons in a fixed order, two a row (the key each shortcut names is on its
+    button), and an optional note: all six fit beside the films at 1280 x 720.
 
     Returns:
         (verdict, kind, note) when a button was pressed, else None.
     """
     chosen = None
-    for n, kind in enumerate(KINDS):
-        label = KIND_LABELS[kind][0].upper() + KIND_LABELS[kind][1:]
-        if st.button(f"{n + 1} · {label}", key=f"dup_v_{kind}", shortcut=str(n + 1), width="stretch",
-                     type="primary", help=f"Duplicate: {KIND_LABELS[kind]}"):
+    cols = [c for _ in range(0, len(KINDS), 2) for c in st.columns(2)]
+    for n, (col, kind) in enumerate(zip(cols, KINDS, strict=False)):
+        if col.button(short_kind(kind), key=f"dup_v_{kind}", shortcut=str(n + 1), width="stretch",
+                      type="primary", help=f"Duplicate: {KIND_LABELS[kind]} (key {n + 1})"):
             chosen = ("duplicate", kind)
     n1, n2 = st.columns(2)
-    if n1.button("Not duplicate", key="dup_v_not", shortcut="N", width="stretch"):
+    if n1.button("Not duplicate", key="dup_v_not", shortcut="N", width="stretch", help="Not a duplicate (key N)"):
         chosen = ("not_duplicate", "")
-    if n2.button("Skip", key="dup_v_skip", shortcut="S", width="stretch"):
+    if n2.button("Skip", key="dup_v_skip", shortcut="S", width="stretch", help="Skip for now (key S)"):
         chosen = ("skip", "")
     note = st.text_input("Note (optional)", key=f"dup_note_{key}", label_visibility="collapsed",
                          placeholder="Note (optional)")

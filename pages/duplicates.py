@@ -116,7 +116,7 @@ def review_ui(result: DuplicateResult, store: ReviewStore, run: Path, reviewer: 
     seen_pair, seen_state = shown.get("pair"), shown.get("state")
     if seen_pair is None:
         seen_pair, seen_state = (item.pair.a, item.pair.b), states.get(pair_key(item.pair.a, item.pair.b), 0)
-    films, side = st.columns([3.2, 1.3])
+    films, side = st.columns([2.8, 1.7])  # the side holds the six verdicts, two a row
     with side:
         n1, n2 = st.columns(2)
         if n1.button("◀ Prev", key="dup_prev", shortcut="Left", disabled=pos == 0, width="stretch"):

@@ -115,12 +115,31 @@ def outside() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def page(server, outside):
+def not_found() -> list[str]:
+    """Every request to the app answered 404, but Streamlit's own probes of a deep link's path
+    as the server's base path (`/search/_stcore/health`, `/search/_stcore/host-config`: its
+    front end tries the page's path first, then the root; not a link of the app's)."""
+    return []
+
+
+def _base_path_probe(path: str) -> bool:
+    return re.fullmatch(r"/[^/]+/_stcore/(health|host-config)", path) is not None
+
+
+@pytest.fixture(scope="module")
+def page(server, outside, not_found):
+    from urllib.parse import urlsplit
+
     from playwright.sync_api import sync_playwright
 
     def watch(request) -> None:
         if not request.url.startswith((server, "data:", "blob:", "about:")):
             outside.append(request.url)
+
+    def answered(response) -> None:
+        path = urlsplit(response.url).path
+        if response.status == 404 and response.url.startswith(server) and not _base_path_probe(path):
+            not_found.append(response.url)
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
@@ -128,16 +147,18 @@ def page(server, outside):
         page.set_default_timeout(WAIT_MS)
         page.set_default_navigation_timeout(WAIT_MS)
         page.on("request", watch)
+        page.on("response", answered)
         yield page
         browser.close()
 
 
 @pytest.fixture(autouse=True)
-def no_outside_requests(request, outside):
-    """Fails the test during which any request left 127.0.0.1."""
+def no_outside_requests(request, outside, not_found):
+    """Fails the test during which any request left 127.0.0.1, or one to the app found nothing."""
     yield
     if "page" in request.fixturenames:
         assert not outside, f"requests left the app's address: {outside[:5]}"
+        assert not not_found, f"requests the app answered 404: {not_found[:5]}"
 
 
 @pytest.fixture(scope="module")
@@ -350,6 +371,19 @@ def _store(workspace):
     return ReviewStore(Workspace(root).reviews_db, dataset=str(result.data_root))
 
 
+VERDICT_KEYS = ("dup_v_exact", "dup_v_copy", "dup_v_similar", "dup_v_same_patient", "dup_v_not", "dup_v_skip")
+
+
+def _assert_in_view(box, what: str) -> None:
+    assert box and box["x"] >= 0 and box["y"] >= 0, (what, box)
+    assert box["x"] + box["width"] <= VIEWPORT["width"] and box["y"] + box["height"] <= VIEWPORT["height"], (what, box)
+
+
+def _cut(locator) -> bool:
+    """Whether any text inside the element is clipped (wider than its box: an ellipsis)."""
+    return locator.evaluate("e => [e, ...e.querySelectorAll('*')].some(x => x.scrollWidth > x.clientWidth + 1)")
+
+
 def test_review_fits_1280x720_and_shortcuts_stay_on_the_review(page, server, workspace, shots):
     page.goto(f"{server}/duplicates?reviewer=ann")
     _wait_idle(page)
@@ -363,6 +397,10 @@ def test_review_fits_1280x720_and_shortcuts_stay_on_the_review(page, server, wor
     cosine = page.locator("[data-testid='stMetric']").filter(has_text="Cosine").first.bounding_box()
     assert cosine and cosine["y"] + cosine["height"] <= VIEWPORT["height"], cosine
     page.screenshot(path=str(shots / "duplicates-review.png"))
+    for key in VERDICT_KEYS:  # the decision fits too, every label whole
+        button = page.locator(f".st-key-{key} button").first
+        _assert_in_view(button.bounding_box(), key)
+        assert not _cut(button), f"{key}: label cut ({button.inner_text()!r})"
 
     page.locator("[data-testid='stButtonGroup'] button").filter(has_text="Export").click()
     page.get_by_text("Keep list rule", exact=False).first.wait_for()
@@ -388,3 +426,23 @@ def test_review_fits_1280x720_and_shortcuts_stay_on_the_review(page, server, wor
     while time.time() < deadline and not _store(workspace).current():
         time.sleep(0.5)
     assert [v.verdict for v in _store(workspace).current().values()] == ["skip"]
+
+
+def test_a_refused_verdict_shows_where_the_reviewer_looks(page, server, workspace, shots):
+    """Another reviewer decides the pair on screen; the keyboard verdict on it is refused, and
+    the refusal is in the 1280 x 720 viewport (it was drawn ~1,040 px down)."""
+    page.goto(f"{server}/duplicates?reviewer=bob")
+    _wait_idle(page)
+    page.get_by_text("Pair 1 of", exact=False).first.wait_for()
+    _wait_idle(page)
+    names = page.locator("[data-testid='stText']").filter(has_text=" px, ").all_inner_texts()[:2]
+    a, b = (n.splitlines()[0] for n in names)
+    _store(workspace).record(a, b, "not_duplicate", reviewer="ann")
+    page.locator("h1").first.click()
+    page.keyboard.press("1")
+    refusal = page.locator("[data-testid='stAlert']").filter(has_text="Not saved:").first
+    refusal.wait_for()
+    _wait_idle(page)
+    _assert_in_view(refusal.bounding_box(), "refusal")
+    assert [v.reviewer for v in _store(workspace).history(a, b)] == ["ann"]
+    page.screenshot(path=str(shots / "duplicates-refused.png"))
