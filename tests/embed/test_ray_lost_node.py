@@ -219,18 +219,19 @@ def test_losing_the_worker_node_mid_run_still_finishes_with_the_local_vectors(
     _same_as_local(out, local)
 
 
-def test_a_cluster_that_cannot_host_an_actor_stops_in_one_line_and_resumes(
+def test_a_three_node_run_that_loses_both_workers_stops_in_one_line_and_resumes(
         archive, cluster, tmp_path):
     data, run, local = archive
     out = tmp_path / "out"
-    cluster.add(cpus=0)  # a head that only schedules: the worker does all the work
-    worker = cluster.add(cpus=1)
+    cluster.add(cpus=0)  # a head that only schedules: the two workers do all the work
+    workers = [cluster.add(cpus=1), cluster.add(cpus=1)]
     proc = _embed(cluster, data, run, out, "--stall-timeout", "40")
     deadline = time.time() + 120
     while len(finished_shards(out)) < 3 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.1)
     assert proc.poll() is None and len(finished_shards(out)) >= 3, "no shards in 120 s"
-    cluster.kill_raylet(worker)
+    for worker in workers:
+        cluster.kill_raylet(worker)
     killed = time.time()
     code, err = _finish(proc, 90)
     assert code not in (None, 0), f"{'hung' if code is None else 'finished'}: {err[-2000:]}"

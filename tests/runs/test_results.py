@@ -77,8 +77,8 @@ def test_run_summary_row(tmp_path):
 def test_duplicates_json_has_one_reader(tmp_path):
     import pytest
 
-    from core.duplicates.search import RESULT, load_result
-    from core.run_folder import RunError
+    from core.duplicates.search import load_result
+    from core.run_folder import RunError, RunPaths
     from core.runs.views import duplicate_group_of
 
     doc = {"run": str(tmp_path), "data": "/d", "method": "auto",
@@ -87,12 +87,13 @@ def test_duplicates_json_has_one_reader(tmp_path):
            "pairs": [{"a": "x.png", "b": "y.png", "i": 0, "j": 1, "score": 0.97, "hash_distance": 2,
                       "exact": False, "cross_split": True, "same_patient": False, "flagged": True}],
            "groups": [["x.png", "y.png"]], "leakage": {}}
-    atomic_write_json(tmp_path / RESULT, doc)
+    result_file = RunPaths(tmp_path, generation=None).duplicates  # the one name of the file
+    atomic_write_json(result_file, doc)
     result = load_result(tmp_path)
     assert result.rule.describe() == "cosine >= 0.9300 or pHash <= 4"
     assert [(p.a, p.i) for p in result.pairs] == [("x.png", 0)]
     assert duplicate_group_of(tmp_path) == {"x.png": 1, "y.png": 1}
-    atomic_write_json(tmp_path / RESULT, {"run": "x"})  # damaged: one line, and views fall back
+    atomic_write_json(result_file, {"run": "x"})  # damaged: one line, and views fall back
     with pytest.raises(RunError, match="damaged"):
         load_result(tmp_path)
     assert duplicate_group_of(tmp_path) == {}
