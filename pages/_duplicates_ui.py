@@ -127,11 +127,14 @@ def reviewer_ui() -> str:
     return name
 
 
-def search_ui(run: Path, slot=None) -> None:
+def search_ui(run: Path, slot=None) -> bool:
     """Status of the run's duplicate search, a form to (re)start it, polling while it runs.
 
     slot: where a result is on screen already, a small "Search again" pop-over goes there (a
     header column); the failure of the last search and the polling stay in the page's flow.
+
+    Returns:
+        True while a search is running (the page says so).
     """
     status = search_status(run)
     box = (slot.popover("Search again", icon=":material/search:", width="stretch") if slot is not None
@@ -151,13 +154,14 @@ def search_ui(run: Path, slot=None) -> None:
             st.code(status.message, language=None)
     if status.state == "running":
         _poll(run)
+    return status.state == "running"
 
 
 @st.fragment(run_every=2)
 def _poll(run: Path) -> None:
     status = search_status(run)
     if status.state == "running":
-        st.info("Searching for duplicates… (this page refreshes when it is done)",
+        st.info("A duplicate search for this model is running… (this page refreshes when it is done)",
                 icon=":material/hourglass_top:")
     else:
         st.rerun()

@@ -15,6 +15,7 @@ import numpy as np
 import streamlit as st
 
 from core.data import (
+    CT_PRESETS,
     FILE_DEFAULT,
     ImageReadError,
     LoadedImage,
@@ -183,8 +184,11 @@ def window_ui(query: QueryImage) -> tuple[np.ndarray, Window | None]:
     window = presets[preset] if preset != CUSTOM else Window(center, width)
     if preset == FILE_DEFAULT:
         window = None
-    st.caption("Lung, bone and soft-tissue presets are in Hounsfield units and shown for CT only; "
-               "the search uses the image as displayed.")
+    if set(CT_PRESETS) & set(presets):  # CT only: the note means nothing on a CR or DX film
+        st.caption("Lung, bone and soft-tissue presets are in Hounsfield units; the search uses the "
+                   "image as displayed.")
+    else:
+        st.caption("The search uses the image as displayed.")
     return windowed_pixels(image, window), window
 
 

@@ -106,7 +106,8 @@ def finished_runs(ws: Workspace) -> list[Path]:
 def _active_run_sidebar(ws: Workspace) -> None:
     runs = finished_runs(ws)
     if not runs:
-        st.caption("Active model: none yet (train one on the Train page).")
+        st.caption("Active model: none yet (" + ("train one on the Train page)." if ws.dataset_path is not None
+                                                 else "bring data in on the Home page first)."))
         return
     active = ws.active_run
     names = [r.name for r in runs]
@@ -132,9 +133,13 @@ def dataset_is_synthetic(ws: Workspace) -> bool:
     return bool(ws.settings().get("synthetic")) or (path is not None and (path / "demo.json").is_file())
 
 
-def no_model_note(ws: Workspace) -> str:
+def no_model_note(ws: Workspace, on_home: bool = False) -> str:
     """What to do when the workspace has no trained model (the demo model starts only with
-    `make run` or Home's button: opening a page never starts a training)."""
+    `make run` or Home's button: opening a page never starts a training): the one next step
+    that works from here (with no dataset yet, that is Home, never Train)."""
+    if ws.dataset_path is None:
+        where = "below" if on_home else "on the Home page (the demo set is one click away there)"
+        return f"No dataset in this workspace yet: bring one in {where}; a model is trained on it next."
     job = running_job(ws)
     if job is not None:
         return (f"No trained model yet: '{job.name}' is training (its progress is on the Train "

@@ -56,6 +56,7 @@ from pages._shared import (
     compact_banners,
     flash,
     load_embeddings,
+    no_model_note,
     patient_names_key,
     synthetic_banner,
     workspace_ui,
@@ -278,7 +279,8 @@ run = ws.active_run
 if run is None:
     synthetic_banner(ws)
     flash()
-    st.info("No trained model yet: train one on the Train page, then look for duplicates here.")
+    st.info(no_model_note(ws) if ws.dataset_path is None
+            else "No trained model yet: train one on the Train page, then look for duplicates here.")
     st.stop()
 compact_banners(ws, run)
 try:
@@ -287,10 +289,11 @@ except RunError as e:  # damaged duplicates.json: one line, and the search to wr
     st.error(escape_markdown(str(e)))
     search_ui(run)
     st.stop()
-search_ui(run, search_col if result is not None else None)
+searching = search_ui(run, search_col if result is not None else None)
 if result is None:
     flash()
-    st.info("No duplicate search for this model yet: open 'Find duplicates' above.")
+    if not searching:  # the box with the button is open (it opens itself while there is no result)
+        st.info("No duplicate search for this model yet: choose a threshold and press 'Find duplicates' above.")
     st.stop()
 summary_ui(result)
 try:

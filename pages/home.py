@@ -156,7 +156,7 @@ def active_model_section(ws: Workspace) -> None:
     st.subheader("Active model")
     run = ws.active_run
     if run is None:
-        st.info(no_model_note(ws))
+        st.info(no_model_note(ws, on_home=True))
         return
     row = load_run_summary(run)
     report = load_report(run)
@@ -221,7 +221,14 @@ def runs_section(ws: Workspace) -> None:
 
 def use_dataset(ws: Workspace, root: Path, n_images: int, synthetic: bool = False) -> None:
     ws.update(dataset=str(root), synthetic=synthetic)
-    flash(f"Now using {escape_markdown(root.name)}: {n_images:,} images. Train a model on it on the Train page.")
+    run = ws.active_run
+    data = model_data(run, root) if run is not None else None
+    if data is not None and data.path and not data.differs and not data.problem:
+        then = (f"The active model '{escape_markdown(run.name)}' was trained on it: Search, the Map "
+                "and Duplicates use it.")
+    else:
+        then = "Train a model on it on the Train page."
+    flash(f"Now using {escape_markdown(root.name)}: {n_images:,} images. {then}")
     st.rerun()
 
 

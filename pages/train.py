@@ -198,17 +198,18 @@ def past_runs_ui(ws: Workspace) -> None:
     first = [c for c in ("run", "state", "precision_at_5", "map", "map_at_r", "same_patient_p@1",
                          "same_patient_reranked_p@1") if c in table.columns]
     table = table[first + [c for c in table.columns if c not in first]]  # the metrics in view at 1280 px
+    table = _same_patient_text(table)
     fmt = {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
            if c.endswith(("p@5", "map@r", "p@1")) or c in ("precision_at_5", "map", "map_at_r")}
     st.dataframe(table, hide_index=True, column_config={
         **fmt, "precision_at_5": st.column_config.NumberColumn("P@5", format="%.3f"),
         "map": st.column_config.NumberColumn("mAP", format="%.3f"),
         "map_at_r": st.column_config.NumberColumn("mAP@R", format="%.3f"),
-        "same_patient_p@1": st.column_config.NumberColumn(
-            "same-patient P@1", format="%.3f",
+        "same_patient_p@1": st.column_config.TextColumn(
+            "same-patient P@1",
             help="Another film of the query's patient ranked first (test queries whose patient has one)"),
-        "same_patient_reranked_p@1": st.column_config.NumberColumn(
-            "same-patient P@1, re-ranked", format="%.3f",
+        "same_patient_reranked_p@1": st.column_config.TextColumn(
+            "same-patient P@1, re-ranked",
             help="The same, once the model's 30 nearest films are re-ranked by shared landmarks "
                  "(anatomical keypoints that agree on one transform)"),
         "best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f"),
@@ -233,6 +234,22 @@ def past_runs_ui(ws: Workspace) -> None:
             col.download_button(label, data=path.read_bytes, file_name=f"{run.name}-{path.name}",
                                 icon=":material/download:", on_click="ignore", key=f"dl-{path.name}")
     delete_ui(ws, run, c[4], is_active)
+
+
+SAME_PATIENT = ("same_patient_p@1", "same_patient_reranked_p@1")
+
+
+def _same_patient_text(table):
+    """Same-patient columns as text, '—' for a run without them (data without patient ids, a run
+    not evaluated): left as numbers, a missing value read "None". Omitted when no run has them."""
+    for col in SAME_PATIENT:
+        if col not in table:
+            continue
+        if table[col].isna().all():
+            table = table.drop(columns=[col])
+        else:
+            table[col] = [("—" if v is None or v != v else f"{float(v):.3f}") for v in table[col]]
+    return table
 
 
 def delete_ui(ws: Workspace, run: Path, col, is_active: bool) -> None:
