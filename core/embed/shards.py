@@ -12,7 +12,9 @@ asks too).
 
 Resuming: a call embeds only the files no finished shard holds, in the same sorted order, so
 an interrupted run resumes with exactly the shard boundaries an uninterrupted run would have
-had, and files added to the archive later go into new shards at the end. Files deleted from
+had, and files added to the archive later go into new shards at the end. A gap (Ray's actors
+finish shards out of order, so a lost run may leave shards 0, 1 and 3 but not 2) is filled with
+the files an uninterrupted run would have put there (`_plan`). Files deleted from
 the archive keep their rows (rebuild into a fresh OUT to drop them).
 
 Memory is one shard of vectors plus the model; `build_index_from_shards` memory-maps the
@@ -177,12 +179,10 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
     encoder = Encoder.from_run(run_dir, device, precision, batch_size, which="best")
     size = encoder.image_size
     _check_manifest(out, _run_identity(run_dir, size, encoder.config.model.feature_dim), root)
-    done = finished_shards(out)
-    seen = {p for s in done for p in read_column(s.paths) + read_column(skipped_path(s.vectors))}
-    todo = [p for p in files if p not in seen]
-    number = done[-1].number + 1 if done else 0
-    plan = [(number + i, todo[start:start + shard_size])
-            for i, start in enumerate(range(0, len(todo), shard_size))]
+    held = {s.number: read_column(s.paths) + read_column(skipped_path(s.vectors))
+            for s in finished_shards(out)}
+    seen = {p for paths in held.values() for p in paths}
+    plan = _plan(held, [p for p in files if p not in seen], shard_size)
     if engine == "ray":
         from core.embed.ray_engine import RaySettings, embed_shards_on_ray
 
@@ -204,6 +204,62 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
         if on_shard is not None:
             on_shard(info)
     return _result(out, len(files), new, started)
+
+
+def _plan(held: dict[int, list[str]], todo: list[str],
+          shard_size: int) -> list[tuple[int, list[str]]]:
+    """(shard number, files) to embed, in shard order: the gaps first, then new shards.
+
+    `held` maps each finished shard to its files (rows and skipped), `todo` is the sorted
+    files no shard holds. A gap (a number below the last finished shard, not finished: Ray's
+    actors finish shards out of order, so a lost run can leave one) gets the files an
+    uninterrupted run would have put there (`_gap_chunks`); the rest go into new shards after
+    the last one, `shard_size` at a time.
+    """
+    gaps = _gap_chunks(held, todo, shard_size) or {}
+    used = {p for paths in gaps.values() for p in paths}
+    rest = [p for p in todo if p not in used]
+    number = max(held) + 1 if held else 0
+    return sorted(gaps.items()) + [(number + i, rest[start:start + shard_size])
+                                   for i, start in enumerate(range(0, len(rest), shard_size))]
+
+
+def _gap_chunks(held: dict[int, list[str]], todo: list[str],
+                shard_size: int) -> dict[int, list[str]] | None:
+    """The files of each gap, when the finished shards are chunks of one sorted file list.
+
+    That holds when every finished shard but the last is full (`shard_size` files) and each
+    one's files sort after the previous one's; a run of missing numbers then gets the
+    unembedded files sorted between its neighbours, which must be exactly `shard_size` a gap
+    (else files were added there or the shard size changed: None, and every file left goes
+    into new shards at the end, as before).
+    """
+    if not held:
+        return {}
+    numbers, last = sorted(held), max(held)
+    if any(not held[n] for n in numbers) or any(len(held[n]) != shard_size for n in numbers[:-1]):
+        return None
+    low = {n: min(held[n]) for n in numbers}
+    high = {n: max(held[n]) for n in numbers}
+    if any(high[a] >= low[b] for a, b in zip(numbers, numbers[1:], strict=False)):
+        return None
+    gaps: dict[int, list[str]] = {}
+    number = 0
+    while number < last:
+        if number in held:
+            number += 1
+            continue
+        end = number
+        while end + 1 not in held:
+            end += 1  # the gap runs from `number` to `end`; `end + 1` <= last is finished
+        below = high.get(number - 1)
+        between = [p for p in todo if (below is None or p > below) and p < low[end + 1]]
+        if len(between) != (end - number + 1) * shard_size:
+            return None
+        for i, start in enumerate(range(0, len(between), shard_size)):
+            gaps[number + i] = between[start:start + shard_size]
+        number = end + 1
+    return gaps
 
 
 def _result(out: Path, n_files: int, new: list[int], started: float) -> ArchiveResult:

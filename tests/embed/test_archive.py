@@ -212,3 +212,68 @@ def test_shards_get_the_mode_a_plain_open_gives(archive, tmp_path):
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "out").iterdir()}
     assert modes and set(modes.values()) == {0o664}, modes
+
+
+def _stop_after(n: int):
+    seen: list[ShardInfo] = []
+
+    def stop(info: ShardInfo) -> None:
+        seen.append(info)
+        if len(seen) == n:
+            raise Interrupt
+
+    return stop
+
+
+def _lose_shard(out: Path, number: int) -> None:
+    """A gap, as two Ray actors finishing out of order leave one: shard `number` not written."""
+    for p in out.glob(f"shard-{number:05d}*"):
+        p.unlink()
+
+
+def test_a_resume_fills_a_gap_with_the_shard_an_uninterrupted_run_has(archive, tmp_path):
+    """A Ray run killed with shards 0 and 2 done (1 not) resumed into shards 3 and 4: the same
+    files and vectors as an uninterrupted run, in another order. Files added since still go
+    into new shards at the end."""
+    import shutil
+
+    data, run = archive
+    copy = tmp_path / "images"
+    shutil.copytree(data, copy)
+    out = tmp_path / "out"
+    with pytest.raises(Interrupt):
+        _embed(run, copy, out, on_shard=_stop_after(3))
+    _lose_shard(out, 1)
+    assert [s.number for s in finished_shards(out)] == [0, 2]
+    shutil.copy(copy / list_archive(copy)[0], copy / "zz_new.png")  # sorts after every file
+    kept = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*")}
+
+    resumed = _embed(run, copy, out)
+    assert resumed.new_shards == (1, 3)
+    assert all((out / name).stat().st_mtime_ns == t for name, t in kept.items())
+    full = _embed(run, copy, tmp_path / "full")
+    assert full.new_shards == (0, 1, 2, 3)
+    for a, b in zip(finished_shards(tmp_path / "full"), finished_shards(out), strict=True):
+        assert a.number == b.number and a.paths.read_text() == b.paths.read_text()
+        np.testing.assert_array_equal(np.load(a.vectors), np.load(b.vectors))
+    assert read_archive_paths(out)[-1] == "zz_new.png"
+
+
+def test_a_gap_that_is_no_longer_one_chunk_goes_into_new_shards(archive, tmp_path):
+    """A file added inside a gap's range: the gap cannot be refilled as it was, so its files
+    and the new one go into new shards at the end; every file is embedded exactly once."""
+    import shutil
+
+    data, run = archive
+    copy = tmp_path / "images"
+    shutil.copytree(data, copy)
+    out = tmp_path / "out"
+    with pytest.raises(Interrupt):
+        _embed(run, copy, out, on_shard=_stop_after(3))
+    _lose_shard(out, 1)
+    inside = Path(list_archive(copy)[7])  # shard 1 held files 6..11
+    shutil.copy(copy / inside, copy / inside.with_name(inside.stem + "_b.png"))
+    resumed = _embed(run, copy, out)
+    assert resumed.new_shards == (3, 4)
+    assert sorted(read_archive_paths(out)) == list_archive(copy)
+    assert _embed(run, copy, out).new_shards == ()
