@@ -49,6 +49,7 @@ MIN_ACTOR_CPUS = 0.5  # the least an actor is given
 STALL_TIMEOUT = 300.0  # seconds without a row before the run stops (--stall-timeout)
 NO_HOST_GRACE = 30.0  # seconds with no node able to host an actor before the run stops
 WATCH_EVERY = 2.0  # seconds between the watchdog's checks
+STOP_WAIT = 10.0  # seconds a stopped run's reader is given to end before Ray shuts down
 PROGRESS_EVERY = 15.0  # seconds between progress lines on stderr
 BLOCK_ROWS = 256  # file-list rows per input block (the unit Ray streams), at most a shard
 
@@ -218,8 +219,9 @@ def embed_shards_on_ray(model, image_size: int, precision: str, root: Path, out:
     pending: dict[int, dict] = {}
     written: list[int] = []
     watch = _Watchdog(ray, settings, pool, len(plan), table.num_rows)
+    batches = _batches(ds, watch)
     try:
-        for batch in _batches(ds, watch):
+        for batch in batches:
             for shard, pos, vector, error in zip(batch["shard"], batch["pos"], batch["vector"],
                                                  batch["error"], strict=True):
                 entry = pending.setdefault(int(shard), {"vectors": {}, "errors": {}})
@@ -236,9 +238,12 @@ def embed_shards_on_ray(model, image_size: int, precision: str, root: Path, out:
                     on_shard(info)
             watch.report()
     except ArchiveError:
+        batches.close()  # stops this run's dataset while Ray is still connected
         if ours:  # ends the actors and tasks of this run; a caller's Ray is left to the caller
             ray.shutdown()
         raise
+    finally:
+        batches.close()
     watch.report(final=True)
     if pending:  # every row comes back exactly once; anything else is a Ray fault
         raise ArchiveError(f"Ray returned incomplete shards {sorted(pending)}; run again to resume")
@@ -354,31 +359,76 @@ class _Watchdog:
 
 
 def _batches(ds, watch: _Watchdog):
-    """`ds`'s output batches, read by a helper thread so the watchdog can check on each wait."""
+    """`ds`'s output batches, read by a helper thread so the watchdog can check on each wait.
+
+    Left early (the watchdog stopped the run, or the caller closed it), it first shuts down
+    Ray Data's executor of this dataset and waits for the reader to end, all while Ray is
+    still connected: a reader left running past `ray.shutdown` would log Ray Data's failing
+    stats calls as tracebacks after the run's one line, and its next Ray call would connect
+    the process to the cluster again (Ray's auto-init).
+    """
     box: queue.Queue = queue.Queue(maxsize=4)
-    done = object()
+    done, stop = object(), threading.Event()
+    before = set(threading.enumerate())
+
+    def hand(item) -> None:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     def pump() -> None:
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                box.put(batch)
+                if stop.is_set():
+                    return
+                hand(batch)
         except BaseException as err:  # noqa: BLE001 (handed to the caller's thread)
-            box.put(err)
-        box.put(done)
+            hand(err)
+        hand(done)
 
-    threading.Thread(target=pump, name="ray-embed-reader", daemon=True).start()
-    while True:
-        try:
-            item = box.get(timeout=WATCH_EVERY)
-        except queue.Empty:
+    reader = threading.Thread(target=pump, name="ray-embed-reader", daemon=True)
+    reader.start()
+    finished = False
+    try:
+        while True:
+            try:
+                item = box.get(timeout=WATCH_EVERY)
+            except queue.Empty:
+                watch.check()
+                continue
+            if item is done:
+                finished = True
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
             watch.check()
-            continue
-        if item is done:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-        watch.check()
+    finally:
+        if not finished:
+            _stop_reader(reader, stop, before)
+
+
+def _stop_reader(reader: threading.Thread, stop: threading.Event, before: set) -> None:
+    """End a run's reader thread early: its dataset's executors are shut down (Ray Data runs
+    each as a thread; only those started since `before`), and the reader is given
+    STOP_WAIT seconds. Ray Data's warnings while it winds down are not shown (its logger at
+    ERROR): the run already stops with its own line."""
+    from ray.data._internal.execution.streaming_executor import StreamingExecutor
+
+    stop.set()
+    data_log = logging.getLogger("ray.data")
+    level = data_log.level
+    data_log.setLevel(logging.ERROR)
+    try:
+        for thread in set(threading.enumerate()) - before:
+            if isinstance(thread, StreamingExecutor):
+                thread.shutdown(force=True)
+        reader.join(timeout=STOP_WAIT)
+    finally:
+        data_log.setLevel(level)
 
 
 def _write(out: Path, number: int, paths: list[str], entry: dict) -> ShardInfo:

@@ -239,6 +239,7 @@ def test_a_three_node_run_that_loses_both_workers_stops_in_one_line_and_resumes(
     last = err.strip().splitlines()[-1]
     print(last)
     assert last.startswith("error:") and "run the same command again" in last, err[-2000:]
+    assert "Traceback" not in err, err[-4000:]  # nothing but the one line after progress
     kept = len(finished_shards(out))
     assert kept >= 3
     cluster.add(cpus=1)  # a new node: the same command resumes and keeps the finished shards
