@@ -22,7 +22,7 @@ run: $(STAMP)
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # The fast lane: everything not marked slow (no training, no app, no browser); under a minute.
 test-fast: $(STAMP)
