@@ -225,6 +225,19 @@ def _stop_after(n: int):
     return stop
 
 
+def _archive_with_a_gap(archive, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A copy of the archive embedded into shards 0 and 2 (1 lost); (images, run, out)."""
+    import shutil
+
+    data, run = archive
+    copy, out = tmp_path / "images", tmp_path / "out"
+    shutil.copytree(data, copy)
+    with pytest.raises(Interrupt):
+        _embed(run, copy, out, on_shard=_stop_after(3))
+    _lose_shard(out, 1)
+    return copy, run, out
+
+
 def _lose_shard(out: Path, number: int) -> None:
     """A gap, as two Ray actors finishing out of order leave one: shard `number` not written."""
     for p in out.glob(f"shard-{number:05d}*"):
@@ -235,15 +248,9 @@ def test_a_resume_fills_a_gap_with_the_shard_an_uninterrupted_run_has(archive, t
     """A Ray run killed with shards 0 and 2 done (1 not) resumed into shards 3 and 4: the same
     files and vectors as an uninterrupted run, in another order. Files added since still go
     into new shards at the end."""
+    copy, run, out = _archive_with_a_gap(archive, tmp_path)
     import shutil
 
-    data, run = archive
-    copy = tmp_path / "images"
-    shutil.copytree(data, copy)
-    out = tmp_path / "out"
-    with pytest.raises(Interrupt):
-        _embed(run, copy, out, on_shard=_stop_after(3))
-    _lose_shard(out, 1)
     assert [s.number for s in finished_shards(out)] == [0, 2]
     shutil.copy(copy / list_archive(copy)[0], copy / "zz_new.png")  # sorts after every file
     kept = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*")}
@@ -262,15 +269,9 @@ def test_a_resume_fills_a_gap_with_the_shard_an_uninterrupted_run_has(archive, t
 def test_a_gap_that_is_no_longer_one_chunk_goes_into_new_shards(archive, tmp_path):
     """A file added inside a gap's range: the gap cannot be refilled as it was, so its files
     and the new one go into new shards at the end; every file is embedded exactly once."""
+    copy, run, out = _archive_with_a_gap(archive, tmp_path)
     import shutil
 
-    data, run = archive
-    copy = tmp_path / "images"
-    shutil.copytree(data, copy)
-    out = tmp_path / "out"
-    with pytest.raises(Interrupt):
-        _embed(run, copy, out, on_shard=_stop_after(3))
-    _lose_shard(out, 1)
     inside = Path(list_archive(copy)[7])  # shard 1 held files 6..11
     shutil.copy(copy / inside, copy / inside.with_name(inside.stem + "_b.png"))
     resumed = _embed(run, copy, out)
