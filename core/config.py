@@ -36,7 +36,7 @@ class ModelConfig:
     """
 
     arch: str = "resnet18"
-    weights: str = "imagenet"  # "imagenet" | "none" | path to a state dict
+    weights: str = "imagenet"  # "imagenet" | "none" | a run folder (its best.pt's backbone) | a state dict
     hidden_dim: int = 512
     proj_dim: int = 128
     in_channels: int = 1  # radiographs are grayscale; ImageNet conv1 is summed over RGB
@@ -257,7 +257,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("weight_decay", "Weight decay", float, low=0.0, high=0.1, step=0.0001, fmt="%.4f",
            help="Adam's L2 penalty on the weights (0: none)"),
     Option("arch", "Encoder", str, choices=ARCHS),
-    Option("weights", "Initial weights", str, help="imagenet | none | PATH to a state dict"),
+    Option("weights", "Initial weights", str, help="imagenet | none | RUN folder (its backbone) | PATH (state dict)"),
     Option("seed", "Seed", int, low=0, high=2**31 - 1, help="weights, views and order; the split has its own"),
     Option("patient_positives", "Patient positives", float, low=0.0, high=1.0, step=0.1, fmt="%.2f",
            help="chance that a positive pair is two films of one patient (0..1; needs ids)"),

@@ -12,6 +12,7 @@ from torch import nn
 
 from core.config import ModelConfig
 from core.errors import UserError
+from core.run_folder import RunPaths
 
 
 class WeightsError(UserError, RuntimeError):
@@ -71,20 +72,49 @@ def imagenet_weights_available(arch: str = "resnet18") -> bool:
     return (Path(torch.hub.get_dir()) / "checkpoints" / name).is_file()
 
 
-def _load_state_file(path: str) -> dict[str, torch.Tensor]:
+def weights_file(path: str) -> Path:
+    """The checkpoint `--weights` names: a run folder's best.pt (else last.pt), or the file.
+
+    Raises:
+        WeightsError: nothing there, or a folder without a checkpoint.
+    """
     p = Path(path).expanduser()
+    if p.is_dir():
+        run = RunPaths(p, generation=None)
+        for candidate in (run.best, run.last):
+            if candidate.is_file():
+                return candidate
+        raise WeightsError(f"no checkpoint (best.pt or last.pt) in {p}: --weights takes a trained "
+                           "run folder, a state dict file, imagenet or none")
     if not p.is_file():
-        raise WeightsError(f"weights file not found: {p} (use --weights imagenet|none|PATH)")
+        raise WeightsError(f"weights file not found: {p} (use --weights imagenet|none|RUN|PATH)")
+    return p
+
+
+def _load_state_file(path: str, arch: str) -> dict[str, torch.Tensor]:
+    p = weights_file(path)
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
         raise WeightsError(f"cannot read weights file {p}: {type(e).__name__}") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]  # one of our checkpoints
+        saved = state.get("config")  # one of our checkpoints: its config names the encoder
+        other = saved.get("model", {}).get("arch") if isinstance(saved, dict) else None
+        if isinstance(other, str) and other != arch:
+            raise WeightsError(f"{p} holds a {other} encoder, not {arch} (train with --arch {other}, "
+                               "or warm-start from a run of the same encoder)")
+        state = state["model"]
         state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
     if not isinstance(state, dict):
         raise WeightsError(f"{p} does not hold a state dict")
     return state
+
+
+def check_initial_weights(cfg: ModelConfig) -> None:
+    """Raise WeightsError (one line) now if `cfg.weights` names a file or run that cannot
+    start this encoder; "imagenet" and "none" are not checked (nothing to read here)."""
+    if cfg.weights not in ("imagenet", "none", "", None):
+        build_backbone(cfg)
 
 
 def build_backbone(cfg: ModelConfig) -> nn.Module:
@@ -98,7 +128,7 @@ def build_backbone(cfg: ModelConfig) -> nn.Module:
     if cfg.weights == "imagenet":
         state = _imagenet_state_dict(cfg.arch)
     elif cfg.weights not in ("none", "", None):
-        state = _load_state_file(cfg.weights)
+        state = _load_state_file(cfg.weights, cfg.arch)
     if state is not None:
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         w = state.get("conv1.weight")
@@ -110,11 +140,10 @@ def build_backbone(cfg: ModelConfig) -> nn.Module:
         try:
             missing, unexpected = net.load_state_dict(state, strict=False)
         except RuntimeError:
-            raise WeightsError(f"weights do not fit {cfg.arch} (tensor shapes differ)") from None
+            raise WeightsError(f"weights {cfg.weights} do not fit {cfg.arch} (tensor shapes differ)") from None
         if unexpected or [m for m in missing if not m.startswith("fc.")]:
-            raise WeightsError(
-                f"weights do not fit {cfg.arch} ({len(missing)} missing, {len(unexpected)} unexpected keys)"
-            )
+            raise WeightsError(f"weights {cfg.weights} do not fit {cfg.arch} ({len(missing)} missing, "
+                               f"{len(unexpected)} unexpected keys)")
     return net
 
 

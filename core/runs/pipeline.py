@@ -28,6 +28,7 @@ from core.geometry.landmarks import LandmarkVerifier
 from core.index.artifacts import write_artifact_set
 from core.index.vectors import VectorIndex
 from core.model.checkpoint import load_checkpoint
+from core.model.network import check_initial_weights
 from core.retrieval.evaluate import evaluate_run
 from core.run_folder import RunError, RunPaths, hold_run_lock, write_status
 from core.train.trainer import Trainer
@@ -157,6 +158,8 @@ def train_run(config: RunConfig, run_dir: str | Path, *, runtime: Runtime | None
 def _train_locked(config: RunConfig, paths: RunPaths, runtime: Runtime, main: bool,
                   distributed: bool, progress: bool) -> RunReport | None:
     config = _check_resume(paths, config)
+    if not paths.last.is_file():  # a bad --weights is one line before any run file is written
+        check_initial_weights(config.model)
     device = resolve_device(runtime.device)
     if distributed and device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())

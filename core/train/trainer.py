@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -63,7 +63,10 @@ class Trainer:
         world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         self.local_batch = max(2, t.batch_size // world)
         torch.manual_seed(t.seed)
-        self.model = build_model(config.model).to(device).to(memory_format=torch.channels_last)
+        # A run that will resume takes every weight from last.pt: its initial weights (a warm
+        # start's source run) are not read again, so that run may since have been removed.
+        model_cfg = replace(config.model, weights="none") if paths.last.is_file() else config.model
+        self.model = build_model(model_cfg).to(device).to(memory_format=torch.channels_last)
         self.net: torch.nn.Module = self.model
         if world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
