@@ -1,9 +1,18 @@
 """The edits a radiograph suffers when it is re-acquired: copies for calibration, tests and the demo set.
 
-Ranges follow what recycled films show: crop up to 20 % per side, rotation up to 10 degrees,
-gamma 0.6-1.6, JPEG quality 30-90, downscale to 40-80 %, burned-in text, sensor noise, and
-"combo": three different edits of the above, applied in a random order. Copies keep the size
-an edit gives them (a crop is smaller, a downscale is small), as a real re-export would.
+Ranges follow what recycled films show: crop up to 20 % per side, rotation up to 10 degrees
+(black or white fill), gamma 0.6-1.6, JPEG quality 30-90, downscale to 40-80 %, burned-in text,
+sensor noise, and "combo": three different edits of the above, applied in a random order.
+Copies keep the size an edit gives them (a crop is smaller, a downscale is small), as a real
+re-export would, except the edits collections make when they re-export to a fixed size:
+- "crop_resize": a crop of up to 20 % per side to another aspect ratio, resized back to the
+  original's size (the film is stretched differently in x and y; the development set's own
+  sources were made that way);
+- "rotate_white": a rotation whose corners are filled with white, not black;
+- "crop_gamma_jpeg", "rotate_gamma_jpeg": that crop, or a rotation (black or white fill), then
+  a gamma and a JPEG re-encode (what a re-acquired copy from another collection usually has).
+Each is its own family in the per-edit recall. The demo set keeps the first eight kinds
+(`EDIT_KINDS`), so its files do not change.
 """
 
 from __future__ import annotations
@@ -16,8 +25,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 SINGLE_EDITS = ("crop", "rotate", "gamma", "jpeg", "downscale", "text", "noise")
-EDITS = (*SINGLE_EDITS, "combo")
-EDIT_KINDS = EDITS  # the name the demo set's duplicates.csv uses for its `kind` column
+EDIT_KINDS = (*SINGLE_EDITS, "combo")  # the demo set's duplicates.csv `kind` column (unchanged)
+REEXPORTS = {  # re-exports: each a chain of edits, applied in this order
+    "crop_resize": ("crop_resize",),
+    "rotate_white": ("rotate_white",),
+    "crop_gamma_jpeg": ("crop_resize", "gamma", "jpeg"),
+    "rotate_gamma_jpeg": ("rotate_any", "gamma", "jpeg"),
+}
+EDITS = (*EDIT_KINDS, *REEXPORTS)  # every family calibration and the evaluation report on
 _TEXTS = ("PORTABLE", "AP SUPINE", "ERECT", "MOBILE", "L", "R")
 
 
@@ -70,9 +85,12 @@ def edit_image(img: Image.Image, kind: str, rng: np.random.Generator) -> Image.I
         f = rng.uniform(0.0, 0.2, 4)
         f[int(rng.integers(4))] = rng.uniform(0.1, 0.2)
         return img.crop((round(w * f[0]), round(h * f[1]), w - round(w * f[2]), h - round(h * f[3])))
-    if kind == "rotate":
+    if kind == "crop_resize":  # each side 0-20 %, one 10-20 %: another aspect, stretched back
+        return edit_image(img, "crop", rng).resize((w, h), Image.Resampling.BILINEAR)
+    if kind in ("rotate", "rotate_white", "rotate_any"):  # scanners fill black, some exports white
         angle = rng.uniform(2.0, 10.0) * (1 if rng.uniform() < 0.5 else -1)
-        return img.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=0)
+        white = kind == "rotate_white" or (kind == "rotate_any" and rng.uniform() < 0.5)
+        return img.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=255 if white else 0)
     if kind == "gamma":
         gamma = rng.uniform(0.6, 0.85) if rng.uniform() < 0.5 else rng.uniform(1.2, 1.6)
         return img.point([round(255.0 * (v / 255.0) ** gamma) for v in range(256)])
@@ -94,6 +112,11 @@ def edit_image(img: Image.Image, kind: str, rng: np.random.Generator) -> Image.I
         out = img
         for edit in rng.choice(SINGLE_EDITS, size=3, replace=False):
             out = edit_image(out, str(edit), rng)
+        return out
+    if kind in REEXPORTS:
+        out = img
+        for edit in REEXPORTS[kind]:
+            out = edit_image(out, edit, rng)
         return out
     raise ValueError(f"unknown edit {kind!r}; expected one of {', '.join(EDITS)}")
 

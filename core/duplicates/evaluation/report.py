@@ -25,7 +25,7 @@ import numpy as np
 
 from core.data.imageio import load_image
 from core.duplicates.calibration.auto import auto_calibrate
-from core.duplicates.calibration.edits import EDIT_KINDS
+from core.duplicates.calibration.edits import EDITS
 from core.duplicates.calibration.known_pairs import make_copies, singletons
 from core.duplicates.candidates import find_pairs
 from core.duplicates.evaluation.pair_scores import (
@@ -144,10 +144,10 @@ def _synthetic_rows(run: Path, emb: Embeddings, hashes: HashTable, root: Path, o
     rng = np.random.default_rng(1)
     pixels, family, edits = [], [], []
     for i in originals:
-        copies = make_copies(load_image(root / emb.paths[i]).pixels, rng)
+        copies = make_copies(load_image(root / emb.paths[i]).pixels, rng, EDITS)
         pixels += copies
         family += [i] * len(copies)
-        edits += list(EDIT_KINDS)
+        edits += list(EDITS)
     n = len(emb)
     h = [hash_pixels(p) for p in pixels]
     big = Embeddings(emb.paths + [f"~copy/{x}" for x in range(len(pixels))],
