@@ -9,7 +9,7 @@ by the cheapest signal that can settle it:
   serial film of one patient, or a look-alike): a reviewer still wants to see it.
 Unflagged candidates keep kind "" (near misses). Verification results are cached in
 `verified.csv`, keyed by both paths and both files' (mtime, size), so a re-run verifies only
-new or changed pairs.
+new or changed pairs, and only results of this version of the check (`VERIFIER`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from core.duplicates.rules import VerifyRule
 from core.embed.embeddings import Embeddings
 from core.files import atomic_write_csv
 from core.geometry.features import FeatureTable, image_features
-from core.geometry.verify import verify_many
+from core.geometry.verify import VERIFIER, verify_many
 
 KINDS = ("exact", "copy", "similar", "same_patient")
 PAIR_KINDS = KINDS  # the facade's name for them
@@ -39,7 +39,7 @@ DEFAULT_VERIFY_K = 5
 DEFAULT_FLOOR = 0.5  # lowest cosine a candidate may have; a crop+rotation+gamma copy sits ~0.8-0.95
 FEATURES = "features.npz"
 VERIFIED = "verified.csv"
-_CACHE_FIELDS = ("a", "b", "stamp_a", "stamp_b", "inliers", "agreement", "overlap")
+_CACHE_FIELDS = ("a", "b", "stamp_a", "stamp_b", "inliers", "agreement", "overlap", "verifier")
 
 
 def geometric_stage(out: Path, emb: Embeddings, hashes: HashTable, root: Path,
@@ -152,7 +152,7 @@ def verify_candidates(emb: Embeddings, hashes: HashTable, pairs: list[CandidateP
     for (i, j), r in zip(todo, verify_many(table, todo, workers=workers), strict=True):
         results[(i, j)] = r
     if cache and stamps:
-        _write_cache(cache, [(emb.paths[i], emb.paths[j], stamps[i], stamps[j], *r)
+        _write_cache(cache, [(emb.paths[i], emb.paths[j], stamps[i], stamps[j], *r, VERIFIER)
                              for (i, j), r in results.items()])
     by_rows = {(min(p.i, p.j), max(p.i, p.j)): p for p in pairs}
     out = []
@@ -201,7 +201,8 @@ def _read_cache(path: Path) -> dict[tuple[str, str, str, str], tuple[int, float,
             if tuple(reader.fieldnames or ()) != _CACHE_FIELDS:
                 return {}
             return {(r["a"], r["b"], r["stamp_a"], r["stamp_b"]):
-                    (int(r["inliers"]), float(r["agreement"]), float(r["overlap"])) for r in reader}
+                    (int(r["inliers"]), float(r["agreement"]), float(r["overlap"])) for r in reader
+                    if r["verifier"] == VERIFIER}  # another check's results are not reused
     except (OSError, csv.Error, UnicodeDecodeError, ValueError, KeyError):
         return {}
 

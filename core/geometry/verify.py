@@ -1,15 +1,21 @@
 """Geometric verification of a candidate pair: is it the same film, transformed?
 
-ORB descriptors of the two images are matched (Lowe's ratio test), a similarity transform
-(rotation, uniform scale, shift) is fitted with RANSAC, and the second image is warped onto
-the first. Two numbers decide:
-- inliers: matches consistent with one similarity; two different films of the same anatomy
+ORB descriptors of the two images are matched (Lowe's ratio test), a transform is fitted with
+RANSAC, and the second image is warped onto the first. The transform is an affine map with
+bounded shear and anisotropy (`fit_transform`): collections re-export a film cropped to another
+aspect ratio and resized to a fixed square, which stretches x and y by different factors, and
+a similarity (rotation, one scale, shift) cannot align such a pair (README "Near-duplicates":
+the affine fit was chosen by measurement against the similarity on the same pairs). Two
+numbers decide:
+- inliers: matches consistent with one transform; two different films of the same anatomy
   rarely share more than ~30, a cropped, rotated, re-windowed copy keeps 20 to hundreds;
 - agreement: on the aligned overlap (thumbnails, lightly blurred, the second histogram-
-  matched to the first so gamma and window changes do not count), the fraction of pixels
-  within AGREE_LEVELS grey levels. Copies agree almost everywhere (burned-in text and noise
-  touch few pixels after the blur); two films of one patient, taken minutes apart, move
-  ribs and diaphragm and agree on far less.
+  matched to the first so gamma and window/level changes do not count), the fraction of
+  pixels within AGREE_LEVELS grey levels. Pixels at either end of the grey scale are left
+  out (a film's black border, a rotation's black or white fill, levels a narrower window
+  clipped): they say nothing about the content. Copies agree almost everywhere (burned-in text
+  and noise touch few pixels after the blur); two films of one patient, taken minutes apart,
+  move ribs and diaphragm and agree on far less.
 """
 
 from __future__ import annotations
@@ -29,7 +35,11 @@ REPROJ_PX = 4.0  # RANSAC inlier distance at SIDE pixels
 MIN_MATCHES = 8  # fewer good matches: no transform is fitted
 AGREE_LEVELS = 8  # grey levels (of 255) within which two aligned pixels agree
 MIN_OVERLAP_PX = 200
-SCALE_RANGE = (0.3, 3.5)  # a similarity outside this is no copy of a film
+SCALE_RANGE = (0.3, 3.5)  # a scale outside this is no copy of a film
+ANISOTROPY = 2.0  # x/y scale ratio at most this (a 20 %-per-side crop stretched back: 1.67)
+MAX_SHEAR = 0.2  # |shear| at most this (a rotation then an anisotropic stretch: under 0.15)
+DARK, BRIGHT = 2, 253  # grey levels outside (DARK, BRIGHT) are border, fill or clipped
+VERIFIER = "affine-1"  # names this check in caches of its results: bump it when the check changes
 MIN_INLIERS_COMPARED = 10  # fewer inliers: no rule can pass (calibration's lowest), skip the overlap
 
 
@@ -95,6 +105,38 @@ def hamming_table(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return d
 
 
+def fit_transform(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """The transform of a copy taking pb onto pa: (2x3 matrix or None, (M,) bool inlier mask).
+
+    A RANSAC affine fit (independent x and y scale) kept when its shear, anisotropy and scales
+    are within bounds (`affine_ok`); otherwise, or when none is found, the similarity fit.
+    """
+    if len(pa) < MIN_MATCHES:
+        return None, np.zeros(len(pa), bool)
+    m, inl = cv2.estimateAffine2D(pb, pa, method=cv2.RANSAC, ransacReprojThreshold=REPROJ_PX,
+                                  maxIters=1000, confidence=0.99, refineIters=5)
+    if m is not None and affine_ok(m):
+        return m, inl.ravel().astype(bool)
+    return fit_similarity(pa, pb)
+
+
+def affine_ok(m: np.ndarray) -> bool:
+    """True when a 2x3 affine map is a plausible re-export: A = R(theta) [[sx, k sy], [0, sy]]
+    with sx, sy in SCALE_RANGE, sx/sy within ANISOTROPY either way and |k| <= MAX_SHEAR."""
+    a = m[:, :2].astype(np.float64)
+    sx = float(np.hypot(a[0, 0], a[1, 0]))
+    if sx == 0:
+        return False
+    r = a[:, 0] / sx  # the rotation's first column
+    upper = r[0] * a[0, 1] + r[1] * a[1, 1]  # R^T A = [[sx, upper], [0, sy]]
+    sy = float(r[0] * a[1, 1] - r[1] * a[0, 1])
+    if sy <= 0:  # a mirror image is no re-export
+        return False
+    lo, hi = SCALE_RANGE
+    return bool(lo <= sx <= hi and lo <= sy <= hi and 1 / ANISOTROPY <= sx / sy <= ANISOTROPY
+                and abs(upper / sy) <= MAX_SHEAR)
+
+
 def fit_similarity(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     """RANSAC similarity taking pb onto pa: (2x3 matrix or None, (M,) bool inlier mask)."""
     if len(pa) < MIN_MATCHES:
@@ -110,7 +152,7 @@ def fit_similarity(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray | None, n
 
 
 def thumb_matrix(m: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The SIDE-scale similarity `m` re-expressed between thumbnails a and b."""
+    """The SIDE-scale transform `m` re-expressed between thumbnails a and b."""
     sa = max(a.shape) / SIDE
     sb = max(b.shape) / SIDE
     out = m.astype(np.float64).copy()
@@ -137,8 +179,8 @@ def agreement(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> tuple[float, float
         (agreement in [0, 1], overlap fraction of a).
     """
     warped, cover = aligned(a, b, m)
-    # black film border and rotation fill say nothing about the content
-    mask = cover & (warped > 2) & (a > 2)
+    # film border, rotation fill (black or white) and clipped levels say nothing about the content
+    mask = cover & (warped > DARK) & (warped < BRIGHT) & (a > DARK) & (a < BRIGHT)
     mask = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     if mask.sum() < MIN_OVERLAP_PX:
         return 0.0, float(mask.mean())
@@ -149,10 +191,13 @@ def agreement(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> tuple[float, float
     return float((np.abs(va - matched) < AGREE_LEVELS).mean()), float(mask.mean())
 
 
-def verify_pair(a: ImageFeatures, b: ImageFeatures) -> Verification:
-    """Match, fit and compare one pair (b is aligned onto a)."""
+def verify_pair(a: ImageFeatures, b: ImageFeatures, fit=None) -> Verification:
+    """Match, fit and compare one pair (b is aligned onto a).
+
+    `fit` is the transform fit (None: `fit_transform`; a measurement may pass `fit_similarity`).
+    """
     pa, pb = match_points(a, b)
-    m, inl = fit_similarity(pa, pb)
+    m, inl = (fit or fit_transform)(pa, pb)
     if m is None:
         return Verification(0, 0.0, 0.0, None)
     if inl.sum() < MIN_INLIERS_COMPARED:  # only where it can change the answer
