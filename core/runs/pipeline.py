@@ -31,8 +31,8 @@ from core.model.checkpoint import load_checkpoint
 from core.model.network import check_initial_weights
 from core.retrieval.evaluate import evaluate_run
 from core.run_folder import RunError, RunPaths, hold_run_lock, write_status
+from core.train.decoded_cache import decoded_films
 from core.train.trainer import Trainer
-from core.train.views import decode_images
 
 
 def _dist_setup(device_name: str) -> bool:
@@ -195,8 +195,9 @@ def _train_and_finish(config: RunConfig, paths: RunPaths, dataset: Dataset, spli
     files = [dataset.absolute(s) for s in dataset.samples]
     train_idx = [i for i, s in enumerate(splits) if s == "train"]
     val_idx = [i for i, s in enumerate(splits) if s == "val"]
-    train_images, bad_train = decode_images([files[i] for i in train_idx], size, progress=progress and main)
-    val_images, bad_val = decode_images([files[i] for i in val_idx], size)
+    train_images, bad_train = decoded_films(paths.root, "train", [files[i] for i in train_idx], size,
+                                            progress=progress and main)  # decoded once per run
+    val_images, bad_val = decoded_films(paths.root, "val", [files[i] for i in val_idx], size)
     unreadable = {dataset.samples[train_idx[i]].path: r for i, r in bad_train.items()}
     unreadable.update({dataset.samples[val_idx[i]].path: r for i, r in bad_val.items()})
     if train_images.shape[0] < 2:
