@@ -11,8 +11,8 @@ from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "core"
 BASE = {"errors", "facade", "files", "run_folder", "config", "device"}
-LAYERS = ["base", "data", "model", "train", "embed", "index", "geometry", "retrieval", "duplicates",
-          "review", "demo", "runs", "jobs", "cli"]
+LAYERS = ["base", "data", "model", "train", "embed", "index", "quality", "geometry", "retrieval",
+          "duplicates", "review", "report", "demo", "runs", "jobs", "cli"]
 
 
 def layer_of(module: str) -> int | None:
