@@ -25,6 +25,7 @@ PAGES = [
     ("pages/map.py", "Embedding map"),
     ("pages/search.py", "Search"),
     ("pages/duplicates.py", "Duplicates"),
+    ("pages/quality.py", "Data quality"),
 ]
 pages = [st.Page(path, title=title, default=i == 0)
          for i, (path, title) in enumerate(PAGES) if (HERE / path).is_file()]

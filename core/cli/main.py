@@ -18,6 +18,7 @@ from core.cli.duplicates import add_listing_options, listing_options
 from core.cli.duplicates import add_parser as add_duplicates_parser
 from core.cli.printable import printable
 from core.cli.project import add_parser as add_project_parser
+from core.cli.report import add_parser as add_report_parser
 from core.cli.types import positive_float, positive_int, require_run
 from core.config import OPTIONS, PRESETS
 from core.errors import UserError, one_line
@@ -260,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_add_parser(sub)
     add_archive_parser(sub)
     add_archive_duplicates_parser(sub)
+    add_report_parser(sub)
     return p
 
 
