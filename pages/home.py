@@ -178,7 +178,11 @@ def active_model_section(ws: Workspace) -> None:
     warning = model_data(run, ws.dataset_path).warning(dataset_is_synthetic(ws))
     if warning:
         st.warning(escape_markdown(warning))
-    if evaluation is not None and evaluation.baselines:
+    if evaluation is not None and evaluation.scores.map is None:  # no labels: no table of empty cells
+        why = evaluation.label_metrics_skipped or "the test split has no labels"
+        st.caption(escape_markdown(f"No label metrics: {why}. Score this model on a labelled folder with "
+                                   f"python -m core evaluate --run {run} --data LABELLED_DIR"))
+    elif evaluation is not None and evaluation.baselines:
         rows = [{"model": f"this run ({run.name})", **_scores(evaluation.scores)}]
         rows += [{"model": f"baseline: {baseline_words(k)}", **_scores(v)}
                  for k, v in evaluation.baselines.items()]

@@ -97,6 +97,15 @@ def test_home_shows_films_patients_views_and_skipped_for_the_dicom_tree(archive_
     assert any("2020 (" in c.value and "2022 (" in c.value for c in at.caption)  # study years
 
 
+def test_home_shows_no_table_of_empty_label_metrics_for_an_unlabelled_run(archive_ws):
+    """Found walking the app on cxr-kermany without its manifest: the model table read None in
+    every cell (this run, raw pixels, random init) since no label metric could be measured."""
+    at = open_page("pages/home.py")
+    assert not [d for d in at.dataframe if "P@5" in d.value.columns], "a table of label metrics without labels"
+    assert any("No label metrics" in c.value for c in at.caption)
+    assert _metrics(at)["P@5"] == "—"
+
+
 def test_home_keeps_the_class_table_for_the_demo_set(tiny_workspace):
     at = open_page("pages/home.py")
     metrics = _metrics(at)
