@@ -1,7 +1,7 @@
 """Image grids shared by the Map and Search pages: cached thumbnails, names shown as plain text.
 
 File names and labels come from users' folders, so they are shown with `st.text` (no
-Markdown, no HTML) and never put into captions, which render Markdown.
+Markdown, no HTML) or, escaped (`escape_markdown`), in captions, which render Markdown.
 """
 
 from __future__ import annotations
@@ -37,18 +37,36 @@ def cached_thumbnail(data_root: str, rel_path: str, cache_dir: str, size: int = 
         return placeholder_png(size)
 
 
+NAME_CHARS = 16  # a file name's characters that fit in one caption line under a 140 px thumbnail, with its tooltip
+
+
+def short_name(name: str, limit: int = NAME_CHARS) -> str:
+    """`name` cut in the middle to at most `limit` characters, keeping its start and its
+    end ("person1182_virus_2017.jpeg" -> "person…2017.jpeg"), so a long file name
+    takes one line under its thumbnail instead of breaking mid-word over three."""
+    if len(name) <= limit:
+        return name
+    tail = max(limit // 2 + 1, 1)  # the end tells films apart: numbers, then the extension
+    head = max(limit - tail - 1, 0)
+    return name[:head] + "…" + name[-tail:]
+
+
 def image_grid(items: Sequence[GridItem], data_root: Path, run_dir: Path, columns: int = 6,
                size: int = THUMB_SIZE, roots: tuple[Path, ...] = ()) -> None:
     """Thumbnails in rows of `columns`, each with its headline, label and file name (`roots`:
-    the allowed roots a film added from outside the dataset may lie in)."""
+    the allowed roots a film added from outside the dataset may lie in). A long name is cut in
+    the middle; the whole path is the text's tooltip."""
     cache_dir = str(run_dir / "thumbnails")
     for start in range(0, len(items), columns):
         cells = st.columns(columns)
         for cell, item in zip(cells, items[start:start + columns], strict=False):
             with cell:
-                st.image(cached_thumbnail(str(data_root), item.path, cache_dir, size, roots), width=size)
-                lines = [item.headline] if item.headline else []
-                st.text("\n".join([*lines, item.label, *item.details, Path(item.path).name]))
+                st.image(cached_thumbnail(str(data_root), item.path, cache_dir, size, roots), width="stretch")
+                lines = [line for line in (item.headline, item.label, *item.details) if line]
+                if lines:
+                    st.text("\n".join(lines))
+                name = Path(item.path).name  # smaller type than st.text
+                st.caption(escape_markdown(short_name(name)), help=item.path if short_name(name) != name else None)
 
 
 _MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|:$~=^&\"'")

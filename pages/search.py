@@ -54,6 +54,7 @@ from pages._shared import (
 )
 
 COMPARE_PX = 440  # side by side, each fits half of a laptop screen
+RESULT_PX = 160  # a result thumbnail: four to a row beside the query at 1280 px
 _RESULTS = "search_results"  # session cache: (run, query, window, k, hidden patient) -> Answer
 
 
@@ -95,8 +96,8 @@ def search(run_dir: Path, data_root: Path, query: QueryImage, pixels: np.ndarray
     return cached[1]
 
 
-def warnings_ui(query: QueryImage, answer: Answer, run_dir: Path) -> None:
-    """A verified copy, a query unlike the dataset, and where the best score stands."""
+def warnings_ui(query: QueryImage, answer: Answer) -> None:
+    """A verified copy, and a query unlike the dataset."""
     if answer.copy is not None:
         c = answer.copy
         st.warning(f"Same radiograph as result #{c.hit.rank} ({escape_markdown(c.reason)}).",
@@ -110,9 +111,17 @@ def warnings_ui(query: QueryImage, answer: Answer, run_dir: Path) -> None:
         st.warning("Unlike anything in this dataset: " + escape_markdown("; ".join(reasons))
                    + ". The results are the least unlike images, not similar cases.",
                    icon=":material/help:")
-    elif best is not None:
-        st.caption(f"Best match cosine {best.best:.3f}: higher than the nearest-neighbour score of "
-                   f"{best.percentile:.0f}% of this dataset's own images.")
+
+
+def score_notes_ui(query: QueryImage, answer: Answer, run_dir: Path, seconds: float, landmarks: bool) -> None:
+    """Below the results: the query time, where the best score stands, the copy rule and what
+    'pct' means (above them, these lines pushed the first row of results off a laptop screen)."""
+    best = answer.familiar
+    notes = [f"Query time {seconds * 1000:.0f} ms (embedding + search" + (" + landmarks)." if landmarks else ").")]
+    if best is not None and not best.unlike and not query.check.problems:
+        notes.append(f"Best match cosine {best.best:.3f}: higher than the nearest-neighbour score of "
+                     f"{best.percentile:.0f}% of this dataset's own images.")
+    st.caption(" ".join(notes))
     st.caption(escape_markdown(copy_rule(run_dir).describe()) + " · pct: the share of this dataset's "
                "images whose own best match scores lower.")
 
@@ -194,16 +203,19 @@ data_root = get_searcher(run_dir).data_root
 roots = allowed_roots(ws.root)  # films `add` took from other folders are opened inside these only
 key = patient_names_key(ws)  # patients are shown by their keyed names, never their ids
 
-query = query_source_ui(emb, data_root, roots)
+# The query (its source, the film, its settings) is the left column, so that at 1280 x 720 the
+# first row of results shows without scrolling (the uploader above both columns pushed them to
+# y = 640).
+query_col, results_col = st.columns([1, 3])
+with query_col:
+    query = query_source_ui(emb, data_root, roots)
 if query is None:
     st.stop()
 if isinstance(query, QueryError):
-    st.error(escape_markdown(query.message), icon=":material/broken_image:")
+    results_col.error(escape_markdown(query.message), icon=":material/broken_image:")
     st.stop()
 
-query_col, results_col = st.columns([1, 3])
 with query_col:
-    st.subheader("Query")
     pixels, window = window_ui(query)
     st.image(preview(pixels), width="stretch")
     st.text(query.name)
@@ -219,12 +231,10 @@ profile = profile_of(run_dir)
 prior = get_searcher(run_dir).same_patient_prior
 with results_col:
     st.subheader(f"Top {len(result.hits)} of {len(emb)} images")
-    st.caption(f"Query time {result.seconds * 1000:.0f} ms (embedding + search"
-               + (" + landmarks)" if result.shared is not None else ")"))
-    warnings_ui(query, answer, run_dir)
+    warnings_ui(query, answer)
     shared = result.shared or (None,) * len(result.hits)
     image_grid([result_cell(h, profile, prior, query, key, n) for h, n in zip(result.hits, shared, strict=True)],
-               data_root, run_dir, columns=5, roots=roots)
+               data_root, run_dir, columns=4, size=RESULT_PX, roots=roots)
     if result.shared is not None and not any(result.shared):
         st.caption("Ranked by shared landmarks: no film shares any with this query (too small, "
                    "blank or not a chest film?), so the embedding's order is kept.")
@@ -233,6 +243,7 @@ with results_col:
                    "keypoints they share with the query under one shift, rotation and magnification. "
                    "A patient's other films share the most; on the development set this put one "
                    "first for 0.60 of queries, against 0.32 for the embedding alone.")
+    score_notes_ui(query, answer, run_dir, result.seconds, result.shared is not None)
     patients_caption(prior, display_patient(hidden, key) if hidden else None)
     vote_ui(result)
     st.download_button("Download results (CSV)", hits_csv(result.hits, query.name, key),

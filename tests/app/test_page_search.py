@@ -18,6 +18,7 @@ from core.embed.embeddings import Embeddings
 from core.files import atomic_write_json
 from core.retrieval.search import Hit
 from core.runs.views import hits_csv, label_vote
+from pages._images_ui import short_name
 from pages._search_ui import QueryError, QueryImage, read_query
 from tests import bad_inputs as bi
 from tests.page_helpers import copy_workspace, open_page, unescape
@@ -27,6 +28,11 @@ RESULT = re.compile(r"^#\d+ · cosine -?\d\.\d{3} · pct \d{1,3}$")  # a grid ce
 
 def _results(at) -> list[str]:
     return [t.value.split("\n")[0] for t in at.text if RESULT.match(t.value.split("\n")[0])]
+
+
+def _names(at) -> list[str]:
+    """The grid's file names (one caption under each thumbnail, cut in the middle when long)."""
+    return [unescape(c.value) for c in at.caption if re.search(r"\.(png|jpe?g|dcm)$", unescape(c.value))]
 
 
 def _all_text(at) -> str:
@@ -50,11 +56,10 @@ def test_pick_from_dataset_excludes_itself_and_raises_no_copy_warning(tiny_works
     pick = next(p for p in emb.paths if Path(p).name not in planted)  # not one of the planted copies
     at.selectbox(key="search_pick_path").set_value(pick).run()
     assert len(_results(at)) == k
-    assert pick not in [t.value.split("\n")[-1] for t in at.text if RESULT.match(t.value.split("\n")[0])]
+    assert short_name(Path(pick).name) not in _names(at)
     assert not any("Same radiograph" in w.value for w in at.warning), [w.value for w in at.warning]
     assert "A cosine alone never counts" in _all_text(at)
-    assert any(c.value.startswith("Query time ") and c.value.endswith("ms (embedding + search)")
-               for c in at.caption)
+    assert any(c.value.startswith("Query time ") and "ms (embedding + search)." in c.value for c in at.caption)
     vote = at.dataframe[0].value
     assert vote["votes"].sum() == k and vote["share"].sum() == pytest.approx(1.0)
     at.slider(key="search_k").set_value(3).run()
@@ -74,8 +79,13 @@ def test_calibrated_rule_is_read_from_the_duplicate_search(tiny_workspace, tmp_p
 
 
 def _cells(at) -> list[list[str]]:
-    """Each result's lines: headline, label, patient and note lines, file name."""
-    return [t.value.split("\n") for t in at.text if RESULT.match(t.value.split("\n")[0])]
+    """Each result's lines: headline, label, patient and note lines, then its whole file name
+    (the caption under the thumbnail, whose tooltip holds the path when the name is cut)."""
+    lines = [t.value.split("\n") for t in at.text if RESULT.match(t.value.split("\n")[0])]
+    names = [Path(c.proto.help).name if c.proto.help else unescape(c.value) for c in at.caption
+             if re.search(r"\.(png|jpe?g|dcm)$", unescape(c.value))]
+    assert len(names) == len(lines), (names, lines)
+    return [[*cell, name] for cell, name in zip(lines, names, strict=True)]
 
 
 def _follow_up(emb: Embeddings) -> int:
@@ -402,3 +412,10 @@ def test_the_score_profile_follows_films_added_without_a_restart(tiny_workspace,
     after = _results(at)
     assert before != after and all(r.endswith("pct 0") for r in after[1:]), (before, after)
 
+
+
+def test_short_name_cuts_the_middle_and_keeps_the_end_by_hand():
+    assert short_name("person1182_virus_2017.jpeg") == "person…2017.jpeg"  # 6 + 1 + 9 = 16 characters
+    assert short_name("NORMAL2-IM-0374-0001-0002.jpeg", 12) == "NORM…02.jpeg"  # 4 + 1 + 7
+    assert short_name("IM-0001-0001.jpeg", 17) == "IM-0001-0001.jpeg"  # fits: as it is
+    assert short_name("film.png") == "film.png"
