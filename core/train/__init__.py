@@ -3,9 +3,12 @@
 from core.facade import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "BatchViews": "batch_views",
+    "decoded_films": "decoded_cache",
     "estimate_training": "estimate",
     "Trainer": "trainer",
     "FileDataset": "views",
+    "FilmPairs": "views",
     "PatientPairDataset": "views",
     "TwoViewDataset": "views",
     "decode_images": "views",
@@ -17,9 +20,12 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "BatchViews",
+    "decoded_films",
     "estimate_training",
     "Trainer",
     "FileDataset",
+    "FilmPairs",
     "PatientPairDataset",
     "TwoViewDataset",
     "decode_images",

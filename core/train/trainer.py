@@ -19,9 +19,9 @@ from core.files import append_jsonl
 from core.model.checkpoint import save_checkpoint
 from core.model.loss import NTXentLoss
 from core.model.network import build_model
-from core.model.transforms import XRayViews
 from core.run_folder import RunPaths, write_status
-from core.train.views import PatientPairDataset, TwoViewDataset, default_workers, worker_init
+from core.train.batch_views import BatchViews
+from core.train.views import FilmPairs, patient_partners, worker_init
 
 
 class TrainingDiverged(UserError):
@@ -50,7 +50,8 @@ class Trainer:
         train_images, val_images: (N, 1, S, S) uint8 tensors.
         device, precision: where and how to compute ("bf16" uses autocast).
         train_patients: patient id (or None) of each training image, for patient positives.
-        workers: loader processes for the training set (-1: pick from the CPU count).
+        workers: loader processes (-1 or 0: none; the loader only gathers uint8 films, the
+            views are made a batch at a time on `device`, see core.train.batch_views).
     """
 
     def __init__(self, config: RunConfig, paths: RunPaths, train_images: torch.Tensor,
@@ -73,13 +74,11 @@ class Trainer:
                 self.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.loss_fn = NTXentLoss(t.temperature)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-        views = XRayViews(t.image_size, config.augment)
-        if t.patient_positives > 0 and train_patients is not None:
-            self.train_set: TwoViewDataset = PatientPairDataset(
-                train_images, views, train_patients, t.patient_positives)
-        else:
-            self.train_set = TwoViewDataset(train_images, views)
-        self.val_set = TwoViewDataset(val_images, views)
+        self.views = BatchViews(t.image_size, config.augment)  # on the device, a batch at a time
+        partners = (patient_partners(train_patients)
+                    if t.patient_positives > 0 and train_patients is not None else None)
+        self.train_set = FilmPairs(train_images, partners, t.patient_positives)
+        self.val_set = FilmPairs(val_images)
         # Drop a last partial batch only when it would leave a single image (BatchNorm needs 2).
         self.drop_last = len(self.train_set) % self.local_batch == 1
         self.steps_per_epoch = max(1, len(self.train_set) // self.local_batch if self.drop_last
@@ -95,7 +94,7 @@ class Trainer:
         self.best_val = float(checkpoint.get("best_val", math.inf))
         self.best_epoch = int(checkpoint.get("best_epoch", -1))
 
-    def _loader(self, dataset: TwoViewDataset, epoch: int, shuffle: bool,
+    def _loader(self, dataset: FilmPairs, epoch: int, shuffle: bool,
                 workers: int | None = None) -> DataLoader:
         g = torch.Generator().manual_seed(self.config.train.seed * 1000 + epoch)
         sampler = None
@@ -103,8 +102,8 @@ class Trainer:
             sampler = DistributedSampler(dataset, shuffle=shuffle, seed=self.config.train.seed,
                                          drop_last=self.drop_last)
             sampler.set_epoch(epoch)
-        if workers is None:
-            workers = default_workers(self.workers)
+        if workers is None:  # gathering uint8 films needs no process of its own unless asked
+            workers = max(0, self.workers)
         return DataLoader(dataset, batch_size=self.local_batch, shuffle=shuffle and sampler is None,
                           sampler=sampler, drop_last=self.drop_last and shuffle, generator=g,
                           num_workers=workers, worker_init_fn=worker_init,
@@ -115,6 +114,12 @@ class Trainer:
         if not t.cosine_schedule:
             return t.lr
         return 0.5 * t.lr * (1 + math.cos(math.pi * epoch / t.epochs))
+
+    def _views(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, S, S) uint8 films and partners -> two (B, 1, size, size) augmented views."""
+        a = a.to(self.device, non_blocking=True)
+        b = b.to(self.device, non_blocking=True)
+        return self.views(a), self.views(b)
 
     def _step_loss(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
         x = torch.cat([v1, v2]).to(self.device, non_blocking=True).contiguous(
@@ -133,9 +138,10 @@ class Trainer:
         total, count = 0.0, 0
         with torch.random.fork_rng():
             torch.manual_seed(12345)  # fixed views; loader workers derive their seeds from it too
-            for v1, v2 in self._loader(self.val_set, epoch=-1, shuffle=False):
-                if v1.shape[0] < 2:
+            for a, b in self._loader(self.val_set, epoch=-1, shuffle=False):
+                if a.shape[0] < 2:
                     continue
+                v1, v2 = self._views(a, b)
                 total += float(self._step_loss(v1, v2)) * v1.shape[0]
                 count += v1.shape[0]
         if not count:
@@ -164,7 +170,8 @@ class Trainer:
                 from tqdm import tqdm
 
                 batches = tqdm(batches, desc=f"epoch {epoch + 1}/{t.epochs}", leave=False)
-            for step, (v1, v2) in enumerate(batches):
+            for step, (a, b) in enumerate(batches):
+                v1, v2 = self._views(a, b)
                 loss = self._step_loss(v1, v2)
                 if not torch.isfinite(loss):  # stop before the optimizer spreads it to the weights
                     raise TrainingDiverged(

@@ -108,6 +108,37 @@ class PatientPairDataset(TwoViewDataset):
         return self.views.one(self.images[i]), self.views.one(self.images[j])
 
 
+class FilmPairs(TorchDataset):
+    """Decoded films -> (film, partner) uint8 pairs, augmented later as a batch
+    (core.train.batch_views.BatchViews): the loader only gathers.
+
+    With `partners` (patient_partners of the films) and probability `prob`, the partner is
+    another film of the same patient (MedAug / MICLe positives); otherwise, and for a film
+    whose patient has one film, it is the film itself (two views of one image, plain SimCLR).
+    """
+
+    def __init__(self, images: torch.Tensor, partners: list[list[int]] | None = None,
+                 prob: float = 0.0) -> None:
+        self.images = images  # (N, 1, S, S) uint8
+        if partners is not None and len(partners) != images.shape[0]:
+            raise ValueError(f"{len(partners)} patient ids for {images.shape[0]} images")
+        self.partners = partners or [[] for _ in range(images.shape[0])]
+        self.prob = prob
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def partner(self, i: int) -> int:
+        """The film that supplies i's second view (i itself, or one of its patient's films)."""
+        others = self.partners[i]
+        if not others or self.prob <= 0 or float(torch.rand(())) >= self.prob:
+            return i
+        return others[int(torch.randint(len(others), ()))]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[i], self.images[self.partner(i)]  # (1, S, S) uint8 each
+
+
 class FileDataset(TorchDataset):
     """Image files -> one clean view each, for embedding. Unreadable files give an empty tensor."""
 

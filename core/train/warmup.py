@@ -71,7 +71,7 @@ def measure_warmup(runs_dir: str | Path, arch: str, image_size: int, device: str
     from core.device import resolve_device
     from core.model.loss import NTXentLoss
     from core.model.network import build_model
-    from core.model.transforms import XRayViews
+    from core.train.batch_views import BatchViews
 
     dev = resolve_device(device)
     model = build_model(ModelConfig(arch=arch, weights="none")).to(dev)
@@ -81,11 +81,10 @@ def measure_warmup(runs_dir: str | Path, arch: str, image_size: int, device: str
     b = max(2, min(batch_size, MAX_BATCH))
     g = torch.Generator().manual_seed(0)
     images = (torch.rand(b, 1, image_size, image_size, generator=g) * 255).to(torch.uint8)  # (B, 1, S, S)
-    views = XRayViews(image_size, augment or AugmentConfig())
+    views = BatchViews(image_size, augment or AugmentConfig())
 
-    def step() -> None:  # the augmentation is timed too: the loader does it during training
-        pairs = [views(img) for img in images]
-        x = torch.cat([torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])]).to(dev)
+    def step() -> None:  # the augmentation is timed too: the Trainer makes the views per batch
+        x = torch.cat([views(images.to(dev)), views(images.to(dev))])  # (2B, 1, S, S)
         z1, z2 = model(x).float().chunk(2)
         loss = loss_fn(z1, z2)
         opt.zero_grad(set_to_none=True)
