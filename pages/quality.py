@@ -73,7 +73,7 @@ def list_ui(quality: RunQuality, run: Path, roots: tuple[Path, ...]) -> None:
         format_func=lambda n: names[n].title + ("" if names[n].skipped or names[n].pending
                                                   else f" ({len(names[n])})")) or "outliers"
     shown = names[choice]
-    st.caption(escape_markdown(shown.meaning[:1].upper() + shown.meaning[1:] + "."))
+    st.caption(escape_markdown(shown.meaning + "."))
     if shown.skipped:
         st.info(escape_markdown(shown.skipped))
     elif shown.pending:
@@ -81,7 +81,7 @@ def list_ui(quality: RunQuality, run: Path, roots: tuple[Path, ...]) -> None:
     elif not shown.findings:
         st.success("No film on this list.")
     else:
-        image_grid([GridItem(f.path, f.label, f"{n}. score {f.score:g}", (f.reason,))
+        image_grid([GridItem(f.path, f.label, f"{n}. {f.score_name} {f.score:g}", (f.reason,))
                     for n, f in enumerate(shown.findings, 1)],
                    quality.data_root, run, columns=COLUMNS, size=THUMB, roots=roots)
 

@@ -17,7 +17,7 @@ from core.quality.findings import Finding, FindingList
 
 BLUR_FRACTION = 0.25
 TITLE = "Blur"
-MEANING = f"much less sharp than the run's films: Laplacian variance below {BLUR_FRACTION:.0%} of the run's median"
+MEANING = f"Much less sharp than the run's films: Laplacian variance below {BLUR_FRACTION:.0%} of the run's median"
 
 
 def laplacian_variance(gray: np.ndarray) -> float:
@@ -42,5 +42,6 @@ def find_blur(paths: Sequence[str], labels: Sequence[str], variances: Sequence[f
             if v is not None and 0 < v < limit_value]
     rows.sort(key=lambda t: (t[0], t[1]))
     return FindingList("blur", TITLE, MEANING, tuple(
-        Finding(p, lab, round(v, 2), f"Laplacian variance {v:.1f} (run median {median:.1f})")
+        Finding(p, lab, round(v, 2), f"Laplacian variance {v:.1f} (run median {median:.1f})",
+                "Laplacian variance")
         for v, p, lab in rows[:limit]))

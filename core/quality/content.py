@@ -17,7 +17,7 @@ from core.quality.findings import Finding, FindingList
 from core.quality.histogram import histogram_percentile
 
 TITLE = "Near-empty or not a radiograph"
-MEANING = (f"almost uniform (1st-99th percentile grey spread under {MIN_GREY_SPREAD}) or in "
+MEANING = (f"Almost uniform (1st-99th percentile grey spread under {MIN_GREY_SPREAD}) or in "
            f"colour (channel spread over {COLOUR_LIMIT})")
 
 
@@ -50,9 +50,11 @@ def find_content(paths: Sequence[str], labels: Sequence[str], hists: Sequence[np
         what, value = problem
         if what == "almost uniform":
             uniform.append((value, path, Finding(path, label, round(value, 4),
-                                                 f"almost uniform: grey spread {value:.2f} (1st-99th percentile)")))
+                                                 f"almost uniform: grey spread {value:.2f} (1st-99th percentile)",
+                                                 "grey spread")))
         else:
             coloured.append((-value, path, Finding(path, label, round(value, 4),
-                                                   f"in colour: channel spread {value:.2f}; radiographs are grey")))
+                                                   f"in colour: channel spread {value:.2f}; radiographs are grey",
+                                                   "channel spread")))
     found = sorted(uniform, key=lambda t: t[:2]) + sorted(coloured, key=lambda t: t[:2])
     return FindingList("content", TITLE, MEANING, tuple(f for _, _, f in found[:limit]))

@@ -19,7 +19,7 @@ DARK_MEAN = 0.2
 BRIGHT_MEAN = 0.8
 TAIL = 0.1  # the darkest and brightest tenth of the grey scale, named in the reason
 TITLE = "Exposure"
-MEANING = f"too dark (mean grey below {DARK_MEAN}) or too bright (above {BRIGHT_MEAN})"
+MEANING = f"Too dark (mean grey below {DARK_MEAN}) or too bright (above {BRIGHT_MEAN})"
 
 
 def exposure_problem(hist: np.ndarray) -> tuple[str, float] | None:
@@ -46,6 +46,6 @@ def find_exposure(paths: Sequence[str], labels: Sequence[str], hists: Sequence[n
         tail = (f"{share_below(hist, TAIL):.0%} of pixels in the darkest tenth" if what == "too dark"
                 else f"{share_above(hist, 1 - TAIL):.0%} in the brightest tenth")
         found.append((past, path, Finding(path, label, round(mean, 4),
-                                          f"{what}: mean grey {mean:.2f}; {tail}")))
+                                          f"{what}: mean grey {mean:.2f}; {tail}", "mean grey")))
     found.sort(key=lambda t: (-t[0], t[1]))
     return FindingList("exposure", TITLE, MEANING, tuple(f for _, _, f in found[:limit]))

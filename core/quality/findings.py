@@ -9,14 +9,16 @@ from dataclasses import dataclass
 class Finding:
     """One film on a quality list.
 
-    `score` is the list's own measure (a k-NN distance, a neighbour share, a brightness...),
-    `reason` one plain line saying what was measured against what.
+    `score` is the list's own measure, named by `score_name` (a k-NN distance, the share of
+    neighbours with the film's label, the mean grey...); `reason` one plain line saying what
+    was measured against what.
     """
 
     path: str  # as in the run's items.csv
     label: str
     score: float
     reason: str
+    score_name: str = "score"
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class FindingList:
 
     name: str  # outliers | label_errors | exposure | blur | content
     title: str
-    meaning: str  # what being on the list means, one line
+    meaning: str  # what being on the list means, one sentence
     findings: tuple[Finding, ...] = ()
     skipped: str = ""
     pending: bool = False

@@ -19,7 +19,7 @@ from core.quality.neighbours import nearest_neighbours
 
 K = 10
 TITLE = "Likely label errors"
-MEANING = ("the film's nearest films mostly carry another label (confident learning on "
+MEANING = ("The film's nearest films mostly carry another label (confident learning on "
            "k-NN label shares, cleanlab)")
 
 
@@ -81,8 +81,8 @@ def find_label_errors(paths: Sequence[str], labels: Sequence[str], vectors: np.n
         other = int(np.argmax(share))
         findings.append(Finding(
             paths[rows[i]], labels[rows[i]], round(float(own), 4),
-            f"{round(probs[i, other] * k_used)} of its {k_used} nearest are '{names[other]}', "
-            f"{round(own * k_used)} '{names[classes[i]]}'"))
+            f"{round(probs[i, other] * k_used)} of {k_used} nearest are {names[other]}; "
+            f"{round(own * k_used)} {names[classes[i]]}", "own-label share"))
     return FindingList("label_errors", TITLE, MEANING, tuple(findings))
 
 
@@ -92,5 +92,7 @@ def _cleanlab_issues(classes: np.ndarray, probs: np.ndarray) -> list[int]:
 
     with warnings.catch_warnings():  # small classes make cleanlab warn; the list says enough
         warnings.simplefilter("ignore")
-        ranked = find_label_issues(classes, probs, return_indices_ranked_by="self_confidence")
+        # n_jobs=1: cleanlab's default forks a process pool, which hung when forked from the
+        # app's server (threads, torch loaded); one process prunes 5,000 films in well under a second
+        ranked = find_label_issues(classes, probs, return_indices_ranked_by="self_confidence", n_jobs=1)
     return [int(i) for i in ranked]

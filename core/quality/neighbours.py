@@ -16,7 +16,8 @@ def nearest_neighbours(vectors: np.ndarray, k: int, block: int = BLOCK) -> tuple
         block: rows compared at a time (bounds memory at block x N).
 
     Returns:
-        (indices, similarities), both (N, k'), k' = min(k, N - 1); ties go to the lower index.
+        (indices, similarities), both (N, k'), k' = min(k, N - 1); equal similarities in
+        index order.
     """
     x = np.asarray(vectors, dtype=np.float32)
     n = x.shape[0]
@@ -29,8 +30,9 @@ def nearest_neighbours(vectors: np.ndarray, k: int, block: int = BLOCK) -> tuple
         s = x[start:start + block] @ x.T  # (b, N)
         rows = np.arange(s.shape[0])
         s[rows, start + rows] = -np.inf  # not its own neighbour
-        # stable sort on -s keeps ties in index order, so results do not depend on `block`
-        order = np.argsort(-s, axis=1, kind="stable")[:, :k]  # (b, k)
-        idx[start:start + block] = order
-        sims[start:start + block] = np.take_along_axis(s, order, axis=1)
+        kept = np.argpartition(-s, k - 1, axis=1)[:, :k]  # (b, k): the k largest, unordered
+        vals = np.take_along_axis(s, kept, axis=1)
+        order = np.lexsort((kept, -vals), axis=1)  # most similar first, ties by index
+        idx[start:start + block] = np.take_along_axis(kept, order, axis=1)
+        sims[start:start + block] = np.take_along_axis(vals, order, axis=1)
     return idx, sims

@@ -17,7 +17,7 @@ from core.quality.findings import Finding, FindingList
 K = 5
 FENCE = 1.5  # Tukey's k
 TITLE = "Outliers"
-MEANING = ("far from every neighbour: mean cosine distance to the film's nearest films above "
+MEANING = ("Far from every neighbour: mean cosine distance to the film's nearest films above "
            "the run's upper fence (Q3 + 1.5 IQR)")
 
 
@@ -57,6 +57,6 @@ def find_outliers(paths: Sequence[str], labels: Sequence[str], similarities: np.
     rows = sorted(np.flatnonzero(scores > fence), key=lambda r: (-scores[r], paths[r]))
     findings = tuple(Finding(paths[r], labels[r], round(float(scores[r]), 4),
                              f"mean cosine distance {scores[r]:.3f} to its {k} nearest "
-                             f"(run median {median:.3f}, fence {fence:.3f})")
+                             f"(run median {median:.3f}, fence {fence:.3f})", "distance")
                      for r in rows[:limit])
     return FindingList("outliers", TITLE, MEANING, findings)

@@ -26,7 +26,7 @@ td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:left;font-size:14px}
 th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .films{display:flex;flex-wrap:wrap;gap:10px}
 figure{margin:0;width:150px;font-size:12px;overflow-wrap:anywhere}
-figure img{display:block;max-width:128px;max-height:128px;background:#888}
+figure img{display:block;width:128px;height:128px;object-fit:contain;background:#eee}
 .group{border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;margin:10px 0}
 .note{color:#57606a}.warn{color:#9a6700}
 """
@@ -61,10 +61,10 @@ def _count(n: int, one: str, many: str) -> str:
     return f"{n:,} {one if n == 1 else many}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+def _table(header: Sequence[str] | None, rows: Sequence[Sequence[object]]) -> str:
+    head = "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>" if header else ""
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table>{head}{body}</table>"
 
 
 def _cell(value: object) -> str:
@@ -94,7 +94,7 @@ def _summary(c: ReportContents) -> str:
             ("Splits", ", ".join(f"{k} {v:,}" for k, v in s.splits.items())),
             ("Dataset folder", s.dataset), ("Model", f"{s.arch}, {s.image_size} px, {s.epochs} epochs"),
             ("Preset", s.preset)]
-    return '<h2 id="summary">Summary</h2>' + _table(["", ""], rows)
+    return '<h2 id="summary">Summary</h2>' + _table(None, rows)
 
 
 def _pair_rows(pairs: Sequence[CandidatePair]) -> list[tuple]:
@@ -119,11 +119,16 @@ def _duplicates(c: ReportContents, picture) -> str:
         out.append(f'<div class="group"><h3>Group {n}: {len(members)} films</h3>'
                    f'<div class="films">{films}</div>'
                    + _table(["film", "film", "kind", "cosine", "pHash bits", "across splits"],
-                            _pair_rows(pairs)) + "</div>")
+                            _pair_rows(pairs[:MAX_ROWS])) + _more(len(pairs)) + "</div>")
     if len(groups) > MAX_GROUPS:
         out.append(f'<p class="note">{len(groups) - MAX_GROUPS:,} smaller groups are not shown '
                    "here; the app's Duplicates page lists them all.</p>")
     return "\n".join(out)
+
+
+def _more(n: int) -> str:
+    """A line for the rows left out of a table capped at MAX_ROWS ('' when none are)."""
+    return f'<p class="note">{n - MAX_ROWS:,} more not shown.</p>' if n > MAX_ROWS else ""
 
 
 def _leakage(c: ReportContents, picture) -> str:
@@ -134,10 +139,13 @@ def _leakage(c: ReportContents, picture) -> str:
         out.append(f"<p>{_count(n, 'flagged duplicate pair sits', 'flagged duplicate pairs sit')} in "
                    "different splits (a test film whose copy was trained on inflates test metrics).</p>")
         root = c.duplicates.data_root
-        for p in leak.cross_split_pairs[:MAX_ROWS]:
+        for p in leak.cross_split_pairs[:MAX_GROUPS]:
             out.append('<div class="group"><div class="films">'
                        + _film(c, picture, root, p.a) + _film(c, picture, root, p.b)
                        + f"</div>{escape(p.kind)}, cosine {p.score:.3f}</div>")
+        if n > MAX_GROUPS:
+            out.append(f'<p class="note">{n - MAX_GROUPS:,} more pairs are not shown here; the '
+                       "app's Duplicates page (Leakage) lists them all.</p>")
     else:
         out.append('<p class="note">Duplicate pairs across splits need a duplicate search (see above).</p>')
     n = leak.n_patients_across_splits
@@ -145,7 +153,8 @@ def _leakage(c: ReportContents, picture) -> str:
     if leak.patient_leaks:
         rows = [(c.patient_names.get(x.patient, ""), Path(x.a).name, x.split_a, Path(x.b).name,
                  x.split_b, x.score) for x in leak.patient_leaks[:MAX_ROWS]]
-        out.append(_table(["patient", "film", "split", "film", "split", "cosine"], rows))
+        out.append(_table(["patient", "film", "split", "film", "split", "cosine"], rows)
+                   + _more(len(leak.patient_leaks)))
     return "\n".join(out)
 
 
@@ -156,7 +165,7 @@ def _quality(c: ReportContents, picture) -> str:
         out.append(f'<p class="warn">{_count(len(q.unreadable), "film", "films")} could not be read '
                    "and are on no list.</p>")
     for lst in q.lists:
-        out.append(f"<h3>{escape(lst.title)} ({len(lst):,})</h3><p class=\"note\">{escape(lst.meaning)}.</p>")
+        out.append(f'<h3>{escape(lst.title)} ({len(lst):,})</h3><p class="note">{escape(lst.meaning)}.</p>')
         out.append(_findings(lst, q.data_root, c, picture))
     return "\n".join(out)
 

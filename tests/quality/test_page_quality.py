@@ -62,7 +62,8 @@ def test_lists_show_with_reasons_and_the_films_are_measured_once(quality_run):
     assert labels[2:] == ["Exposure", "Blur", "Near-empty or not a radiograph"]  # not measured yet
     at.button_group(key="q_list").set_value("label_errors").run()
     assert not at.exception
-    assert any("of its 10 nearest are" in t for t in _texts(at))
+    assert any("of 10 nearest are" in t for t in _texts(at))
+    assert any(t.startswith("1. own-label share ") for t in _texts(at))  # rank, score and its name
     assert at.get("download_button")[0].proto.label == "Download report (HTML)"
 
     at.button(key="q_measure").click().run()

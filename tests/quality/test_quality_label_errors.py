@@ -31,7 +31,7 @@ def test_the_film_among_the_other_label_is_the_one_listed():
     out = find_label_errors(paths, labels, x, k=5)
     assert [f.path for f in out.findings] == ["odd"]
     f = out.findings[0]
-    assert (f.label, f.score, f.reason) == ("b", 0.0, "5 of its 5 nearest are 'a', 0 'b'")
+    assert (f.label, f.score, f.reason) == ("b", 0.0, "5 of 5 nearest are a; 0 b")
 
 
 def test_unlabelled_films_neither_vote_nor_get_listed():
@@ -39,7 +39,7 @@ def test_unlabelled_films_neither_vote_nor_get_listed():
     extra = np.array([[1.0, 0.0]] * 3)
     out = find_label_errors([*paths, "u0", "u1", "u2"], [*labels, "", "", ""], np.vstack([x, extra]), k=5)
     assert [f.path for f in out.findings] == ["odd"]
-    assert out.findings[0].reason == "5 of its 5 nearest are 'a', 0 'b'"  # the u's did not vote
+    assert out.findings[0].reason == "5 of 5 nearest are a; 0 b"  # the u's did not vote
 
 
 def test_no_list_without_two_labels_and_the_reason_says_so():
@@ -49,3 +49,16 @@ def test_no_list_without_two_labels_and_the_reason_says_so():
     assert not none.findings
     assert "one label only" in find_label_errors(["a", "b", "c"], ["x", "x", ""], x).skipped
     assert why_no_label_list(["x", "y"]) == ""
+
+
+def test_cleanlab_works_in_this_process_and_starts_no_pool(monkeypatch):
+    """cleanlab forks a multiprocessing pool by default; forked from the app's server (threads,
+    torch loaded) it hung, and the page's spinner never ended. The list is made in-process."""
+    import multiprocessing
+
+    def no_pool(*a, **k):
+        raise AssertionError("cleanlab started a process pool")
+
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+    paths, labels, x = _clusters()
+    assert [f.path for f in find_label_errors(paths, labels, x, k=5).findings] == ["odd"]
