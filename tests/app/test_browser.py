@@ -48,7 +48,7 @@ pytestmark = [
                        reason="Chromium is not installed (apt-get install chromium); .ci/run installs it"),
 ]
 
-ORDER = ["Home", "Train", "Embedding map", "Search", "Duplicates"]  # the sidebar's links
+ORDER = ["Home", "Train", "Embedding map", "Search", "Duplicates", "Data quality"]  # the sidebar's links
 PAGES = [  # (url path, the page's title, text of one real element)
     # A page URL first, on a fresh server: it must still go through streamlit_app.py's router.
     ("map", "Embedding map", "Retrieval quality by class"),
@@ -56,6 +56,7 @@ PAGES = [  # (url path, the page's title, text of one real element)
     ("train", "Train", "Start training"),
     ("search", "Search", "Upload"),
     ("duplicates", "Duplicates", "across splits"),
+    ("quality", "Data quality", "Likely label errors"),
 ]
 
 
