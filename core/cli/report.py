@@ -39,9 +39,11 @@ def cmd_report(a: argparse.Namespace) -> int:
     paths = require_run(a.run)
     from core.data.access import allowed_roots
     from core.data.patient_ids import patient_key
-    from core.report.write import check_output, write_report
+    from core.report.output import check_output
 
-    check_output(a.out)  # before the run is read: a typo in --out answers at once
+    check_output(a.out)  # before the run is read and torch loads: a typo in --out answers at once
+    from core.report.write import write_report
+
     workspace = run_workspace(paths.root)
     progress = None
     if sys.stderr.isatty():

@@ -9,9 +9,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "FilmPictures": "images",
     "jpeg_data_uri": "images",
     "render": "render",
-    "ReportError": "write",
+    "ReportError": "output",
     "WrittenReport": "write",
-    "check_output": "write",
+    "check_output": "output",
     "report_html": "write",
     "write_report": "write",
 })

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import UserError, one_line
+from core.errors import one_line
 from core.files import atomic_write_text
 from core.report.contents import gather
 from core.report.images import FilmPictures
+from core.report.output import ReportError, check_output
 from core.report.render import render
 
-
-class ReportError(UserError):
-    """The report cannot be written where asked (one line)."""
+__all__ = ["ReportError", "WrittenReport", "check_output", "report_html", "write_report"]
 
 
 @dataclass(frozen=True)
@@ -27,26 +25,6 @@ class WrittenReport:
     n_films: int
     n_groups: int
     n_listed: int  # films on the quality lists shown
-
-
-def check_output(out: str | Path) -> Path:
-    """`out` if a report can be written there: its folder exists and is writable, and it is
-    not a folder itself.
-
-    Raises:
-        ReportError: one line naming the file and what is wrong.
-    """
-    path = Path(out)
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise ReportError(f"cannot write the report to {path}: it is a folder; give a file name such as report.html")
-    if folder.exists() and not folder.is_dir():
-        raise ReportError(f"cannot write the report to {path}: {folder} is a file, not a folder")
-    if not folder.is_dir():
-        raise ReportError(f"cannot write the report to {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ReportError(f"cannot write the report to {path}: the folder {folder} is not writable")
-    return path
 
 
 def report_html(run_dir: str | Path, key: bytes, roots: tuple[Path, ...] = (),

@@ -60,3 +60,23 @@ def test_a_failed_write_keeps_the_old_report_and_leaves_no_temp(run, tmp_path, c
     assert line.startswith(f"error: cannot write the report to {out}:") and "full" in line
     assert out.read_text() == "the old report"
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+PROBE = ("import sys\nfrom core.cli.main import main\ncode = main(sys.argv[1:])\n"
+         "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')\nsys.exit(code)\n")
+
+
+@pytest.mark.parametrize("case", ["missing run", "missing folder"])
+def test_bad_input_is_answered_before_torch_loads(run, tmp_path, case):
+    """A typo answers at once: the run and --out are checked before the report's libraries load."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    target = str(tmp_path / "nope") if case == "missing run" else str(run)
+    out = tmp_path / ("r.html" if case == "missing run" else "missing/r.html")
+    root = Path(__file__).resolve().parents[2]
+    p = subprocess.run([sys.executable, "-c", PROBE, "report", "--run", target, "--out", str(out)],
+                       cwd=root, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert p.stdout.strip() == "torch not loaded"
