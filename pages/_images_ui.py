@@ -37,12 +37,12 @@ def cached_thumbnail(data_root: str, rel_path: str, cache_dir: str, size: int = 
         return placeholder_png(size)
 
 
-NAME_CHARS = 16  # a file name's characters that fit in one caption line under a 140 px thumbnail, with its tooltip
+NAME_CHARS = 14  # a file name's characters that fit in one caption line under a 140 px thumbnail, with its tooltip
 
 
 def short_name(name: str, limit: int = NAME_CHARS) -> str:
     """`name` cut in the middle to at most `limit` characters, keeping its start and its
-    end ("person1182_virus_2017.jpeg" -> "person…2017.jpeg"), so a long file name
+    end ("person1182_virus_2017.jpeg" -> "perso…017.jpeg"), so a long file name
     takes one line under its thumbnail instead of breaking mid-word over three."""
     if len(name) <= limit:
         return name

@@ -247,6 +247,27 @@ def test_a_real_film_finds_films_by_shared_landmarks(page, server, shots, search
     page.screenshot(path=str(shots / "search-real-film-landmarks.png"), full_page=True)
 
 
+@needs_real_films
+def test_search_shows_its_first_row_of_results_at_1280x720(page, server, shots, search_ready):
+    """The walk found the results starting at y = 640 (the uploader spanned the page above them)
+    and file names broken mid-word under 96 px thumbnails (issue 33, defect 4)."""
+    _search_real_film(page, server, 3)
+    page.mouse.wheel(0, -10_000)
+    page.wait_for_timeout(500)
+    first = page.get_by_text(re.compile(r"^#1 · cosine")).first
+    _assert_in_view(first.bounding_box(), "the first result's headline")
+    names = page.locator("[data-testid='stCaptionContainer']").filter(has_text=re.compile(r"\.(png|jpe?g)\s*$"))
+    assert names.count() >= 4
+    one_line = page.locator("[data-testid='stCaptionContainer']").first.bounding_box()["height"]  # the model line
+    for i in range(4):  # the first row: each name whole in view, on one line
+        box = names.nth(i).bounding_box()
+        _assert_in_view(box, f"result {i + 1}'s file name")
+        assert box["height"] <= one_line + 2, (i, box, one_line)
+        thumb = page.locator("[data-testid='stImage'] img").nth(i + 1).bounding_box()  # 0: the query
+        assert thumb["width"] >= 120, thumb
+    page.screenshot(path=str(shots / "search-first-row.png"))
+
+
 def test_a_colour_photo_is_unlike_the_dataset(page, server, shots, tmp_path, search_ready):
     page.goto(f"{server}/search")
     _wait_idle(page)

@@ -415,7 +415,7 @@ def test_the_score_profile_follows_films_added_without_a_restart(tiny_workspace,
 
 
 def test_short_name_cuts_the_middle_and_keeps_the_end_by_hand():
-    assert short_name("person1182_virus_2017.jpeg") == "person…2017.jpeg"  # 6 + 1 + 9 = 16 characters
+    assert short_name("person1182_virus_2017.jpeg") == "perso…017.jpeg"  # 5 + 1 + 8 = 14 characters
     assert short_name("NORMAL2-IM-0374-0001-0002.jpeg", 12) == "NORM…02.jpeg"  # 4 + 1 + 7
     assert short_name("IM-0001-0001.jpeg", 17) == "IM-0001-0001.jpeg"  # fits: as it is
     assert short_name("film.png") == "film.png"
