@@ -262,7 +262,9 @@ def map_figure(projection: Projection, emb: Embeddings, colours: Sequence[str],
     # No equal aspect: t-SNE distances between clusters mean little, and the plot fills its box.
     # No dragmode either: Streamlit then pans by default and a click selects a point; in its
     # box or lasso mode (toolbar) a click would not select.
-    fig.update_layout(height=680, margin={"l": 10, "r": 10, "t": 30, "b": 40},
-                      legend={"itemsizing": "constant", "orientation": "h", "y": -0.01, "yanchor": "top"},
+    # The legend above the plot: below it, it was off a 1280 x 720 screen.
+    fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                      legend={"itemsizing": "constant", "orientation": "h", "x": 0, "xanchor": "left",
+                              "y": 1.0, "yanchor": "bottom"},
                       xaxis={"visible": False}, yaxis={"visible": False})
     return fig

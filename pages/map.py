@@ -22,7 +22,7 @@ from core.retrieval import load_evaluation
 from core.run_folder import RunPaths
 from core.runs import class_quality, duplicate_group_of, selection_csv
 from core.runs.views import value_summary
-from pages._images_ui import GridItem, cached_thumbnail, image_grid
+from pages._images_ui import GridItem, cached_thumbnail, image_grid, short_name
 from pages._map_ui import (
     colour_values,
     find_rows,
@@ -48,6 +48,7 @@ from pages._shared import (
 
 MAX_GRID = 60  # images a page for a selection
 NEIGHBOURS = 8
+NEIGHBOUR_COLUMNS = 3
 FOCUS = "map_focus"  # session state: a neighbour opened by its button
 
 
@@ -124,14 +125,18 @@ def point_ui(run_dir: Path, emb: Embeddings, row: int, data_root: Path, roots: t
     hits = [h for h in get_searcher(run_dir).search_vector(emb.vectors[row], NEIGHBOURS + 1)
             if h.index != row][:NEIGHBOURS]
     st.markdown(f"**{len(hits)} nearest neighbours** (open one to see its own)")
-    for start in range(0, len(hits), 4):
-        for col, (i, h) in zip(st.columns(4), list(enumerate(hits, 1))[start:start + 4], strict=False):
+    # Three to a row: at four, a column of the side panel at 1280 px was ~65 px wide and every
+    # button read "#..."; the button says which neighbour, the text under it the rest.
+    for start in range(0, len(hits), NEIGHBOUR_COLUMNS):
+        row = list(enumerate(hits, 1))[start:start + NEIGHBOUR_COLUMNS]
+        for col, (i, h) in zip(st.columns(NEIGHBOUR_COLUMNS), row, strict=False):
             with col:
                 st.image(cached_thumbnail(str(data_root), h.path, cache_dir, roots=roots), width="stretch")
-                if st.button(f"#{i} · {h.score:.3f}", key=f"map_nb_{h.index}", width="stretch"):
+                if st.button(f"#{i}", key=f"map_nb_{h.index}", width="stretch",
+                             help=f"Open neighbour #{i} ({Path(h.path).name}, cosine {h.score:.3f})"):
                     st.session_state[FOCUS] = h.index
                     st.rerun()
-                st.text(f"{h.label}\n{Path(h.path).name}")
+                st.text("\n".join(x for x in (f"{h.score:.3f}", h.label, short_name(Path(h.path).name, 10)) if x))
 
 
 def selection_ui(run_dir: Path, emb: Embeddings, chosen: list[int], data_root: Path,

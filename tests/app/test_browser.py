@@ -268,6 +268,32 @@ def test_search_shows_its_first_row_of_results_at_1280x720(page, server, shots, 
     page.screenshot(path=str(shots / "search-first-row.png"))
 
 
+def test_map_shows_its_legend_and_whole_neighbour_buttons_at_1280x720(page, server, workspace, shots):
+    """The walk found the legend below the plot, off a 720 px screen, and every neighbour button
+    of an opened film reading "#..." (issue 33, defect 5)."""
+    from core.embed.embeddings import Embeddings
+
+    _, run, _ = workspace
+    name = Path(Embeddings.load(run).paths[0]).name
+    page.goto(f"{server}/map")
+    _wait_idle(page)
+    page.get_by_text("Retrieval quality by class", exact=False).first.wait_for()
+    box = page.get_by_role("textbox", name="Find a file by name")
+    box.fill(name)
+    box.press("Enter")
+    page.get_by_text("nearest neighbours", exact=False).first.wait_for()
+    _wait_idle(page)
+    page.mouse.wheel(0, -10_000)
+    page.wait_for_timeout(500)
+    legend = page.locator(".js-plotly-plot .legend").first
+    _assert_in_view(legend.bounding_box(), "the map's legend")
+    buttons = page.locator("[data-testid='stButton'] button").filter(has_text=re.compile(r"^#\d+$"))
+    assert buttons.count() >= 8  # the opened film's neighbours
+    for i in range(buttons.count()):
+        assert not _cut(buttons.nth(i)), buttons.nth(i).inner_text()
+    page.screenshot(path=str(shots / "map-opened-film.png"))
+
+
 def test_a_colour_photo_is_unlike_the_dataset(page, server, shots, tmp_path, search_ready):
     page.goto(f"{server}/search")
     _wait_idle(page)

@@ -18,7 +18,7 @@ from core.jobs.projection import projection_status
 from pages._map_ui import find_rows, is_area_selection, map_figure, selected_rows
 from tests.page_helpers import copy_workspace, open_page
 
-NEIGHBOUR = re.compile(r"^#\d+ · \d\.\d{3}$")
+NEIGHBOUR = re.compile(r"^#\d+$")  # the button; its tooltip names the film and its cosine
 
 
 @pytest.fixture
@@ -89,6 +89,7 @@ def test_find_by_name_rings_the_file_and_opens_its_neighbours(tsne_ready):
     assert any(t.startswith(target) and f"label: {emb.labels[5]}" in t for t in texts)
     neighbours = [b for b in at.button if (b.key or "").startswith("map_nb_")]
     assert len(neighbours) == min(8, len(emb) - 1) and all(NEIGHBOUR.match(b.label) for b in neighbours)
+    assert all(re.search(r"cosine \d\.\d{3}\)$", b.help) for b in neighbours)
     neighbours[0].click().run()  # a neighbour opens in turn
     opened = int(neighbours[0].key.removeprefix("map_nb_"))
     assert any(t.value.startswith(emb.paths[opened]) for t in at.text) and not at.exception
