@@ -1,7 +1,9 @@
 """Stage two of the duplicate search: verify candidate pairs by geometry and give each a kind.
 
-Candidates are every image's k nearest neighbours above a low cosine floor, the near-hash
-pairs and the exact-digest pairs (stage one, `core.duplicates.candidates`). Each is settled
+Candidates are every image's k nearest neighbours above a low cosine floor, its k most-voted
+images by shared local features (`core.duplicates.copy_candidates`: the copy candidates, which
+owe nothing to the class embedding), the near-hash pairs and the exact-digest pairs (stage
+one, `core.duplicates.candidates`). Each is settled
 by the cheapest signal that can settle it:
 - exact: identical pixels (digest); never verified, nothing could change the answer;
 - copy: geometrically verified (`core.geometry.verify`): the same film, transformed;
@@ -24,6 +26,7 @@ import numpy as np
 from core.duplicates.calibration.known_pairs import singletons
 from core.duplicates.calibration.verification import VerifyCalibration, calibrate_verification
 from core.duplicates.candidates import CandidatePair, ordered
+from core.duplicates.copy_candidates import copy_candidate_pairs
 from core.duplicates.hashing import HashTable, hamming_many
 from core.duplicates.neighbours import mine_pair_arrays
 from core.duplicates.rules import VerifyRule
@@ -100,8 +103,11 @@ def kind_of(exact: bool, copy: bool, flagged: bool, same_patient: bool) -> str:
 
 
 def candidate_rows(emb: Embeddings, hashes: HashTable, pairs: list[CandidatePair],
-                   k: int = DEFAULT_VERIFY_K, floor: float = DEFAULT_FLOOR) -> np.ndarray:
-    """Row pairs (i < j) to verify: kNN above `floor`, plus every listed non-exact pair.
+                   k: int = DEFAULT_VERIFY_K, floor: float = DEFAULT_FLOOR,
+                   table: FeatureTable | None = None, voted: np.ndarray | None = None) -> np.ndarray:
+    """Row pairs (i < j) to verify: kNN above `floor`, the k most-voted images by shared local
+    features (when `table` is given; `voted`: those pairs, already found), and every listed
+    non-exact pair.
 
     Returns:
         (P, 2) int64, unique.
@@ -109,6 +115,10 @@ def candidate_rows(emb: Embeddings, hashes: HashTable, pairs: list[CandidatePair
     n = len(emb)
     mined = mine_pair_arrays(emb.vectors, floor, k=k)
     codes = [np.minimum(mined.i, mined.j) * n + np.maximum(mined.i, mined.j)]
+    if table is not None and voted is None:
+        voted = copy_candidate_pairs(table, k=k)
+    if voted is not None:
+        codes.append(voted[:, 0] * n + voted[:, 1])
     listed = [(min(p.i, p.j), max(p.i, p.j)) for p in pairs if not p.exact]
     if listed:
         arr = np.array(listed, np.int64)
@@ -122,7 +132,8 @@ def candidate_rows(emb: Embeddings, hashes: HashTable, pairs: list[CandidatePair
 def verify_candidates(emb: Embeddings, hashes: HashTable, pairs: list[CandidatePair],
                       table: FeatureTable, rule: VerifyRule, *, k: int = DEFAULT_VERIFY_K,
                       floor: float = DEFAULT_FLOOR, cache: Path | None = None,
-                      stamps: list[str] | None = None, workers: int = 0) -> list[CandidatePair]:
+                      stamps: list[str] | None = None, workers: int = 0,
+                      voted: np.ndarray | None = None) -> list[CandidatePair]:
     """Verify candidates, add verified copies to the pairs and give every pair its kind.
 
     Args:
@@ -134,12 +145,13 @@ def verify_candidates(emb: Embeddings, hashes: HashTable, pairs: list[CandidateP
         cache: verified.csv to reuse and rewrite (None: no cache).
         stamps: per image "mtime_ns:size" (cache keys); required with `cache`.
         workers: verification processes (0: one per core).
+        voted: the copy candidates of `table`, when already found (None: found here).
 
     Returns:
         Pairs sorted by (score desc, a, b) with kind, inliers and agreement; copies flagged.
     """
     n = len(emb)
-    rows = candidate_rows(emb, hashes, pairs, k, floor) if n > 1 else np.zeros((0, 2), np.int64)
+    rows = candidate_rows(emb, hashes, pairs, k, floor, table, voted) if n > 1 else np.zeros((0, 2), np.int64)
     old = _read_cache(cache) if cache and stamps else {}
     results: dict[tuple[int, int], tuple[int, float, float]] = {}
     todo = []

@@ -1,5 +1,5 @@
 """Local-feature geometry shared by near-duplicates and patient retrieval: ORB features,
-pairwise verification (RANSAC similarity, aligned agreement), shared landmarks, and the
+pairwise verification (RANSAC bounded affine, aligned agreement), shared landmarks, and the
 worker pool that runs them on every core."""
 
 from core.facade import lazy_exports
@@ -13,7 +13,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "landmarks_of": "landmarks",
     "shared_landmarks": "landmarks",
     "agreement": "verify",
+    "affine_ok": "verify",
     "fit_similarity": "verify",
+    "fit_transform": "verify",
     "match_points": "verify",
     "thumb_matrix": "verify",
     "verify_many": "verify",
@@ -29,7 +31,9 @@ __all__ = [
     "landmarks_of",
     "shared_landmarks",
     "agreement",
+    "affine_ok",
     "fit_similarity",
+    "fit_transform",
     "match_points",
     "thumb_matrix",
     "verify_many",

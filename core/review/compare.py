@@ -14,7 +14,7 @@ import numpy as np
 
 from core.data.imageio import to_uint8
 from core.geometry.features import SIDE, features_of, normalise
-from core.geometry.verify import agreement, fit_similarity, match_points, thumb_matrix
+from core.geometry.verify import agreement, fit_transform, match_points, thumb_matrix
 
 DISPLAY = 512  # longer side of the pictures
 
@@ -50,13 +50,13 @@ def pair_evidence(a: np.ndarray, b: np.ndarray, display: int = DISPLAY) -> PairE
     gb = b if b.dtype == np.uint8 else to_uint8(b)
     fa, fb = features_of(ga), features_of(gb)
     pa, pb = match_points(fa, fb)
-    m, inl = fit_similarity(pa, pb)
+    m, inl = fit_transform(pa, pb)  # the fit verify_pair uses: the picture shows its verdict
     da, db = normalise(ga, display), normalise(gb, display)
     matches = draw_matches(da, db, pa[inl] * max(da.shape) / SIDE, pb[inl] * max(db.shape) / SIDE)
     if m is None:
         return PairEvidence(0, 0.0, None, None, matches)
     agree, _ = agreement(fa.thumb, fb.thumb, thumb_matrix(m, fa.thumb, fb.thumb))
-    md = thumb_matrix(m, da, db)  # the same similarity between the display-size images
+    md = thumb_matrix(m, da, db)  # the same transform between the display-size images
     h, w = da.shape
     warped = cv2.warpAffine(db, md, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
     cover = cv2.warpAffine(np.ones_like(db), md, (w, h), flags=cv2.INTER_NEAREST, borderValue=0) > 0

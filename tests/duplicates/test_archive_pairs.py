@@ -64,6 +64,13 @@ def test_archive_duplicates_finds_a_byte_copy_and_verifies_a_transformed_one(tmp
     second = films[1].relative_to(data).as_posix()
     rotated = tuple(sorted((second, "rotated-copy.png")))
     assert by_kind.get(rotated) == "copy", pairs
+    # issue 31: above a floor no embedding pair reaches, the copy candidates still find it
+    strict = {(p.a, p.b): p.kind for p in archive_duplicates(tmp_path / "out", data, threshold=1.0,
+                                                              floor=1.0, k=5)}
+    assert strict.get(rotated) == "copy"
+    off = {(p.a, p.b) for p in archive_duplicates(tmp_path / "out", data, threshold=1.0, floor=1.0,
+                                                  k=5, copy_k=0)}
+    assert rotated not in off
 
 
 @pytest.fixture(scope="module")

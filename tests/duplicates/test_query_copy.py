@@ -50,3 +50,27 @@ def test_only_an_auto_calibrated_rule_adds_the_cosine(tmp_path):
     assert rule.calibrated is not None and "calibrated rule (cosine ≥ 0.5000)" in rule.describe()
     match = find_copy(_film(3), hits, tmp_path, rule)
     assert match is not None and "pass the calibrated rule" in match.reason
+
+
+def test_a_stretched_and_rotated_copy_is_verified_by_the_search_check(tmp_path):
+    """Issue 31: a re-export whose pHash moved far is still the same radiograph."""
+    from core.demo.anatomy import sample_anatomy
+    from core.demo.dataset import CLASSES
+    from core.demo.phantom import render_phantom, sample_acquisition
+    from core.duplicates.calibration.edits import edit_image
+    from core.duplicates.hashing import hamming, hash_pixels
+
+    films = []
+    for seed in (1, 2):
+        rng = np.random.default_rng(seed)
+        films.append(render_phantom(CLASSES[0], sample_anatomy(rng), sample_acquisition(rng), 192, rng))
+        films[-1].save(tmp_path / f"{seed}.png")
+    rng = np.random.default_rng(5)
+    copy = edit_image(edit_image(films[0], "crop_resize", rng), "rotate_white", rng)
+    query = np.asarray(copy, np.float32) / 255
+    original = np.asarray(films[0], np.float32) / 255
+    assert hamming(hash_pixels(query).phash, hash_pixels(original).phash) > 2  # no hash evidence
+    hits = [Hit(1, "2.png", "N", 0.99), Hit(2, "1.png", "N", 0.9)]
+    match = find_copy(query, hits, tmp_path, copy_rule(tmp_path))
+    assert match is not None and match.hit.rank == 2 and match.reason.startswith("verified copy")
+    assert find_copy(np.asarray(films[1], np.float32)[::-1] / 255, hits[1:], tmp_path, copy_rule(tmp_path)) is None

@@ -2,11 +2,19 @@
 
 Positives: copies of held-out images made with every edit (`core.duplicates.calibration.edits.EDITS`,
 "combo" three times), each verified against its original. Negatives: each original's and
-each bystander's k nearest other images by embedding (the candidates a search would verify),
+each bystander's k nearest other images by embedding and its k most-voted images by shared
+local features (`core.duplicates.copy_candidates`): the candidates a search would verify,
 verified the same way. Copies are rare in a real archive, so precision is estimated at a
 prevalence pi (the share of verified candidates that are copies), not at the sample's mix:
 
     precision = pi * recall / (pi * recall + (1 - pi) * false_positive_rate)
+
+A dataset may already hold copies nobody listed (the development set does: re-exports of one
+film in two collections), and a search's nearest neighbours find them; counted as non-copies
+they would make every rule look imprecise. A negative with overwhelming evidence (at least
+CERTAIN_INLIERS inliers and agreement CERTAIN_AGREEMENT, far past every non-copy measured:
+README "Near-duplicates") is therefore set aside as an unlisted copy, and counted
+(`n_set_aside`), not scored.
 
 The rule is the one with the highest recall whose estimated precision reaches the target;
 among rules within half a point of that recall the strictest is kept (a margin for real
@@ -25,11 +33,14 @@ import numpy as np
 from core.data.imageio import ImageReadError, load_image
 from core.duplicates.calibration.edits import EDITS
 from core.duplicates.calibration.known_pairs import make_copies
+from core.duplicates.copy_candidates import copy_candidate_pairs
 from core.duplicates.rules import VerifyRule
 from core.geometry.features import FeatureTable, features_of
 from core.geometry.verify import verify_many, verify_pair
 
 DEFAULT_PREVALENCE = 0.01
+CERTAIN_INLIERS = 100  # dev set: the non-copies with >= 100 inliers agree on at most 0.72
+CERTAIN_AGREEMENT = 0.94  # ... and the non-copies agreeing most (0.88) keep at most 40 inliers
 INLIER_GRID = (10, 15, 20, 25, 30, 40)  # starts at verify.MIN_INLIERS_COMPARED
 AGREEMENT_GRID = tuple(np.round(np.arange(0.50, 0.991, 0.01), 2))
 CALIBRATION_EDITS = (*EDITS, "combo", "combo")  # combinations vary most: three samples
@@ -59,6 +70,7 @@ class VerifyCalibration:
     pos_edit: list[str] = field(repr=False)
     neg_inliers: np.ndarray = field(repr=False)
     neg_agreement: np.ndarray = field(repr=False)
+    set_aside: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary and the known pairs."""
@@ -66,6 +78,7 @@ class VerifyCalibration:
                 "precision": asdict(self.precision), "recall": asdict(self.recall),
                 "recall_by_edit": {k: asdict(v) for k, v in self.recall_by_edit.items()},
                 "n_positive": int(self.pos_inliers.size), "n_negative": int(self.neg_inliers.size),
+                "n_set_aside": len(self.set_aside), "set_aside": [list(p) for p in self.set_aside],
                 "pairs": {"pos_inliers": self.pos_inliers.tolist(),
                           "pos_agreement": np.round(self.pos_agreement, 4).tolist(),
                           "pos_edit": self.pos_edit, "neg_inliers": self.neg_inliers.tolist(),
@@ -177,12 +190,16 @@ def calibrate_verification(root: str | Path, paths: Sequence[str], vectors: np.n
     sims[np.arange(len(queries)), queries] = -np.inf
     kk = min(k, vectors.shape[0] - 1)
     nn = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]  # (Q, k)
-    neg_pairs = {(min(q, int(j)), max(q, int(j))) for q, row in zip(queries.tolist(), nn, strict=True)
-                 for j in row}
-    neg = verify_many(table, sorted(neg_pairs), workers=workers)
+    voted = copy_candidate_pairs(table, k=k, rows=queries)  # what the search verifies too
+    neg_pairs = sorted({(min(q, int(j)), max(q, int(j))) for q, row in zip(queries.tolist(), nn, strict=True)
+                        for j in row} | {(int(a), int(b)) for a, b in voted})
+    found = verify_many(table, neg_pairs, workers=workers)
+    certain = [x[0] >= CERTAIN_INLIERS and x[1] >= CERTAIN_AGREEMENT for x in found]
+    neg = [x for x, c in zip(found, certain, strict=True) if not c]
+    set_aside = [(paths[a], paths[b]) for (a, b), c in zip(neg_pairs, certain, strict=True) if c]
     pos_arr = (np.array(pos_i, np.int64), np.array(pos_a, np.float64))
     neg_arr = (np.array([x[0] for x in neg], np.int64), np.array([x[1] for x in neg], np.float64))
     rule = choose_rule(pos_arr, neg_arr, target, prevalence)
     precision, recall, by_edit = bootstrap(rule, pos_arr, pos_e, neg_arr, prevalence, seed=seed)
     return VerifyCalibration(rule, prevalence, target, precision, recall, by_edit,
-                             pos_arr[0], pos_arr[1], pos_e, neg_arr[0], neg_arr[1])
+                             pos_arr[0], pos_arr[1], pos_e, neg_arr[0], neg_arr[1], set_aside)

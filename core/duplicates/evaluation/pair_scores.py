@@ -17,6 +17,7 @@ import numpy as np
 
 from core.duplicates.calibration.verification import VerifyCalibration
 from core.duplicates.candidates import CandidatePair, find_pairs
+from core.duplicates.copy_candidates import copy_candidate_pairs
 from core.duplicates.hashing import HashTable
 from core.duplicates.neighbours import connected_groups
 from core.duplicates.proof import (
@@ -26,6 +27,7 @@ from core.duplicates.proof import (
     SAME_FILM_KINDS,
     VERIFIED,
     calibrate_on_heldout,
+    candidate_rows,
     file_stamps,
     verify_candidates,
 )
@@ -148,8 +150,11 @@ def synthetic_verified_rows(c: SyntheticCopies, root: Path, out: Path, rule: Rul
     n = len(c.base)
     base = image_features(root, c.base.paths, cache=out / FEATURES)
     table = FeatureTable(c.big.paths, base.items + [features_of(p) for p in c.pixels], dict(base.bad))
-    pairs = verify_candidates(c.big, c.hashes, find_pairs(c.big, c.hashes, rule, k=k, near_misses=False),
-                              table, vrule, k=DEFAULT_VERIFY_K + per_original)
+    stage_one = find_pairs(c.big, c.hashes, rule, k=k, near_misses=False)
+    per = DEFAULT_VERIFY_K + per_original
+    voted = copy_candidate_pairs(table, k=per)
+    pairs = verify_candidates(c.big, c.hashes, stage_one, table, vrule, k=per, voted=voted)
+    rows = candidate_recall_rows(c, voted, stage_one, per)
     fam = {i: i for i in c.family} | {n + x: i for x, i in enumerate(c.family)}
     mine = [p for p in pairs if max(p.i, p.j) >= n]  # pairs that involve a copy
     true_of = {_key(p): fam.get(p.i, -1) == fam.get(p.j, -2) for p in mine}
@@ -159,7 +164,6 @@ def synthetic_verified_rows(c: SyntheticCopies, root: Path, out: Path, rule: Rul
     found = np.array([group[n + x] == group[i] for x, i in enumerate(c.family)], bool)
     edits = np.array(c.edits)
     name = "cxr synthetic copies"
-    rows = []
 
     def add(detector: str, sel: list[CandidatePair], hits: np.ndarray) -> None:
         tp = sum(true_of[_key(p)] for p in sel)
@@ -177,6 +181,48 @@ def synthetic_verified_rows(c: SyntheticCopies, root: Path, out: Path, rule: Rul
     for edit in dict.fromkeys(c.edits):
         rows_e = {n + x for x in np.flatnonzero(edits == edit)}
         add(f"edit {edit}", [p for p in dup if p.i in rows_e or p.j in rows_e], found[edits == edit])
+    return rows
+
+
+def candidate_recall_rows(c: SyntheticCopies, voted: np.ndarray, stage_one: list[CandidatePair],
+                          k: int) -> list[ScoreRow]:
+    """Candidate recall: the share of copies whose original is among the pairs verified.
+
+    One row per candidate source: the class embedding's kNN with stage one's pairs, the shared
+    local features alone (`voted`, from `core.duplicates.copy_candidates`), and both (what is
+    verified).
+    Precision is the share of a source's pairs that involve a copy and are true.
+    """
+    n = len(c.base)
+    fam = np.array(list(range(n)) + list(c.family))
+    sources = {"embedding kNN + stage one": candidate_rows(c.big, c.hashes, stage_one, k),
+               "shared local features": voted}
+    sources["both (verified)"] = np.unique(np.concatenate(list(sources.values())), axis=0)
+    truth = {(i, n + x) for x, i in enumerate(c.family)}
+    out = []
+    for source, arr in sources.items():
+        got = {(int(a), int(b)) for a, b in arr}
+        mine = [(a, b) for a, b in got if b >= n]
+        hits = np.array([p in got for p in sorted(truth)], bool)
+        tp = sum(fam[a] == fam[b] for a, b in mine)
+        precision = tp / len(mine) if mine else 1.0
+        recall = float(hits.mean()) if hits.size else 1.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out.append(_row("cxr synthetic copies", f"candidates: {source}",
+                        PairScores(precision, recall, f1, len(mine), int(hits.size))))
+        out += _edit_recall_rows(source, got, c, n) if source == "both (verified)" else []
+    return out
+
+
+def _edit_recall_rows(source: str, got: set[tuple[int, int]], c: SyntheticCopies, n: int) -> list[ScoreRow]:
+    """Candidate recall per edit family for one source."""
+    rows = []
+    edits = np.array(c.edits)
+    found = np.array([(i, n + x) in got for x, i in enumerate(c.family)], bool)
+    for edit in dict.fromkeys(c.edits):
+        r = float(found[edits == edit].mean())
+        rows.append(_row("cxr synthetic copies", f"candidates {source}: edit {edit}",
+                         PairScores(1.0, r, 2 * r / (1 + r) if r else 0.0, 0, int((edits == edit).sum()))))
     return rows
 
 
