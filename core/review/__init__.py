@@ -1,4 +1,4 @@
-"""Reviewers' verdicts: the SQLite store (append-only, undo), the review queue, exports."""
+"""Reviewers' verdicts: the SQLite store (append-only, undo), the review queue, exports; tags and saved views."""
 
 from core.facade import lazy_exports
 
@@ -36,6 +36,11 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "StaleVerdict": "store",
     "Verdict": "store",
     "pair_key": "store",
+    "SavedView": "tags",
+    "TagError": "tags",
+    "TagEvent": "tags",
+    "TagStore": "tags",
+    "check_tag": "tags",
 })
 
 __all__ = [
@@ -72,4 +77,9 @@ __all__ = [
     "StaleVerdict",
     "Verdict",
     "pair_key",
+    "SavedView",
+    "TagError",
+    "TagEvent",
+    "TagStore",
+    "check_tag",
 ]
