@@ -106,6 +106,14 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     labels: str = "auto"  # --labels: LABEL_SOURCES
     views: str = "frontal"  # --views: VIEWS
+    # Further dataset folders (`train --data` repeated). Films of `data` keep paths relative to
+    # it; films of these are recorded by absolute path (core.data.dataset.scan_folders).
+    more_data: tuple[str, ...] = ()
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """Every dataset folder of the run, `data` first."""
+        return (self.data, *self.more_data)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,10 +137,14 @@ class RunConfig:
         views = _typed("views", d.get("views", "frontal"), "str")
         if labels not in LABEL_SOURCES or views not in VIEWS:
             raise ConfigError(f"unknown labels '{labels}' or views '{views}'"[:200])
+        more = d.get("more_data", [])  # absent in runs from before `--data` could be repeated
+        if not isinstance(more, (list, tuple)):
+            raise ConfigError(f"more_data must be a list of folders, got {_json_kind(more)}")
         return RunConfig(data=data, preset=preset, model=model,
                          augment=_build(AugmentConfig, d.get("augment", {}), "augment"),
                          train=_build(TrainConfig, d.get("train", {}), "train"),
-                         labels=labels, views=views)
+                         labels=labels, views=views,
+                         more_data=tuple(_typed("more_data[]", f, "str") for f in more))
 
     @staticmethod
     def load(path: str | Path) -> RunConfig:
@@ -285,8 +297,11 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], Runtime]:
 
 def make_run_config(data: str, preset: str = "seed", *, arch: str | None = None,
                     weights: str | None = None, labels: str | None = None,
-                    views: str | None = None, **train_overrides: Any) -> RunConfig:
+                    views: str | None = None, more_data: tuple[str, ...] | list[str] = (),
+                    **train_overrides: Any) -> RunConfig:
     """Build a RunConfig from a preset plus the options the user set (None = keep preset).
+
+    `more_data`: further dataset folders, after `data` (`train --data` repeated).
 
     Raises:
         ConfigError: unknown preset/arch, or a non-positive size/epoch/batch/lr/temperature.
@@ -304,7 +319,8 @@ def make_run_config(data: str, preset: str = "seed", *, arch: str | None = None,
     if weights is not None:
         model = replace(model, weights=weights)
     config = replace(base, data=data, model=model, train=replace(base.train, **overrides),
-                     labels=labels or base.labels, views=views or base.views)
+                     labels=labels or base.labels, views=views or base.views,
+                     more_data=tuple(str(f) for f in more_data))
     validate(config)
     return config
 

@@ -63,11 +63,12 @@ def cmd_demo_workspace(a: argparse.Namespace) -> int:
 
 def cmd_train(a: argparse.Namespace) -> int:
     from core.config import make_run_config, split_options
-    from core.data.dataset import check_dataset_folder
+    from core.data.dataset import check_dataset_folders
 
     recipe, runtime = split_options({o.name: getattr(a, o.name) for o in OPTIONS})
-    config = make_run_config(str(check_dataset_folder(a.data)), a.preset, labels=a.labels,
-                             views=a.views, **recipe)
+    folders = [str(f) for f in check_dataset_folders(a.data)]  # --data, repeated or not
+    config = make_run_config(folders[0], a.preset, labels=a.labels, views=a.views,
+                             more_data=folders[1:], **recipe)
     from core.runs.pipeline import train_run
 
     report = train_run(config, a.run, runtime=runtime, progress=sys.stderr.isatty())
@@ -100,7 +101,7 @@ def cmd_embed(a: argparse.Namespace) -> int:
         return _embed_out(a)
     paths = require_run(a.run)
     from core.config import RunConfig
-    from core.data.dataset import HEADER_CACHE, scan_dataset
+    from core.data.dataset import HEADER_CACHE, scan_folders
     from core.data.splits import load_splits
     from core.embed.encoder import Encoder
     from core.files import remove_temps
@@ -108,7 +109,7 @@ def cmd_embed(a: argparse.Namespace) -> int:
     from core.runs.pipeline import embed_run
 
     config = RunConfig.load(paths.config)
-    dataset = scan_dataset(config.data, options=listing_options(a, a.run, paths.root / HEADER_CACHE))
+    dataset = scan_folders(config.folders, options=listing_options(a, a.run, paths.root / HEADER_CACHE))
     samples, splits = load_splits(paths.splits)
     by_path = {s.path: sp for s, sp in zip(samples, splits, strict=True)}
     with hold_run_lock(paths):
@@ -130,7 +131,7 @@ def _embed_out(a: argparse.Namespace) -> int:
     if data is None:  # the run's own dataset
         from core.config import RunConfig
 
-        data = RunConfig.load(paths.config).data
+        data = RunConfig.load(paths.config).folders  # every folder of the run
     from core.data.dataset import HEADER_CACHE
 
     result = embed_folder(a.run, data, a.out, device=a.device, progress=sys.stderr.isatty(),
@@ -217,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(func=cmd_demo_workspace)
 
     t = sub.add_parser("train", help="train SimCLR, then embed, index and evaluate")
-    t.add_argument("--data", required=True)
+    t.add_argument("--data", required=True, action="append",
+                   help="a dataset folder; repeat it to train on several (labelled or not)")
     t.add_argument("--run", required=True)
     t.add_argument("--preset", choices=sorted(PRESETS), default="seed")
     for o in OPTIONS:  # the Train page builds its form from the same list

@@ -2,7 +2,9 @@
 
 The app is a web page over the server's disk; without a limit anyone who can reach it could
 list any folder the server user can read. `CXR_ALLOWED_ROOTS` (paths separated by ':')
-replaces the default extra root, the server user's home folder.
+replaces the default extra root, the server user's home folder. The later dataset folders of
+the workspace's runs (`train --data A --data B`) are allowed too: whoever trained the run chose
+them.
 
 `dataset_file` is the one door to a run's films (items.csv and duplicates.json paths): every
 page and picture that opens one goes through it.
@@ -13,9 +15,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.config import ConfigError, load_run_config
 from core.data.imageio import ImageReadError
+from core.run_folder import RunPaths
 
 ENV_ALLOWED = "CXR_ALLOWED_ROOTS"
+RUNS_DIR = "runs"  # a workspace's runs folder (core.runs.workspace.Workspace.runs_dir)
 
 
 class FolderNotAllowed(ValueError):
@@ -23,15 +28,37 @@ class FolderNotAllowed(ValueError):
 
 
 def allowed_roots(workspace_root: str | Path) -> tuple[Path, ...]:
-    """The workspace, then $CXR_ALLOWED_ROOTS (or the home folder when unset), resolved."""
+    """The workspace, the later dataset folders of its runs (`run_folders`), then
+    $CXR_ALLOWED_ROOTS (or the home folder when unset), resolved."""
     extra = os.environ.get(ENV_ALLOWED)
     others = [p for p in extra.split(os.pathsep) if p.strip()] if extra is not None else [str(Path.home())]
     roots: list[Path] = []
-    for p in [str(workspace_root), *others]:
+    for p in [str(workspace_root), *run_folders(workspace_root), *others]:
         resolved = Path(p).expanduser().resolve()
         if resolved not in roots:
             roots.append(resolved)
     return tuple(roots)
+
+
+def run_folders(workspace_root: str | Path) -> list[str]:
+    """The dataset folders after the first of every run in the workspace's runs folder.
+
+    A run trained on several folders (`train --data A --data B`) records B's films by absolute
+    path; the run names B as it names A, so the app opens B's films as it opens A's (those are
+    relative to A, which `dataset_file` always allows). Runs whose config.json cannot be read
+    add nothing.
+    """
+    try:
+        runs = sorted(p for p in (Path(workspace_root) / RUNS_DIR).iterdir() if p.is_dir())
+    except OSError:
+        return []
+    folders: list[str] = []
+    for run in runs:
+        try:
+            folders += load_run_config(RunPaths(run, generation=None).config).more_data
+        except ConfigError:
+            continue
+    return folders
 
 
 def check_allowed(path: str | Path, roots: tuple[Path, ...]) -> Path:

@@ -1,9 +1,10 @@
 """List a folder of images: which files, which labels, which patients. No pixels are read here.
 
 This is the one listing of a folder: training, embedding, evaluation, duplicates, `add` and
-`embed-archive` (`core.embed.shards.list_archive`) all go through `scan_dataset`. The walk is
-recursive; hidden files and folders, `masks` folders and symlinks leading out of the folder are
-left out (those symlinks, unreadable and empty files are listed in `skipped` with the reason).
+`embed-archive` (`core.embed.shards.list_archive`) all go through `scan_dataset` (`scan_folders`
+joins several folders: `train --data A --data B`). The walk is recursive; hidden files and
+folders, `masks` folders and symlinks leading out of the folder are left out (those symlinks,
+unreadable and empty files are listed in `skipped` with the reason).
 
 Labels are optional. Where they come from, in order of precedence:
 
@@ -36,7 +37,7 @@ from __future__ import annotations
 import csv
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -145,6 +146,25 @@ def check_dataset_folder(root: str | Path) -> Path:
     return root.resolve()
 
 
+def check_dataset_folders(roots: Sequence[str | Path]) -> list[Path]:
+    """The folders, resolved, once each exists and can be read and none lies inside another
+    (cheap: reads no file).
+
+    Raises:
+        DatasetError: no folder, one missing or unreadable, one given twice or inside another.
+    """
+    if not roots:
+        raise DatasetError("give at least one dataset folder")
+    resolved = [check_dataset_folder(r) for r in roots]
+    for i, a in enumerate(resolved):
+        for b in resolved[:i]:
+            if a.is_relative_to(b) or b.is_relative_to(a):
+                inner, outer = (a, b) if a.is_relative_to(b) else (b, a)
+                where = "given twice" if a == b else f"inside --data {outer}"
+                raise DatasetError(f"--data {inner} is {where}; give each folder once, none inside another")
+    return resolved
+
+
 def scan_dataset(root: str | Path, *, min_classes: int = 0,
                  options: ListingOptions | None = None) -> Dataset:
     """List the images under `root`, with their labels where the folder gives them.
@@ -178,6 +198,34 @@ def scan_dataset(root: str | Path, *, min_classes: int = 0,
     return dataset
 
 
+def scan_folders(roots: Sequence[str | Path], *, options: ListingOptions | None = None) -> Dataset:
+    """The films of several folders (`train --data A --data B`) as one dataset rooted at the first.
+
+    Each folder is listed by `scan_dataset` with the same options (its own labels, layout and
+    headers). The first folder's films keep paths relative to it; a later folder's are absolute
+    (its resolved folder joined with the relative path, as `add` records films from elsewhere),
+    so every path names its folder and `Dataset.absolute` opens it. Patient ids are one
+    namespace: one id in two folders is one patient (its films stay in one split).
+
+    Args:
+        roots: the folders, at least one; none may lie inside another.
+        options: labels, views and the header cache, for every folder.
+
+    Raises:
+        DatasetError: a folder is missing, holds no usable image, or lies inside another
+            (or is given twice): one line naming it.
+    """
+    resolved = check_dataset_folders(roots)
+    first = scan_dataset(resolved[0], options=options)
+    samples, skipped, layouts = list(first.samples), list(first.skipped), [first.layout]
+    for root in resolved[1:]:
+        more = scan_dataset(root, options=options)
+        samples += [replace(s, path=(root / s.path).as_posix()) for s in more.samples]
+        skipped += [replace(s, path=(root / s.path).as_posix()) for s in more.skipped]
+        layouts.append(more.layout)
+    return Dataset(first.root, tuple(samples), tuple(skipped), "+".join(dict.fromkeys(layouts)))
+
+
 def list_folder(root: Path, *, manifest: bool = True) -> Dataset:
     """The listing of the resolved folder `root`, possibly without samples (never raises on an
     empty folder; a damaged manifest.csv raises DatasetError).
@@ -188,6 +236,15 @@ def list_folder(root: Path, *, manifest: bool = True) -> Dataset:
     if manifest and (root / MANIFEST).is_file():
         return _from_manifest(root)
     return _from_walk(root)
+
+
+def list_archive_folder(root: Path, options: ListingOptions | None = None) -> Dataset:
+    """An archive's listing of the resolved folder `root` (`embed-archive`, `add`): every image
+    file, a manifest.csv or class folders notwithstanding (no labels), DICOM headers read
+    through `options.header_cache`, and other views moved to `skipped` as `scan_dataset` does
+    unless `options.views` is all. Never raises on an empty folder."""
+    options = replace(options or ListingOptions(), labels="none")
+    return _with_headers(list_folder(root, manifest=False), options)
 
 
 def no_image_files(root: Path) -> str:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core.data.dataset import ListingOptions, scan_dataset
+from core.data.dataset import ListingOptions, scan_folders
 from core.data.splits import load_splits
 from core.embed.encoder import Encoder, embed_dataset
 from core.errors import UserError
@@ -37,9 +38,11 @@ class ExportResult:
     dim: int
 
 
-def embed_folder(run_dir: str | Path, data: str | Path, out: str | Path, device: str = "auto",
-                 progress: bool = False, listing: ListingOptions | None = None) -> ExportResult:
-    """Embed every image of `data` with the run's best checkpoint; write OUT's two files.
+def embed_folder(run_dir: str | Path, data: str | Path | Sequence[str | Path], out: str | Path,
+                 device: str = "auto", progress: bool = False,
+                 listing: ListingOptions | None = None) -> ExportResult:
+    """Embed every image of `data` (a folder, or several: `core.data.dataset.scan_folders`)
+    with the run's best checkpoint; write OUT's two files.
 
     The split column holds the run's split for images of the run's own dataset, else "".
 
@@ -52,7 +55,8 @@ def embed_folder(run_dir: str | Path, data: str | Path, out: str | Path, device:
         raise ExportError(f"--out {out} is a file; give a folder")
     encoder = Encoder.from_run(run_dir, device)
     config = encoder.config
-    dataset = scan_dataset(data, options=listing)  # labels, views, header cache
+    folders = [data] if isinstance(data, (str, Path)) else list(data)
+    dataset = scan_folders(folders, options=listing)  # labels, views, header cache
     emb, bad = embed_dataset(encoder, dataset, progress=progress)
     splits = _run_splits(RunPaths(Path(run_dir)), Path(config.data), dataset.root)
     rows = [(path, label, splits.get(path, ""), patient)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -50,6 +51,7 @@ def timed_prior_search(searcher: Searcher, pixels: np.ndarray, k: int, exclude_p
 
 def _landmarks_of_hit(searcher: Searcher, rel_path: str) -> Landmarks:
     try:
-        return landmarks_of_file(dataset_file(searcher.data_root, rel_path))[0]
-    except ImageReadError:  # a path outside the dataset folder: nothing to compare
+        more = tuple(Path(f) for f in searcher.config.more_data)  # the run's later folders
+        return landmarks_of_file(dataset_file(searcher.data_root, rel_path, more))[0]
+    except ImageReadError:  # a path outside the run's folders: nothing to compare
         return NO_LANDMARKS

@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from core.config import ConfigError, RunConfig, Runtime
 from core.data.added_films import read_added, run_films
-from core.data.dataset import HEADER_CACHE, Dataset, DatasetError, ListingOptions, scan_dataset
+from core.data.dataset import HEADER_CACHE, Dataset, DatasetError, ListingOptions, scan_folders
 from core.data.splits import assign_splits, load_splits, save_splits
 from core.device import resolve_device, resolve_precision, setup_cpu
 from core.duplicates.search import resave_rows
@@ -57,9 +57,9 @@ def _check_resume(paths: RunPaths, config: RunConfig) -> RunConfig:
 
 
 def prepare_data(config: RunConfig, paths: RunPaths) -> tuple[Dataset, list[str]]:
-    """Scan the dataset (labels and views as the run says, headers cached in the run folder)
-    and make (or reload) the run's split."""
-    dataset = scan_dataset(config.data, options=ListingOptions(
+    """Scan the run's folders (`config.folders`: labels and views as the run says, headers
+    cached in the run folder) and make (or reload) the run's split."""
+    dataset = scan_folders(config.folders, options=ListingOptions(
         config.labels, config.views, paths.root / HEADER_CACHE))
     if paths.splits.is_file():
         samples, splits = load_splits(paths.splits)
