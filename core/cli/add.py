@@ -16,12 +16,13 @@ import json
 
 from core.cli.printable import printable
 from core.cli.types import positive_int
+from core.config import VIEWS
 
 
 def cmd_add(a: argparse.Namespace) -> int:
     from core.runs.ingest import add_files
 
-    result = add_files(a.run, a.data, k=a.k, device=a.device)
+    result = add_files(a.run, a.data, k=a.k, device=a.device, views=a.views)
     if a.json:
         print(json.dumps(result.contract()))
         return 0
@@ -42,5 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="folder of new images")
     p.add_argument("-k", type=positive_int, default=10, help="neighbours checked per new image")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    p.add_argument("--views", choices=VIEWS, default=None,
+                   help="frontal skips laterals and non-radiograph DICOM films (listed with the "
+                        "reason), all adds them (default: the run's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_add)

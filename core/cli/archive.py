@@ -1,7 +1,8 @@
 """`python -m core embed-archive`: embed a large image folder into resumable shards, then index.
 
 Prints one JSON object: out, n_files, n_vectors, n_skipped, n_shards, new_shards, seconds,
-and (unless --no-index) index_kind and index_path, plus recall_at_10 for an approximate index
+n_left_out and left_out_csv (the files the views rule left out; `--views all` keeps them), and
+(unless --no-index) index_kind and index_path, plus recall_at_10 for an approximate index
 (measured against exact search on 200 of the archive's own vectors). --engine ray runs the same
 embedding on Ray Data (a local Ray unless --address names a cluster).
 
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 from core.cli.types import positive_int, require_run
+from core.config import VIEWS
 
 
 def non_negative_float(text: str) -> float:
@@ -41,18 +43,19 @@ def positive_float(text: str) -> float:
 
 def cmd_embed_archive(a: argparse.Namespace) -> int:
     require_run(a.run, checkpoint_ok=True)
-    from core.embed.shards import embed_archive
+    from core.embed.shards import LEFT_OUT, embed_archive
     from core.index.from_shards import build_index_from_shards
 
     result = embed_archive(a.run, a.data, a.out, a.shard_size, device=a.device,
                            precision=a.precision, batch_size=a.batch_size,
                            workers=a.workers, progress=sys.stderr.isatty(), engine=a.engine,
                            address=a.address, gpus_per_worker=a.gpus_per_worker,
-                           stall_timeout=a.stall_timeout)
+                           stall_timeout=a.stall_timeout, views=a.views)
     summary = {"out": str(result.out_dir), "n_files": result.n_files,
                "n_vectors": result.n_vectors, "n_skipped": result.n_skipped,
                "n_shards": result.n_shards, "new_shards": list(result.new_shards),
-               "seconds": round(result.seconds, 1)}
+               "seconds": round(result.seconds, 1), "n_left_out": len(result.left_out),
+               "left_out_csv": str(result.out_dir / LEFT_OUT)}
     if not a.no_index:
         index = build_index_from_shards(a.out, a.index, opq=a.opq)
         summary.update(index_kind=index.kind, index_path=str(result.out_dir / "index.faiss"))
@@ -88,6 +91,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="with --engine ray: seconds without a row from the cluster before the "
                         "run stops in one line, keeping its finished shards (default 300)")
     p.add_argument("--no-index", action="store_true", help="only embed; build the index later")
+    p.add_argument("--views", choices=VIEWS, default=None,
+                   help="frontal leaves laterals and non-radiograph DICOM films out (listed in "
+                        "OUT/left_out.csv with the reason), all embeds them (default: the run's)")
     p.set_defaults(func=cmd_embed_archive)
 
 

@@ -4,11 +4,13 @@ An archive is any folder of images (nested folders, no labels needed). Its files
 by the one listing of a folder (`list_archive`, through `core.data.dataset`) in sorted order
 and embedded `shard_size` at a time, by this process or on Ray (`core.embed.ray_engine`);
 both write the shard format of `core.embed.shard_format` (one .npy, its .csv of paths and a
-.skipped.csv a shard). `OUT/archive.json` records the model (checkpoint hash) and image size
-the shards were made with, and the archive folder they came from (`archive_root`, resolved);
-a second call with another model or another archive is refused rather than mixing two
-embeddings or two archives in one index (`check_archive_root`, which `archive-duplicates`
-asks too).
+.skipped.csv a shard). As in a dataset, laterals and non-radiograph DICOM films are left out
+unless `--views all` (OUT/left_out.csv names each with its reason), and DICOM headers are
+cached in OUT/dicom-headers.csv, so a resume does not parse the tree again. `OUT/archive.json`
+records the model (checkpoint hash) and image size the shards were made with, and the archive
+folder they came from (`archive_root`, resolved); a second call with another model or another
+archive is refused rather than mixing two embeddings or two archives in one index
+(`check_archive_root`, which `archive-duplicates` asks too).
 
 Resuming: a call embeds only the files no finished shard holds, in the same sorted order, so
 an interrupted run resumes with exactly the shard boundaries an uninterrupted run would have
@@ -30,7 +32,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.data.dataset import FILE_REASONS, OUTSIDE, list_folder, no_image_files, walk_images
+from core.config import VIEWS
+from core.data.dataset import (
+    FILE_REASONS,
+    HEADER_CACHE,
+    OUTSIDE,
+    VIEW_REASONS,
+    ListingOptions,
+    list_archive_folder,
+    no_image_files,
+    walk_images,
+)
 from core.device import setup_cpu
 from core.embed.encoder import Encoder, embed_dataset
 from core.embed.shard_format import (
@@ -43,11 +55,12 @@ from core.embed.shard_format import (
     skipped_path,
     write_shard,
 )
-from core.files import atomic_write_json, read_json
+from core.files import atomic_write_csv, atomic_write_json, read_json
 from core.run_folder import RunPaths
 
 ARCHIVE_FORMAT = 1
 ENGINES = ("local", "ray")
+LEFT_OUT = "left_out.csv"  # OUT's list of files the views rule left out, with the reason
 
 
 @dataclass(frozen=True)
@@ -61,23 +74,45 @@ class ArchiveResult:
     n_shards: int
     new_shards: tuple[int, ...]  # shard numbers written by this call
     seconds: float
+    left_out: tuple[tuple[str, str], ...] = ()  # (path, reason): other views, not embedded
 
 
-def list_archive(data_dir: str | Path) -> list[str]:
-    """Image files under `data_dir`, as sorted POSIX paths relative to it.
+@dataclass(frozen=True)
+class ArchiveListing:
+    """An archive's files to embed (sorted POSIX paths relative to it) and the files the views
+    rule leaves out, each with its reason (e.g. 'lateral view (ViewPosition LL)')."""
 
-    The folder's one listing (`core.data.dataset.list_folder`, walking the whole folder even
-    where a manifest.csv lists a dataset in it): hidden files and folders, mask folders and
-    symlinks leading outside are left out; unreadable and empty files stay in, so the shards
-    record them as skipped. Labels play no part here.
+    files: list[str]
+    left_out: list[tuple[str, str]]
+
+
+def archive_listing(data_dir: str | Path, *, views: str = "frontal",
+                    header_cache: Path | None = None) -> ArchiveListing:
+    """The archive's files, by the folder's one listing (`core.data.dataset.list_archive_folder`,
+    walking the whole folder even where a manifest.csv lists a dataset in it).
+
+    Hidden files and folders, mask folders and symlinks leading outside are left out;
+    unreadable and empty files stay in, so the shards record them as skipped. Labels play no
+    part. As for a dataset, laterals and non-radiograph DICOM films are left out (listed with
+    the reason) unless `views` is 'all'; DICOM headers are read once through `header_cache`.
 
     Raises:
-        ArchiveError: the folder is missing or unreadable.
+        ArchiveError: the folder is missing or unreadable, or `views` is unknown.
     """
     root = _archive_folder(data_dir)
-    listing = list_folder(root, manifest=False)
-    return sorted([s.path for s in listing.samples]
-                  + [s.path for s in listing.skipped if s.reason in FILE_REASONS and s.reason != OUTSIDE])
+    if views not in VIEWS:
+        raise ArchiveError(f"unknown --views '{views}' (choose from {', '.join(VIEWS)})")
+    listing = list_archive_folder(root, ListingOptions("none", views, header_cache))
+    files = sorted([s.path for s in listing.samples]
+                   + [s.path for s in listing.skipped if s.reason in FILE_REASONS and s.reason != OUTSIDE])
+    left_out = sorted((s.path, s.reason) for s in listing.skipped if s.reason.startswith(VIEW_REASONS))
+    return ArchiveListing(files, left_out)
+
+
+def list_archive(data_dir: str | Path, *, views: str = "frontal",
+                 header_cache: Path | None = None) -> list[str]:
+    """The files `archive_listing` would embed (sorted POSIX paths relative to `data_dir`)."""
+    return archive_listing(data_dir, views=views, header_cache=header_cache).files
 
 
 def _archive_folder(data_dir: str | Path) -> Path:
@@ -138,7 +173,7 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
                   batch_size: int = 64, workers: int = -1, progress: bool = False,
                   on_shard: Callable[[ShardInfo], None] | None = None, engine: str = "local",
                   address: str | None = None, gpus_per_worker: float = 0.0,
-                  stall_timeout: float | None = None) -> ArchiveResult:
+                  stall_timeout: float | None = None, views: str | None = None) -> ArchiveResult:
     """Embed every archive file not yet in a finished shard, one shard at a time.
 
     Args:
@@ -156,6 +191,8 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
         gpus_per_worker: GPUs per embedding actor (engine 'ray'; 0 embeds on CPUs).
         stall_timeout: seconds without a row from Ray before the run stops, in one line,
             keeping its finished shards (engine 'ray'; None: the engine's default, 300).
+        views: 'frontal' leaves laterals and non-radiograph DICOM films out (listed in
+            `ArchiveResult.left_out` and OUT/left_out.csv), 'all' embeds them; None: the run's.
 
     Returns:
         ArchiveResult for the whole output folder.
@@ -174,11 +211,16 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
     setup_cpu()
     out = Path(out_dir).expanduser()
     root = check_archive_root(out, data_dir)  # before anything is loaded or written
-    files = list_archive(root)
+    if views is not None and views not in VIEWS:
+        raise ArchiveError(f"unknown --views '{views}' (choose from {', '.join(VIEWS)})")
     out.mkdir(parents=True, exist_ok=True)
     encoder = Encoder.from_run(run_dir, device, precision, batch_size, which="best")
     size = encoder.image_size
     _check_manifest(out, _run_identity(run_dir, size, encoder.config.model.feature_dim), root)
+    listing = archive_listing(root, views=views or encoder.config.views,
+                              header_cache=out / HEADER_CACHE)  # headers read once per archive
+    files = listing.files
+    atomic_write_csv(out / LEFT_OUT, ("path", "reason"), listing.left_out)
     held = {s.number: read_column(s.paths) + read_column(skipped_path(s.vectors))
             for s in finished_shards(out)}
     seen = {p for paths in held.values() for p in paths}
@@ -193,7 +235,7 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
             settings = replace(settings, stall_timeout=float(stall_timeout))
         new = embed_shards_on_ray(encoder.model, size, precision, root, out, plan, settings,
                                   on_shard, model_config=encoder.config.model)
-        return _result(out, len(files), new, started)
+        return _result(out, len(files), new, started, listing.left_out)
     new: list[int] = []
     for number, chunk in plan:
         vectors, bad = embed_dataset(encoder, [root / p for p in chunk], workers=workers,
@@ -203,7 +245,7 @@ def embed_archive(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path
         new.append(number)
         if on_shard is not None:
             on_shard(info)
-    return _result(out, len(files), new, started)
+    return _result(out, len(files), new, started, listing.left_out)
 
 
 def _plan(held: dict[int, list[str]], todo: list[str],
@@ -262,11 +304,12 @@ def _gap_chunks(held: dict[int, list[str]], todo: list[str],
     return gaps
 
 
-def _result(out: Path, n_files: int, new: list[int], started: float) -> ArchiveResult:
+def _result(out: Path, n_files: int, new: list[int], started: float,
+            left_out: list[tuple[str, str]]) -> ArchiveResult:
     shards = finished_shards(out)
     return ArchiveResult(out, n_files, sum(s.n_vectors for s in shards),
                          sum(s.n_skipped for s in shards), len(shards), tuple(new),
-                         time.time() - started)
+                         time.time() - started, tuple(left_out))
 
 
 def _run_identity(run_dir: str | Path, image_size: int, dim: int) -> dict:
@@ -307,4 +350,5 @@ def _check_manifest(out: Path, identity: dict, root: Path) -> None:
         atomic_write_json(path, stored | {ARCHIVE_ROOT: str(root)})
 
 
-__all__ = ["ArchiveResult", "check_archive_root", "embed_archive", "list_archive"]
+__all__ = ["ArchiveListing", "ArchiveResult", "archive_listing", "check_archive_root", "embed_archive",
+           "list_archive"]

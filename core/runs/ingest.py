@@ -1,8 +1,9 @@
 """Check new films on arrival: embed them, add them to a run's index, flag near-duplicates.
 
 `add_files(run, new_dir)`:
-1. lists the images under `new_dir` (as `embed-archive` does); a file whose path the run already
-   holds is skipped, so adding the same folder twice adds nothing;
+1. lists the images under `new_dir` (as `embed-archive` does: laterals and non-radiograph
+   DICOM films are skipped with the reason unless `views` is 'all'); a file whose path the run
+   already holds is skipped, so adding the same folder twice adds nothing;
 2. embeds the rest with the run's model (unreadable files are skipped with their reason);
 3. appends them to the run's embeddings, items and index (any kind) and writes the whole set
    as a new artifact generation (`core.index.artifacts.write_artifact_set`, under the run's
@@ -32,6 +33,7 @@ import numpy as np
 
 from core.config import RunConfig
 from core.data.added_films import mark_checked, read_added, record_added
+from core.data.dataset import HEADER_CACHE
 from core.duplicates.candidates import DEFAULT_HASH_THRESHOLD, DEFAULT_K, CandidatePair
 from core.duplicates.hashing import hamming_many, hash_files
 from core.duplicates.leakage import LeakageReport
@@ -40,7 +42,7 @@ from core.duplicates.rules import Rule, VerifyRule
 from core.duplicates.search import DuplicateResult, follow_rows, load_result, save_result
 from core.embed.embeddings import Embeddings
 from core.embed.encoder import Encoder, embed_dataset
-from core.embed.shards import list_archive
+from core.embed.shards import archive_listing
 from core.geometry.features import image_features
 from core.geometry.verify import verify_many
 from core.index.artifacts import open_artifact_set, write_artifact_set
@@ -80,8 +82,11 @@ class AddResult:
 
 
 def add_files(run_dir: str | Path, new_dir: str | Path, *, k: int = DEFAULT_K,
-              device: str = "cpu") -> AddResult:
+              device: str = "cpu", views: str | None = None) -> AddResult:
     """Embed, index and check the images under `new_dir` (see the module notes).
+
+    `views`: 'frontal' leaves laterals and non-radiograph DICOM films out (listed as skipped
+    with the reason), 'all' adds them; None: as the run was trained.
 
     Raises:
         RunError: the run has no embeddings or index yet, or another process holds it.
@@ -93,11 +98,11 @@ def add_files(run_dir: str | Path, new_dir: str | Path, *, k: int = DEFAULT_K,
     if not (paths.config.is_file() and paths.embeddings.is_file() and paths.index.is_file()):
         raise RunError(f"{run} has no embeddings and index yet (training not finished?)")
     with hold_run_lock(paths, exists=True):
-        return _add_locked(run, RunPaths(run), new_dir, k, device, started)
+        return _add_locked(run, RunPaths(run), new_dir, k, device, started, views)
 
 
 def _add_locked(run: Path, paths: RunPaths, new_dir: str | Path, k: int, device: str,
-                started: float) -> AddResult:
+                started: float, views: str | None) -> AddResult:
     config = RunConfig.load(paths.config)
     root = Path(config.data).expanduser().resolve()
     served = open_artifact_set(run)  # checked: rows = items = index, one checkpoint
@@ -107,8 +112,11 @@ def _add_locked(run: Path, paths: RunPaths, new_dir: str | Path, k: int, device:
     # Films indexed by an earlier `add` whose check never reached the queue (killed between
     # the generation switch and the queue write): they are checked again now.
     unchecked = [f.path for f in read_added(paths) if not f.checked and f.path in known]
-    keys, files, skipped = [], [], []
-    for rel in list_archive(new_root):
+    listing = archive_listing(new_root, views=views or config.views,
+                              header_cache=run / HEADER_CACHE)  # the run's cache: read once
+    keys, files = [], []
+    skipped = [(_key(new_root / rel, root), reason) for rel, reason in listing.left_out]
+    for rel in listing.files:
         key = _key(new_root / rel, root)
         if key in known:
             skipped.append((key, "already indexed"))
