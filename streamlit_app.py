@@ -23,6 +23,7 @@ PAGES = [
     ("pages/home.py", "Home"),
     ("pages/train.py", "Train"),
     ("pages/map.py", "Embedding map"),
+    ("pages/films.py", "Films"),
     ("pages/search.py", "Search"),
     ("pages/duplicates.py", "Duplicates"),
     ("pages/quality.py", "Data quality"),

@@ -6,7 +6,7 @@ Markdown, no HTML) or, escaped (`escape_markdown`), in captions, which render Ma
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,14 +52,16 @@ def short_name(name: str, limit: int = NAME_CHARS) -> str:
 
 
 def image_grid(items: Sequence[GridItem], data_root: Path, run_dir: Path, columns: int = 6,
-               size: int = THUMB_SIZE, roots: tuple[Path, ...] = ()) -> None:
+               size: int = THUMB_SIZE, roots: tuple[Path, ...] = (),
+               below: Callable[[int, GridItem], None] | None = None) -> None:
     """Thumbnails in rows of `columns`, each with its headline, label and file name (`roots`:
     the allowed roots a film added from outside the dataset may lie in). A long name is cut in
-    the middle; the whole path is the text's tooltip."""
+    the middle; the whole path is the text's tooltip. `below(i, item)`, when given, draws the
+    i-th cell's own widgets (a checkbox, a button) under its name."""
     cache_dir = str(run_dir / "thumbnails")
     for start in range(0, len(items), columns):
         cells = st.columns(columns)
-        for cell, item in zip(cells, items[start:start + columns], strict=False):
+        for i, (cell, item) in enumerate(zip(cells, items[start:start + columns], strict=False), start):
             with cell:
                 st.image(cached_thumbnail(str(data_root), item.path, cache_dir, size, roots), width="stretch")
                 lines = [line for line in (item.headline, item.label, *item.details) if line]
@@ -67,6 +69,8 @@ def image_grid(items: Sequence[GridItem], data_root: Path, run_dir: Path, column
                     st.text("\n".join(lines))
                 name = Path(item.path).name  # smaller type than st.text
                 st.caption(escape_markdown(short_name(name)), help=item.path if short_name(name) != name else None)
+                if below is not None:
+                    below(i, item)
 
 
 _MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|:$~=^&\"'")

@@ -1,4 +1,5 @@
-"""Widgets and small helpers of the Embedding map page (the page itself is pages/map.py)."""
+"""Widgets and small helpers of the Embedding map page (the page itself is pages/map.py);
+the run's film colourings and duplicate groups are shared with the Films grid."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.data.overview import NONE, OTHER
+from core.data.dataset import HEADER_CACHE
+from core.data.overview import NONE, OTHER, film_colourings, film_headers
 from core.embed import Embeddings, Projection, ProjectionSpec, compute_projection, load_projection
 from core.files import file_stamp
 from core.jobs import projection_status, start_projection
 from core.run_folder import RunPaths
+from core.runs import duplicate_group_of
 from pages._images_ui import escape_markdown
+from pages._shared import load_embeddings, load_json
 
 SPLIT_NAMES = {"all": "All images", "train": "Train", "val": "Validation", "test": "Test"}
 # every colouring, in the order offered; a run is offered only those it has (map_controls_ui)
@@ -30,6 +34,9 @@ GROUP_PALETTE = ("#E6194B", "#3CB44B", "#4363D8", "#F58231", "#911EB4", "#42D4F4
                  "#469990", "#9A6324", "#800000", "#808000", "#000075", "#FFE119", "#DCBEFF", "#AAFFC3",
                  "#FABED4", "#FFD8B1", "#E6BEFF", "#000000", "#5A5A5A")
 NONE_GREY = "#C8C8C8"
+# session state: films one page hands the other (a list of dataset paths), read once there
+TO_MAP = "map_from_grid"  # the Films grid's selection, ringed and listed on the Map
+TO_GRID = "grid_from_map"  # the Map's box or lasso selection, selected in the Films grid
 NONE_VALUES = ("no group", NONE, OTHER)
 
 
@@ -76,6 +83,31 @@ def map_controls_ui(runs: Sequence[Path], active: Path | None,
     return MapChoices(run, split, view, float(perplexity), seed, colour_by,
                       find.strip())
 
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _groups(run_dir: str, stamp: float) -> dict[str, int]:
+    return duplicate_group_of(run_dir)
+
+def groups_of(run: Path) -> dict[str, int]:
+    """Duplicate group of each grouped image of the run ({} before a duplicate search)."""
+    return _groups(str(run), file_stamp(RunPaths(run, generation=None).duplicates))
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the films' DICOM headers…")
+def _films(run_dir: str, data_root: str, key: bytes, stamp: float) -> dict[str, list[str]]:
+    emb = load_embeddings(Path(run_dir))
+    root = Path(data_root)
+    headers = film_headers(root, emb.paths, Path(run_dir) / HEADER_CACHE) if data_root and root.is_dir() else {}
+    return film_colourings(emb.paths, emb.labels, emb.patients, headers, key)
+
+
+def films_of(run: Path, key: bytes) -> dict[str, list[str]]:
+    """The run's colourings from its films (label, patient, view, folder, study year): only
+    those it has, patients as keyed names."""
+    saved = load_json(RunPaths(run).config)
+    root = saved.get("data", "") if isinstance(saved, dict) and isinstance(saved.get("data"), str) else ""
+    return _films(str(run), root, key, file_stamp(RunPaths(run).embeddings))
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing the PCA preview…")

@@ -13,19 +13,20 @@ import pandas as pd
 import streamlit as st
 
 from core.data import allowed_roots
-from core.data.dataset import HEADER_CACHE
-from core.data.overview import film_colourings, film_headers
 from core.data.patient_ids import display_patient
 from core.embed import Embeddings, Projection, ProjectionSpec
-from core.files import file_stamp
 from core.retrieval import load_evaluation
 from core.run_folder import RunPaths
-from core.runs import class_quality, duplicate_group_of, selection_csv
+from core.runs import class_quality, selection_csv
 from core.runs.views import value_summary
 from pages._images_ui import GridItem, cached_thumbnail, image_grid, short_name
 from pages._map_ui import (
+    TO_GRID,
+    TO_MAP,
     colour_values,
+    films_of,
     find_rows,
+    groups_of,
     is_area_selection,
     map_controls_ui,
     map_figure,
@@ -50,33 +51,6 @@ MAX_GRID = 60  # images a page for a selection
 NEIGHBOURS = 8
 NEIGHBOUR_COLUMNS = 3
 FOCUS = "map_focus"  # session state: a neighbour opened by its button
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _groups(run_dir: str, stamp: float) -> dict[str, int]:
-    return duplicate_group_of(run_dir)
-
-
-
-def groups_of(run: Path) -> dict[str, int]:
-    """Duplicate group of each grouped image of the run ({} before a duplicate search)."""
-    return _groups(str(run), file_stamp(RunPaths(run, generation=None).duplicates))
-
-
-@st.cache_data(max_entries=8, show_spinner="Reading the films' DICOM headers…")
-def _films(run_dir: str, data_root: str, key: bytes, stamp: float) -> dict[str, list[str]]:
-    emb = load_embeddings(Path(run_dir))
-    root = Path(data_root)
-    headers = film_headers(root, emb.paths, Path(run_dir) / HEADER_CACHE) if data_root and root.is_dir() else {}
-    return film_colourings(emb.paths, emb.labels, emb.patients, headers, key)
-
-
-def films_of(run: Path, key: bytes) -> dict[str, list[str]]:
-    """The run's colourings from its films (label, patient, view, folder, study year): only
-    those it has, patients as keyed names."""
-    saved = load_json(RunPaths(run).config)
-    root = saved.get("data", "") if isinstance(saved, dict) and isinstance(saved.get("data"), str) else ""
-    return _films(str(run), root, key, file_stamp(RunPaths(run).embeddings))
 
 
 def colourings_of(run: Path, key: bytes) -> list[str]:
@@ -157,6 +131,10 @@ def selection_ui(run_dir: Path, emb: Embeddings, chosen: list[int], data_root: P
     pages = max(1, -(-len(chosen) // MAX_GRID))
     page = right.selectbox("Page", range(1, pages + 1), key=f"map_sel_page_{len(chosen)}_{chosen[0]}",
                            format_func=lambda n: f"{n} of {pages} ({MAX_GRID} images a page)")
+    if right.button("Open in the grid", key="map_sel_grid", icon=":material/grid_view:",
+                    help="The Films page, with these films selected (to tag, filter or sort)"):
+        st.session_state[TO_GRID] = [emb.paths[r] for r in chosen]
+        st.switch_page("pages/films.py")
     shown = chosen[(page - 1) * MAX_GRID: page * MAX_GRID]
     image_grid([GridItem(emb.paths[r], emb.labels[r], emb.splits[r]) for r in shown],
                data_root, run_dir, columns=8, roots=roots)
@@ -201,13 +179,18 @@ with map_col:
         st.stop()
     projection = choose_projection(run_dir, choices.view, spec)
     found = find_rows(emb.paths, projection.rows, choices.find) if choices.find else []
+    row_of = {p: r for r, p in enumerate(emb.paths)}  # films the Films grid handed over: ringed
+    handed = [row_of[p] for p in st.session_state.get(TO_MAP) or () if p in row_of]
     colours = colour_values(emb, projection.rows, choices.colour_by, group_of, films)
     method = "t-SNE" if projection.spec.method == "tsne" else "PCA"
     st.caption(f"{projection.rows.size} images · {method} · split: {choices.split} · "
                "click a point to open it; box or lasso select (toolbar) for a group")
-    event = st.plotly_chart(map_figure(projection, emb, colours, found[:1], choices.colour_by), key="map_chart",
+    figure = map_figure(projection, emb, colours, found[:1] or handed, choices.colour_by)
+    event = st.plotly_chart(figure, key="map_chart",
                             on_select="rerun", selection_mode=("points", "box", "lasso"),
                             config={"displaylogo": False})
+    if handed and not found:
+        st.caption(f"{len(handed)} films selected in the Films grid are ringed and listed below.")
     if choices.find:
         if found:
             st.caption(f"{len(found)} file(s) match; the first is ringed on the map.")
@@ -228,6 +211,8 @@ with side_col:
         point_ui(run_dir, emb, found[0], data_root, roots, key)
     quality_ui(run_dir, emb)
 
-if len(chosen) > 1 or (chosen and is_area_selection(event)):
+if not chosen and handed:
+    chosen = handed  # nothing selected on the map: the grid's selection stands in for it
+if len(chosen) > 1 or (chosen and (is_area_selection(event) or chosen == handed)):
     selection_ui(run_dir, emb, chosen, data_root, roots, choices.colour_by,
                  colour_values(emb, np.arange(len(emb)), choices.colour_by, group_of, films), key)

@@ -20,7 +20,10 @@ from core.data import allowed_roots
 from core.files import file_stamp
 from core.quality import STATS_FILE, RunQuality, run_quality
 from core.report import report_html
+from core.review import TagStore
 from core.run_folder import RunPaths
+from pages._duplicates_ui import reviewer_ui
+from pages._films_ui import bulk_tag_ui
 from pages._images_ui import GridItem, escape_markdown, image_grid
 from pages._shared import (
     compact_banners,
@@ -81,6 +84,9 @@ def list_ui(quality: RunQuality, run: Path, roots: tuple[Path, ...]) -> None:
     elif not shown.findings:
         st.success("No film on this list.")
     else:
+        bulk_tag_ui(TagStore(ws.reviews_db, dataset=str(quality.data_root)),
+                    [f.path for f in shown.findings], reviewer_ui(), key=f"q_tag_{choice}",
+                    what="on this list")  # the Films page filters by the tag
         image_grid([GridItem(f.path, f.label, f"{n}. {f.score_name} {f.score:g}", (f.reason,))
                     for n, f in enumerate(shown.findings, 1)],
                    quality.data_root, run, columns=COLUMNS, size=THUMB, roots=roots)
