@@ -30,6 +30,7 @@ SIDE = 256  # longer side the keypoints are found at
 THUMB = 96  # longer side of the thumbnail the overlap is compared at
 N_FEATURES = 500
 DESC_BYTES = 32  # ORB: 256 bits
+MIN_SIDE = 32  # a shorter side than this at SIDE scale has no keypoints (ORB's border is 15 px)
 _FORMAT = 1
 
 
@@ -71,6 +72,9 @@ def features_of(pixels: np.ndarray) -> ImageFeatures:
     """
     grey = pixels if pixels.dtype == np.uint8 else to_uint8(pixels)
     img = normalise(grey, SIDE)
+    if min(img.shape) < MIN_SIDE:  # ORB's pyramid would shrink a strip to nothing (cv2.error)
+        return ImageFeatures(np.zeros((0, 2), np.float32), np.zeros((0, DESC_BYTES), np.uint8),
+                             normalise(grey, THUMB))
     kp, desc = _detector().detectAndCompute(img, None)
     points = np.array([k.pt for k in kp], np.float32).reshape(-1, 2)  # (K, 2)
     if desc is None:

@@ -109,3 +109,11 @@ def test_verifications_cached_by_an_older_check_are_not_reused(tmp_path):
                                     VerifyRule(), k=1, floor=-1.0, cache=cache, stamps=stamps, workers=1)
     assert [p.kind for p in pairs] == ["copy"]
     assert proof._read_cache(cache)  # rewritten by this check, and reused next time
+
+
+def test_a_one_pixel_strip_has_no_features_and_verifies_as_nothing():
+    """ORB's pyramid raised cv2.error on a strip (Search's copy check met one)."""
+    strip = np.full((1, 300), 128, np.uint8)
+    f = features_of(strip)
+    assert len(f.desc) == 0 and f.thumb.shape[0] >= 1
+    assert verify_pair(features_of(np.asarray(phantom(1))), f).inliers == 0
