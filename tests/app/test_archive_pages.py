@@ -4,7 +4,7 @@
 The flat folder lies outside the workspace and every allowed root ($CXR_ALLOWED_ROOTS is empty):
 its films are recorded by absolute path and the pages open them only because the run names the
 folder (`core.data.access.run_folders`). Each page (Home on either folder, Map, Search with a
-query from each folder, Compare, Duplicates' review desk and grid, Data quality, Train) opens
+query from each folder, Compare, Duplicates' review desk and grid, Films, Data quality, Train) opens
 without an exception, refuses no film of the run, and claims no label: neither archive has one.
 """
 
@@ -146,7 +146,8 @@ def test_duplicates_review_desk_and_grid(pages) -> None:
     assert (str(flat / "film03-copy.png"), str(flat / "film03.png")) in pairs
 
 
-def test_quality_and_train_pages_open(pages) -> None:
+def test_films_quality_and_train_pages_open(pages) -> None:
+    _open("pages/films.py")
     _open("pages/quality.py")
     _open("pages/train.py")
     assert pages["refused"] == []
