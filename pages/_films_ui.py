@@ -112,10 +112,11 @@ def _save(action: Callable[[], object], done: str) -> None:
 
 
 def bulk_tag_ui(store: TagStore, paths: Sequence[str], reviewer: str, key: str,
-                what: str = "selected") -> None:
+                what: str = "selected", show_errors: bool = True) -> None:
     """A tag name and buttons adding it to, or taking it off, `paths` at once (one
     transaction); the tags in use are named under it. `key` prefixes the widgets' keys;
-    `what` names the films."""
+    `what` names the films; `show_errors=False` leaves a refusal to `save_error_ui` (inside a
+    popover, which closes on the rerun, it would not be seen)."""
     with stop_on_error():
         used = store.counts()
     n = len(paths)
@@ -137,6 +138,12 @@ def bulk_tag_ui(store: TagStore, paths: Sequence[str], reviewer: str, key: str,
         st.rerun()
     if used:
         st.caption("Tags in use: " + escape_markdown(", ".join(f"{t} ({k:,})" for t, k in used.items())))
+    if show_errors:
+        save_error_ui()
+
+
+def save_error_ui() -> None:
+    """Why the last tag or view was not saved (one line), once."""
     error = st.session_state.pop("films_error", None)
     if error:
         st.error(escape_markdown(error), icon=":material/error:")
@@ -146,8 +153,7 @@ def views_ui(store: TagStore, reviewer: str) -> None:
     """Saved views: pick one to re-apply (or delete), or save the filters now under a name."""
     with stop_on_error():
         views = store.views()
-    left, right = st.columns(2, vertical_alignment="bottom")
-    with left:
+    with st.container():
         a, b, c = st.columns([2, 1, 1], vertical_alignment="bottom")
         name = a.selectbox("Saved view", list(views), index=None, key="films_view",
                            placeholder="none saved yet" if not views else "pick a view")
@@ -156,7 +162,7 @@ def views_ui(store: TagStore, reviewer: str) -> None:
         if c.button("Delete", key="films_view_delete", disabled=name is None, width="stretch"):
             _save(lambda: store.delete_view(name or "", reviewer=reviewer), f"Deleted the view '{name}'.")
             st.rerun()
-    with right:
+    with st.container():
         a, b = st.columns([3, 1], vertical_alignment="bottom")
         new = a.text_input("Save the filters as", key="films_view_name", max_chars=60,
                            placeholder="a name, e.g. pneumonia test films")

@@ -32,6 +32,7 @@ from pages._films_ui import (
     film_values,
     filters_ui,
     matching_rows,
+    save_error_ui,
     views_ui,
 )
 from pages._images_ui import GridItem, image_grid, short_name
@@ -85,7 +86,8 @@ def cell_ui(paths: list[str], shown: list[int]) -> Callable[[int, GridItem], Non
         key = f"films_pick_{row}"
         st.session_state[key] = item.path in picked  # before the checkbox: a callback changed it
         left, right = st.columns(2, gap="small")
-        left.checkbox("Select", key=key, on_change=_toggle, args=(item.path, key))
+        left.checkbox(f"Select {item.path}", key=key, on_change=_toggle, args=(item.path, key),
+                      label_visibility="collapsed")  # a label did not fit: "Se…"
         right.button("Similar", key=f"films_sim_{row}", type="tertiary", on_click=_sort_by,
                      args=(item.path,), help=f"Sort every film by similarity to {paths[row]}")
 
@@ -120,8 +122,6 @@ reviewer = reviewer_ui()
 handed_over(emb.paths)
 flash()
 
-with st.expander("Saved views"):
-    views_ui(store, reviewer)
 with stop_on_error():
     tags_now = store.current()
 values = film_values(emb, patient_names_key(ws), groups_of(run), tags_now)
@@ -129,13 +129,14 @@ chosen = filters_ui(values)
 rows = matching_rows(values, chosen, len(emb))
 picked: set[str] = st.session_state.setdefault(SELECTED, set())
 
-s1, s2 = st.columns([3, 1], vertical_alignment="bottom")
+# Three rows of controls, then the grid: at 1280 x 720 its first row of films shows.
+s1, s2, s3 = st.columns([3, 1.6, 1.2], vertical_alignment="bottom")
 row_of = {p: r for r, p in enumerate(emb.paths)}
 if st.session_state.get(SIMILAR_KEY) not in row_of:
     st.session_state[SIMILAR_KEY] = None  # a saved view's film that is no longer in the run
 similar_to = s1.selectbox("Sort by similarity to", emb.paths, index=None, key=SIMILAR_KEY,
                           placeholder="file name order (or press 'Similar' under a film)")
-only = s2.checkbox("Only the selected films", key=ONLY_SELECTED)
+only = s3.checkbox("Only the selected", key=ONLY_SELECTED)
 if only:
     rows = [r for r in rows if emb.paths[r] in picked]
 score: dict[int, float] = {}
@@ -143,26 +144,31 @@ if similar_to is not None:
     rows, score = similarity_order(run, row_of[similar_to], rows)
 else:
     rows = sorted(rows, key=lambda r: emb.paths[r])
-
 pages = max(1, -(-len(rows) // PAGE_SIZE))
-p1, p2, p3, p4, p5 = st.columns([1.4, 1, 1, 1, 1.2], vertical_alignment="bottom")
-page = p1.selectbox("Page", range(1, pages + 1), key=f"films_page_{len(rows)}_{rows[0] if rows else 0}",
+page = s2.selectbox("Page", range(1, pages + 1), key=f"films_page_{len(rows)}_{rows[0] if rows else 0}",
                     format_func=lambda n: f"{n} of {pages} · {len(rows):,} of {len(emb):,} films")
 shown = rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
-if p2.button("Select page", key="films_sel_page", width="stretch", disabled=not shown):
+
+p1, p2, p3, p4, p5, p6 = st.columns(6, vertical_alignment="bottom")
+if p1.button("Select page", key="films_sel_page", width="stretch", disabled=not shown):
     picked.update(emb.paths[r] for r in shown)
     st.rerun()
-if p3.button(f"Select all {len(rows):,}", key="films_sel_all", width="stretch", disabled=not rows):
+if p2.button(f"Select all {len(rows):,}", key="films_sel_all", width="stretch", disabled=not rows):
     picked.update(emb.paths[r] for r in rows)
     st.rerun()
-if p4.button(f"Clear ({len(picked):,})", key="films_sel_clear", width="stretch", disabled=not picked):
+if p3.button(f"Clear ({len(picked):,})", key="films_sel_clear", width="stretch", disabled=not picked):
     picked.clear()
     st.rerun()
+with p4.popover(f"Tag {len(picked):,} selected", width="stretch"):
+    bulk_tag_ui(store, [p for p in emb.paths if p in picked], reviewer, key="films_bulk",
+                show_errors=False)
 if p5.button("Open in the map", key="films_to_map", width="stretch", disabled=not picked,
-             icon=":material/scatter_plot:", help="The Embedding map, with the selected films ringed"):
+             help="The Embedding map, with the selected films ringed"):
     st.session_state[TO_MAP] = [p for p in emb.paths if p in picked]
     st.switch_page("pages/map.py")
-bulk_tag_ui(store, [p for p in emb.paths if p in picked], reviewer, key="films_bulk")
+with p6.popover("Saved views", width="stretch"):
+    views_ui(store, reviewer)
+save_error_ui()  # a refused tag or view: here, the popovers have closed
 
 if not shown:
     st.info("No film matches these filters." if not only else "No selected film matches these filters.")

@@ -4,6 +4,7 @@ views, and the selection carried to the Map and back."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
@@ -162,3 +163,16 @@ def test_a_quality_list_is_tagged_in_bulk_and_the_grid_filters_by_it(workspace):
     grid.multiselect(key="films_f_tag").set_value(["label?"]).run()
     emb = Embeddings.load(workspace)
     assert {emb.paths[r] for r in _shown(grid)} == store.films_with("label?")
+
+
+def test_tagging_without_a_reviewer_name_says_so_and_writes_nothing(workspace):
+    at = open_page("pages/films.py")
+    at.checkbox(key=f"{PICK}{_shown(at)[0]}").check().run()
+    at.text_input(key="films_bulk_tag").input("x").run()
+    at.button(key="films_bulk_add").click().run()
+    assert not at.exception
+    assert [unescape(e.value) for e in at.error] == ["enter a reviewer name before tagging"]
+    db = Workspace(workspace.parent.parent).reviews_db
+    assert not db.exists() or not sqlite3.connect(db).execute(
+        "SELECT 1 FROM sqlite_master WHERE name = 'tags'").fetchall() or \
+        sqlite3.connect(db).execute("SELECT COUNT(*) FROM tags").fetchone()[0] == 0
