@@ -11,7 +11,7 @@ with synchronous=FULL. A killed writer leaves either its whole transaction or no
 
 from __future__ import annotations
 
-import os
+import contextlib
 import sqlite3
 import time
 import uuid
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from core.duplicates.proof import KINDS as PAIR_KINDS
 from core.errors import UserError
+from core.review.database import connect, transaction
 
 VERDICTS = ("duplicate", "not_duplicate", "skip")
 # The kinds a duplicate search gives; a reviewer confirms or corrects one.
@@ -126,50 +127,14 @@ class ReviewStore:
             with self._write():  # creates the schema
                 pass
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        except sqlite3.Error as e:
-            raise ReviewError(f"cannot open the review database {self.path}: {self._why(e)}") from None
-        try:
-            db.execute("PRAGMA busy_timeout = 30000")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
-            yield db
-        except sqlite3.DatabaseError as e:
-            raise ReviewError(f"review database {self.path}: {self._why(e)}") from None
-        finally:
-            db.close()
-
-    def _why(self, e: sqlite3.Error) -> str:
-        """SQLite's reason, or the cause a user can act on when its words hide it: a read-only
-        file system answers only 'unable to open database file' (WAL needs to write beside it)."""
-        try:
-            read_only = bool(os.statvfs(self.path.parent).f_flag & os.ST_RDONLY)
-        except OSError:
-            read_only = False
-        if read_only:
-            return ("the file system is read-only: verdicts cannot be read or stored here "
-                    "(the database keeps every earlier verdict; make the workspace writable)")
-        return str(e)
+    def _connect(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return connect(self.path, ReviewError, "verdicts")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction: concurrent writers wait for each other, none is lost."""
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if db.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        """One IMMEDIATE transaction (core.review.database), creating the schema when missing."""
+        with self._connect() as db, transaction(db, _create_schema):
+            yield db
 
     def record(self, a: str, b: str, verdict: str, *, reviewer: str, kind: str = "",
                note: str = "", run: str = "", threshold: float | None = None,
@@ -360,6 +325,14 @@ class ReviewStore:
         """True when SQLite's `PRAGMA integrity_check` reports ok."""
         with self._connect() as db:
             return db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _create_schema(db: sqlite3.Connection) -> None:
+    if db.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
 
 def _has_table(db: sqlite3.Connection) -> bool:

@@ -14,8 +14,8 @@ database answers in one line naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import sqlite3
 import time
 import unicodedata
@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.review.database import connect, transaction
 from core.review.store import ReviewError, _clean_reviewer
 
 ACTIONS = ("add", "remove")
@@ -119,33 +120,8 @@ class TagStore:
 
     # ---- the database ---------------------------------------------------------------------
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        except sqlite3.Error as e:
-            raise TagError(f"cannot open the review database {self.path}: {self._why(e)}") from None
-        try:
-            db.execute("PRAGMA busy_timeout = 30000")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
-            yield db
-        except sqlite3.DatabaseError as e:
-            raise TagError(f"review database {self.path}: {self._why(e)}") from None
-        finally:
-            db.close()
-
-    def _why(self, e: sqlite3.Error) -> str:
-        """SQLite's reason, or the one a user can act on (a read-only file system answers
-        only 'unable to open database file')."""
-        try:
-            read_only = bool(os.statvfs(self.path.parent).f_flag & os.ST_RDONLY)
-        except OSError:
-            read_only = False
-        if read_only:
-            return ("the file system is read-only: tags cannot be read or stored here "
-                    "(the database keeps every earlier tag; make the workspace writable)")
-        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    def _connect(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return connect(self.path, TagError, "tags")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -154,18 +130,8 @@ class TagStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise TagError(f"cannot create the folder of {self.path}: {e.strerror}") from None
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if not _has(db, "saved_views"):
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._connect() as db, transaction(db, _create_schema):
+            yield db
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection | None]:
@@ -279,6 +245,13 @@ class TagStore:
                     continue  # written by hand: the view is left out rather than the page stopped
                 out[name] = SavedView(name, filters if isinstance(filters, dict) else {}, reviewer, created)
         return out
+
+
+def _create_schema(db: sqlite3.Connection) -> None:
+    if not _has(db, "saved_views"):
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
 
 
 def _has(db: sqlite3.Connection, table: str) -> bool:

@@ -118,7 +118,7 @@ def test_not_a_database_is_a_one_line_error(tmp_path):
 def test_a_read_only_file_system_is_named(tmp_path, monkeypatch):
     """On a read-only mount SQLite only says 'unable to open database file' (WAL writes beside
     the file); the message names the cause. Checked for real on a read-only tmpfs (README)."""
-    from core.review import store as store_module
+    from core.review import database as database_module  # where the review database is opened
 
     path = tmp_path / "r.sqlite"
     ReviewStore(path, "demo").record("a", "b", "skip", reviewer="ann")
@@ -131,7 +131,7 @@ def test_a_read_only_file_system_is_named(tmp_path, monkeypatch):
     class ReadOnly:
         f_flag = flags.f_flag | os.ST_RDONLY
 
-    monkeypatch.setattr(store_module.os, "statvfs", lambda folder: ReadOnly)
+    monkeypatch.setattr(database_module.os, "statvfs", lambda folder: ReadOnly)
     with pytest.raises(ReviewError, match="the file system is read-only: verdicts cannot be read or stored"):
         ReviewStore(path, "demo")
 

@@ -137,7 +137,7 @@ def test_not_a_database_is_a_one_line_error(tmp_path):
 
 
 def test_a_read_only_file_system_is_named(tmp_path, monkeypatch):
-    from core.review import tags as tags_module
+    from core.review import database as database_module  # where the review database is opened
 
     path = tmp_path / "r.sqlite"
     path.mkdir()  # SQLite cannot open it: "unable to open database file"
@@ -148,7 +148,7 @@ def test_a_read_only_file_system_is_named(tmp_path, monkeypatch):
     class ReadOnly:
         f_flag = flags.f_flag | os.ST_RDONLY
 
-    monkeypatch.setattr(tags_module.os, "statvfs", lambda folder: ReadOnly)
+    monkeypatch.setattr(database_module.os, "statvfs", lambda folder: ReadOnly)
     with pytest.raises(TagError, match="the file system is read-only: tags cannot be read or stored"):
         TagStore(path, "demo").add(["a"], "t", reviewer="ann")
 
