@@ -138,3 +138,18 @@ def test_a_folder_inside_another_or_twice_is_one_line(two: dict, capsys, tmp_pat
         err = capsys.readouterr().err
         assert rc == 2 and words in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "r").exists()
+
+
+def test_same_patient_first_reads_the_second_folders_films(two: dict, monkeypatch) -> None:
+    """Search's 'Same patient first' re-ranks by landmarks read from each result's file; a film
+    of the second folder was refused (outside the dataset folder) and ranked as sharing none."""
+    from core.geometry.landmarks import NO_LANDMARKS
+    from core.retrieval import priors
+    from core.retrieval.search import Searcher
+
+    read: list[Path] = []
+    monkeypatch.setattr(priors, "landmarks_of_file", lambda path: read.append(path) or (NO_LANDMARKS, ""))
+    film = two["b"] / "HOSP00000/study1/series1/img0.dcm"
+    priors._landmarks_of_hit(Searcher(two["run"]), str(film))
+    priors._landmarks_of_hit(Searcher(two["run"]), str(two["b"].parent / "elsewhere.png"))
+    assert read == [film]  # a file outside the run's folders is still not opened
