@@ -73,8 +73,12 @@ def describe_dataset(dataset: Dataset) -> DatasetOverview:
 
 
 def top_folder(path: str) -> str:
-    """The top-level folder of a relative path ("" for a file at the top or an absolute path)."""
-    if path.startswith("/") or "/" not in path:
+    """The top-level folder of a relative path ("" for a file at the top); for an absolute
+    path (a film of a later `--data` folder, or one `add` took from elsewhere) the folder that
+    holds it, whole, so films of two folders with the same class names stay apart."""
+    if path.startswith("/"):
+        return path.rsplit("/", 1)[0] or "/"
+    if "/" not in path:
         return ""
     return path.split("/", 1)[0]
 

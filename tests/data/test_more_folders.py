@@ -60,3 +60,14 @@ def test_the_app_may_open_the_later_folders_of_the_workspaces_runs(tmp_path: Pat
     (ws.runs_dir / "damaged" / "config.json").write_text("{not json")
     assert allowed_roots(ws.root) == (ws.root.resolve(), b.resolve())
     assert dataset_file(a, film, allowed_roots(ws.root)) == Path(film)
+
+
+def test_top_folder_keeps_a_later_folders_films_apart_by_hand():
+    """The Map's and the Films page's folder of a later --data folder's film read "(none)": an
+    absolute path had no top folder."""
+    from core.data.overview import top_folder
+
+    assert top_folder("Normal/a.png") == "Normal"
+    assert top_folder("a.png") == ""
+    assert top_folder("/data/kermany/Normal/b.jpeg") == "/data/kermany/Normal"
+    assert top_folder("/b.png") == "/"
