@@ -83,10 +83,14 @@ def workspace(_tiny_workspace_built, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(workspace, tmp_path_factory):
-    root = workspace[0]
+    yield from _serve(workspace[0], tmp_path_factory.mktemp("server"))
+
+
+def _serve(root: Path, logs: Path):
+    """Start the app over the workspace `root`, yield its address once it answers, stop it."""
     port = _free_port()
     env = {**os.environ, "CXR_WORKSPACE": str(root)}
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"  # a file: a full pipe would block it
+    log = logs / "streamlit.log"  # a file: a full pipe would block it
     out = log.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
@@ -545,29 +549,7 @@ def dicom_server(tmp_path_factory):
     train_run(make_run_config(str(tree.root), "tiny", epochs=1), run, runtime=Runtime(workers=0))
     cached_projection(run, "tsne", 30, 0, "all")
     ws.update(dataset=str(tree.root), active_run=str(run))
-    port = _free_port()
-    log = tmp_path_factory.mktemp("dicom_server") / "streamlit.log"
-    out = log.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env={**os.environ, "CXR_WORKSPACE": str(ws.root)}, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + WAIT_MS / 1000
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + log.read_text(errors="replace")[-2000:])
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    out.close()
+    yield from _serve(ws.root, tmp_path_factory.mktemp("dicom_server"))
 
 
 def test_a_dicom_archive_walks_home_map_and_search(dicom_server, shots):
