@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.duplicates import proof, search
+from core.duplicates.rules import VerifyRule
 from core.duplicates.search import load_result, run_duplicates
 from core.review.store import ReviewStore
 from core.runs.workspace import Workspace
@@ -28,7 +31,13 @@ def _dup_copy(_tiny_workspace_built, tmp_path_factory):
 
     src = _tiny_workspace_built
     run = copy_workspace(src.root, src.run_dir.name, tmp_path_factory.mktemp("dup") / "ws")
-    result = run_duplicates(run, 0.9)
+    # The default verification rule (>= 30 inliers, agreement >= 0.92) was calibrated on real
+    # films; a 64 px phantom has too few keypoints for it, and the bulk-copy checks need copies.
+    lenient = partial(VerifyRule, min_inliers=20, min_agreement=0.85)
+    with pytest.MonkeyPatch.context() as mp:
+        for module in (proof, search):
+            mp.setattr(module, "VerifyRule", lenient)
+        result = run_duplicates(run, 0.9)
     return TinyWorkspace(run.parent.parent, run, src.dataset), result
 
 
