@@ -179,7 +179,7 @@ def active_model_section(ws: Workspace) -> None:
     if warning:
         st.warning(escape_markdown(warning))
     if evaluation is not None and evaluation.scores.map is None:  # no labels: no table of empty cells
-        why = evaluation.label_metrics_skipped or "the test split has no labels"
+        why = evaluation.label_metrics_skipped.removeprefix("label metrics skipped: ") or "the test split has no labels"
         st.caption(escape_markdown(f"No label metrics: {why}. Score this model on a labelled folder with "
                                    f"python -m core evaluate --run {run} --data LABELLED_DIR"))
     elif evaluation is not None and evaluation.baselines:
