@@ -16,15 +16,7 @@ import pytest
 
 from core.cli.main import main
 from tests.archives import DicomTree, dicom_tree, flat_films
-
-TINY = ["--preset", "tiny", "--workers", "0", "--epochs", "1", "--image-size", "32"]
-
-
-def run_cli(capsys: pytest.CaptureFixture, *args: str) -> str:
-    rc = main(list(args))
-    out, err = capsys.readouterr()
-    assert rc == 0, err
-    return out
+from tests.cli.cli_helpers import TINY, run_cli
 
 
 @pytest.fixture(scope="module")
